@@ -1,0 +1,37 @@
+# The habits of this repository. `make test` and `make demo` work from a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP_FLAGS ?= --quiet --disable-pip-version-check
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test test-unit lint typecheck fmt clean
+
+setup: $(STAMP)
+
+# Re-install only when the package's dependencies change.
+$(STAMP): layers/core/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
+	$(BIN)/pip install $(PIP_FLAGS) -e 'layers/core[agent,aws,cli,dev]'
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+test-unit: setup
+	$(BIN)/pytest -q -m unit $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy layers/core/src tests
+
+fmt: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

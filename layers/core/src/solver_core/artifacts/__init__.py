@@ -1,0 +1,1 @@
+"""Artifact stores: a local directory (embedded default) and S3."""

@@ -1,0 +1,62 @@
+"""Where each artifact lives in the store (DESIGN §5). Keys are relative, '/'-separated and
+validated, so no caller can escape the store's root or bucket prefix."""
+
+from __future__ import annotations
+
+import re
+from uuid import UUID
+
+from solver_core.errors import ArtifactError
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9._=-]{1,200}$")
+MAX_KEY_LENGTH = 900
+
+
+def validate_key(key: str, *, prefix: bool = False) -> str:
+    """Reject absolute keys, '..', empty segments and odd characters."""
+    body = key[:-1] if prefix and key.endswith("/") else key
+    segments = body.split("/")
+    if not body or len(key) > MAX_KEY_LENGTH or any(not _SEGMENT.match(s) or s in {".", ".."} for s in segments):
+        raise ArtifactError(f"invalid artifact key {key[:120]!r}")
+    return key
+
+
+def solve_prefix(solve_id: UUID) -> str:
+    return f"solves/{solve_id}/"
+
+
+def run_prefix(solve_id: UUID, run_id: UUID) -> str:
+    return f"{solve_prefix(solve_id)}runs/{run_id}/"
+
+
+def checkpoint_prefix(solve_id: UUID, run_id: UUID) -> str:
+    return f"{run_prefix(solve_id, run_id)}checkpoint/"
+
+
+def checkpoint_part(solve_id: UUID, run_id: UUID, sequence: int) -> str:
+    """One increment of a run's checkpoint; restoring concatenates the parts in key order."""
+    return f"{checkpoint_prefix(solve_id, run_id)}{sequence:08d}.json"
+
+
+def trajectory(solve_id: UUID, run_id: UUID) -> str:
+    return f"{run_prefix(solve_id, run_id)}trajectory.json"
+
+
+def patch(solve_id: UUID, run_id: UUID) -> str:
+    return f"{run_prefix(solve_id, run_id)}patch.diff"
+
+
+def partial_diff(solve_id: UUID, run_id: UUID) -> str:
+    return f"{run_prefix(solve_id, run_id)}partial.diff"
+
+
+def log(solve_id: UUID, run_id: UUID) -> str:
+    return f"{run_prefix(solve_id, run_id)}log.txt"
+
+
+def test_output(solve_id: UUID, run_id: UUID) -> str:
+    return f"{run_prefix(solve_id, run_id)}tests.txt"
+
+
+def champion_patch(solve_id: UUID) -> str:
+    return f"{solve_prefix(solve_id)}champion.diff"

@@ -1,0 +1,1 @@
+"""Persistence: schema, engines and migrations."""

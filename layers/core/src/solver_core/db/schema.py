@@ -1,0 +1,197 @@
+"""The relational schema (DESIGN §4), for PostgreSQL and SQLite alike.
+
+Changing it means adding an Alembic revision under `db/migrations/versions`; a test checks that
+the migrations and these models agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from solver_core.status import EventKind, RunStatus, SolveStatus
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on both databases (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use datetime.now(UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)
+
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY (its rowid); PostgreSQL gets a bigint identity.
+SeqType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _in(column: str, values: type[SolveStatus] | type[RunStatus] | type[EventKind]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JsonType, list[str]: JsonType}
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class SolveRow(Timestamps, Base):
+    __tablename__ = "solves"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True, default=uuid4)
+    owner: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default=SolveStatus.QUEUED.value)
+    repo_url: Mapped[str] = mapped_column(String(2048))
+    ref: Mapped[str | None] = mapped_column(String(255))
+    issue_title: Mapped[str] = mapped_column(String(300))
+    issue_body: Mapped[str] = mapped_column(Text, default="")
+    issue_url: Mapped[str | None] = mapped_column(String(2048))
+    external_ref: Mapped[dict[str, Any] | None]
+    models: Mapped[list[str]]
+    attempts_per_model: Mapped[int] = mapped_column(Integer, default=1)
+    max_parallel: Mapped[int] = mapped_column(Integer)
+    agent_config: Mapped[str | None] = mapped_column(String(100))
+    limits: Mapped[dict[str, Any]]
+    setup_command: Mapped[str | None] = mapped_column(Text)
+    test_command: Mapped[str | None] = mapped_column(Text)
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    execution_ref: Mapped[str | None] = mapped_column(String(2048))
+    champion_run_id: Mapped[UUID | None] = mapped_column(Uuid)
+    error: Mapped[str | None] = mapped_column(Text)
+    # Loaded explicitly (selectinload) where needed; lazy loading would hide N+1 queries.
+    runs: Mapped[list[RunRow]] = relationship(order_by="RunRow.index", lazy="raise", viewonly=True)
+
+    __table_args__ = (
+        UniqueConstraint("owner", "idempotency_key"),
+        CheckConstraint(_in("status", SolveStatus), name="status_valid"),
+        Index("ix_solves_owner_created", "owner", "created_at", "id"),
+        Index("ix_solves_owner_status_created", "owner", "status", "created_at", "id"),
+    )
+
+
+class RunRow(Timestamps, Base):
+    __tablename__ = "runs"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True, default=uuid4)
+    solve_id: Mapped[UUID] = mapped_column(ForeignKey("solves.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(255))
+    agent_config: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default=RunStatus.QUEUED.value)
+    exit_status: Mapped[str | None] = mapped_column(String(100))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    retryable: Mapped[bool] = mapped_column(default=False)
+    sandbox_id: Mapped[str | None] = mapped_column(String(255))
+    base_commit: Mapped[str | None] = mapped_column(String(64))
+    steps: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(default=0.0)
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    heartbeat_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    checkpoint_key: Mapped[str | None] = mapped_column(String(1024))
+    trajectory_key: Mapped[str | None] = mapped_column(String(1024))
+    patch_key: Mapped[str | None] = mapped_column(String(1024))
+    log_key: Mapped[str | None] = mapped_column(String(1024))
+    patch_stats: Mapped[dict[str, Any] | None]
+    tests: Mapped[dict[str, Any] | None]
+
+    __table_args__ = (
+        UniqueConstraint("solve_id", "index"),
+        CheckConstraint(_in("status", RunStatus), name="status_valid"),
+        Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),
+    )
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+
+    seq: Mapped[int] = mapped_column(SeqType, Identity(), primary_key=True)
+    solve_id: Mapped[UUID] = mapped_column(ForeignKey("solves.id", ondelete="CASCADE"))
+    run_id: Mapped[UUID | None] = mapped_column(Uuid)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(10))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None]
+
+    __table_args__ = (
+        CheckConstraint(_in("kind", EventKind), name="kind_valid"),
+        Index("ix_events_solve_seq", "solve_id", "seq"),
+    )
+
+
+class AIModelRow(Base):
+    """A litellm model id that may be requested, with its prices (litellm's map is used when null)."""
+
+    __tablename__ = "ai_models"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(100))
+    model_kwargs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    input_cost_per_token: Mapped[float | None]
+    output_cost_per_token: Mapped[float | None]
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AgentConfigRow(Base):
+    """A named mini-swe-agent configuration: a bundled base YAML plus overrides."""
+
+    __tablename__ = "agent_configs"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    base: Mapped[str] = mapped_column(String(255))
+    overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,135 @@
+"""Typed errors, mapped to responses and state-machine error names in one place each.
+
+The state machine matches errors by class name, so class names are part of the contract.
+`retryable` says whether the same work may succeed if tried again later.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SolverError(Exception):
+    """Base of every error Solver raises on purpose."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class BadRequest(SolverError):
+    """The request could not be read at all (malformed JSON, too large, wrong content type)."""
+
+    code = "bad_request"
+    status = 400
+
+
+class ValidationFailed(SolverError):
+    """The request was readable but breaks a rule; `details` names each field and rule."""
+
+    code = "validation_failed"
+    status = 422
+
+
+class NotFound(SolverError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(SolverError):
+    code = "conflict"
+    status = 409
+
+
+class IdempotencyConflict(Conflict):
+    """The Idempotency-Key was used before with a different request."""
+
+    code = "idempotency_conflict"
+
+
+class IllegalTransition(Conflict):
+    """A status change that the state diagram forbids, or that lost a race to another writer."""
+
+    code = "illegal_transition"
+
+
+class TooManyRequests(SolverError):
+    code = "too_many_requests"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ConfigurationError(SolverError):
+    """Settings that cannot work together; raised at start-up, never per request."""
+
+    code = "configuration_error"
+
+
+class ArtifactError(SolverError):
+    """The artifact store failed to read or write an object."""
+
+    code = "artifact_error"
+    retryable = True
+
+
+class ArtifactNotFound(ArtifactError):
+    code = "artifact_not_found"
+    status = 404
+    retryable = False
+
+
+# --- Run-level failures: recorded on the run; retryable ones are re-queued by the sweeper. ---
+
+
+class RunError(SolverError):
+    """A run could not continue."""
+
+    code = "run_error"
+
+
+class SandboxGone(RunError):
+    """The sandbox was killed or expired under the run."""
+
+    code = "sandbox_gone"
+    retryable = True
+
+
+class SandboxUnavailable(RunError):
+    """The sandbox provider could not be reached or answered with a server error."""
+
+    code = "sandbox_unavailable"
+    retryable = True
+
+
+class SandboxCapacityExceeded(RunError):
+    """Too many live sandboxes; the state machine backs off and tries again."""
+
+    code = "sandbox_capacity_exceeded"
+    retryable = True
+
+
+class RepositoryError(RunError):
+    """The repository could not be cloned, checked out or set up."""
+
+    code = "repository_error"
+
+
+class ModelUnavailable(RunError):
+    """The LLM provider kept failing (rate limits, server errors) after its retries."""
+
+    code = "model_unavailable"
+    retryable = True

@@ -1,0 +1,230 @@
+"""Pydantic models at the boundaries: the solve request (input) and solve/run/event views (output)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from solver_core import rules
+from solver_core.status import EventKind, RunStatus, SolveStatus
+
+MAX_COMMAND_LENGTH = 4096
+MAX_BODY_LENGTH = 65_536
+
+
+class Input(BaseModel):
+    """Base of everything a caller sends: unknown fields are an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, frozen=True)
+
+
+def _single_line(value: str) -> str:
+    return rules.check_text(value, single_line=True)
+
+
+def _multi_line(value: str) -> str:
+    return rules.check_text(value, single_line=False)
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise rules.fail("blank", "must not be blank")
+    return value
+
+
+Title = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_single_line), AfterValidator(_not_blank)]
+Body = Annotated[str, Field(max_length=MAX_BODY_LENGTH), AfterValidator(_multi_line)]
+Command = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_COMMAND_LENGTH),
+    AfterValidator(_multi_line),
+    AfterValidator(_not_blank),
+]
+ShortText = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_single_line)]
+
+
+class IssueSpec(Input):
+    title: Title
+    body: Body = ""
+    url: str | None = Field(default=None, max_length=rules.MAX_URL_LENGTH)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return rules.check_remote_url(value, rules.STRICT_POLICY, what="issue URL", needs_path=False)
+
+
+class Limits(Input):
+    step_limit: int = Field(default=50, ge=1, le=1000)
+    cost_limit_usd: float = Field(default=3.0, gt=0, le=100)
+    time_limit_s: int = Field(default=3600, ge=10, le=24 * 3600)
+
+
+class SolveRequest(Input):
+    """POST /solves, and what `solver solve` builds from its options (DESIGN §8)."""
+
+    repo_url: str = Field(min_length=1)
+    ref: str | None = Field(default=None, description="branch, tag or commit sha; default branch when omitted")
+    issue: IssueSpec
+    models: list[str] = Field(min_length=1, max_length=8)
+    attempts_per_model: int = Field(default=1, ge=1, le=10)
+    max_parallel: int = Field(default=3, ge=1, le=32)
+    agent_config: str | None = Field(default=None, max_length=100)
+    limits: Limits = Field(default_factory=Limits)
+    setup_command: Command | None = None
+    test_command: Command | None = None
+    callback_url: str | None = Field(default=None, max_length=rules.MAX_URL_LENGTH)
+    external_ref: dict[Annotated[str, Field(max_length=64)], ShortText] | None = Field(default=None, max_length=16)
+
+    @field_validator("repo_url")
+    @classmethod
+    def _repo(cls, value: str, info: ValidationInfo) -> str:
+        return rules.check_repo_location(value, rules.policy_of(info))
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, value: str | None) -> str | None:
+        return None if value is None else rules.check_git_ref(value)
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        policy = rules.policy_of(info)
+        return [rules.check_model_name(name, policy) for name in value]
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        return rules.check_remote_url(value, rules.policy_of(info), what="callback URL", needs_path=False)
+
+    @model_validator(mode="after")
+    def _run_count(self, info: ValidationInfo) -> SolveRequest:
+        limit = rules.policy_of(info).max_runs
+        if self.run_count > limit:
+            raise rules.fail(
+                "too_many_runs",
+                f"models x attempts_per_model = {self.run_count} exceeds the limit of {limit}",
+            )
+        return self
+
+    @property
+    def run_count(self) -> int:
+        return len(self.models) * self.attempts_per_model
+
+    def run_models(self) -> list[str]:
+        """The model of each run, in run-index order: every model, attempts_per_model times."""
+        return [model for model in self.models for _ in range(self.attempts_per_model)]
+
+    def fingerprint(self) -> str:
+        """A stable digest of the request, to tell a replayed Idempotency-Key from a reused one."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- Output views. They never carry ORM rows; services build them. ---
+
+
+class View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PatchStats(View):
+    files: int
+    added: int
+    removed: int
+
+
+class TestResult(View):
+    command: str
+    exit_code: int | None
+    passed: bool
+    duration_s: float
+    output_key: str | None = None
+
+
+class RunView(View):
+    id: UUID
+    solve_id: UUID
+    index: int
+    model: str
+    agent_config: str | None
+    status: RunStatus
+    exit_status: str | None
+    attempt: int
+    retryable: bool
+    sandbox_id: str | None
+    base_commit: str | None
+    steps: int
+    cost_usd: float
+    tokens: int
+    patch_stats: PatchStats | None
+    tests: TestResult | None
+    error: str | None
+    artifacts: dict[str, str] = Field(description="artifact kind → store key")
+    heartbeat_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class SolveView(View):
+    id: UUID
+    owner: str
+    status: SolveStatus
+    repo_url: str
+    ref: str | None
+    issue: IssueSpec
+    models: list[str]
+    attempts_per_model: int
+    max_parallel: int
+    agent_config: str | None
+    limits: Limits
+    setup_command: str | None
+    test_command: str | None
+    callback_url: str | None
+    external_ref: dict[str, str] | None
+    execution_ref: str | None
+    champion_run_id: UUID | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    runs: list[RunView] = Field(default_factory=list)
+
+
+class SolvePage(View):
+    items: list[SolveView]
+    next_cursor: str | None
+
+
+class EventView(View):
+    seq: int
+    solve_id: UUID
+    run_id: UUID | None
+    at: datetime
+    kind: EventKind
+    message: str
+    data: dict[str, Any] | None
+
+
+class StartResult(View):
+    solve: SolveView
+    created: bool = Field(description="False when an Idempotency-Key replay returned an existing solve")

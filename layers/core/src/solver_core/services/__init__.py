@@ -1,0 +1,1 @@
+"""Services own their transactions and speak in DTOs."""

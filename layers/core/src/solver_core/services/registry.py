@@ -1,0 +1,45 @@
+"""The registry of models and agent configurations that a solve may ask for."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from solver_core.db.schema import AgentConfigRow, AIModelRow
+from solver_core.errors import ValidationFailed
+from solver_core.rules import REPLAY_PREFIX, RequestPolicy
+
+
+def check_models(session: Session, models: Sequence[str], policy: RequestPolicy) -> None:
+    """Every requested model must be an active registry entry (replays are checked by the request)."""
+    if policy.allow_unregistered_models:
+        return
+    wanted = {m for m in models if not m.startswith(REPLAY_PREFIX)}
+    active = set(
+        session.scalars(select(AIModelRow.name).where(AIModelRow.name.in_(wanted), AIModelRow.is_active)).all()
+    )
+    details = [
+        {
+            "field": f"models[{i}]",
+            "rule": "model_not_registered",
+            "message": f"model '{m}' is not in the registry",
+        }
+        for i, m in enumerate(models)
+        if m in wanted and m not in active
+    ]
+    if details:
+        raise ValidationFailed("the request names models that are not available", details=details)
+
+
+def resolve_agent_config(session: Session, name: str | None) -> str | None:
+    """The named configuration, or the registry's default when none is named."""
+    if name is None:
+        return session.scalars(select(AgentConfigRow.name).where(AgentConfigRow.is_default)).first()
+    if session.get(AgentConfigRow, name) is None:
+        raise ValidationFailed(
+            "unknown agent configuration",
+            details=[{"field": "agent_config", "rule": "agent_config_unknown", "message": f"no config '{name}'"}],
+        )
+    return name

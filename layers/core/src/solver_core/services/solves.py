@@ -1,0 +1,154 @@
+"""Starting, reading and listing solves, always scoped by owner."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from solver_core.db.schema import RunRow, SolveRow, utcnow
+from solver_core.errors import BadRequest, IdempotencyConflict, NotFound
+from solver_core.models import SolvePage, SolveRequest, SolveView, StartResult
+from solver_core.rules import RequestPolicy
+from solver_core.services import records, registry
+from solver_core.services.views import solve_view
+from solver_core.status import EventKind, SolveStatus
+
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Keyset position: the (created_at, id) of the last solve on the previous page."""
+
+    created_at: datetime
+    id: UUID
+
+    def encode(self) -> str:
+        raw = json.dumps([self.created_at.isoformat(), str(self.id)]).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            created, solve_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            return cls(datetime.fromisoformat(created), UUID(solve_id))
+        except (ValueError, TypeError, binascii.Error) as exc:
+            raise BadRequest("invalid cursor", details=[{"field": "cursor", "rule": "cursor_format"}]) from exc
+
+
+class SolveService:
+    def __init__(self, sessions: sessionmaker[Session], policy: RequestPolicy) -> None:
+        self._sessions = sessions
+        self._policy = policy
+
+    def start(self, owner: str, request: SolveRequest, idempotency_key: str | None = None) -> StartResult:
+        """Create the solve and its runs in one transaction; replay or refuse a reused Idempotency-Key."""
+        fingerprint = request.fingerprint()
+        if idempotency_key is not None and (found := self._by_key(owner, idempotency_key)):
+            return _replay(*found, fingerprint)
+        try:
+            with self._sessions.begin() as session:
+                solve = self._insert(session, owner, request, idempotency_key, fingerprint)
+                return StartResult(solve=solve, created=True)
+        except IntegrityError:
+            # A concurrent start with the same key committed first; the unique index made us lose.
+            if idempotency_key is None or not (found := self._by_key(owner, idempotency_key)):
+                raise
+            return _replay(*found, fingerprint)
+
+    def get(self, owner: str, solve_id: UUID) -> SolveView:
+        with self._sessions() as session:
+            row = session.scalars(
+                select(SolveRow)
+                .where(SolveRow.id == solve_id, SolveRow.owner == owner)
+                .options(selectinload(SolveRow.runs))
+            ).first()
+            if row is None:
+                raise NotFound(f"solve {solve_id} not found")
+            return solve_view(row, row.runs)
+
+    def list(
+        self, owner: str, *, status: SolveStatus | None = None, limit: int = 50, cursor: str | None = None
+    ) -> SolvePage:
+        limit = max(1, min(limit, MAX_PAGE))
+        query = select(SolveRow).where(SolveRow.owner == owner)
+        if status is not None:
+            query = query.where(SolveRow.status == status.value)
+        if cursor:
+            after = Cursor.decode(cursor)
+            query = query.where(tuple_(SolveRow.created_at, SolveRow.id) < tuple_(after.created_at, after.id))
+        query = query.order_by(SolveRow.created_at.desc(), SolveRow.id.desc()).limit(limit + 1)
+        with self._sessions() as session:
+            rows = list(session.scalars(query.options(selectinload(SolveRow.runs))).all())
+            items = [solve_view(row, row.runs) for row in rows[:limit]]
+        next_cursor = Cursor(rows[limit - 1].created_at, rows[limit - 1].id).encode() if len(rows) > limit else None
+        return SolvePage(items=items, next_cursor=next_cursor)
+
+    def _insert(
+        self, session: Session, owner: str, request: SolveRequest, key: str | None, fingerprint: str
+    ) -> SolveView:
+        registry.check_models(session, request.models, self._policy)
+        agent_config = registry.resolve_agent_config(session, request.agent_config)
+        now = utcnow()
+        solve = SolveRow(
+            id=uuid4(),
+            owner=owner,
+            status=SolveStatus.QUEUED.value,
+            repo_url=request.repo_url,
+            ref=request.ref,
+            issue_title=request.issue.title,
+            issue_body=request.issue.body,
+            issue_url=request.issue.url,
+            external_ref=request.external_ref,
+            models=list(request.models),
+            attempts_per_model=request.attempts_per_model,
+            max_parallel=min(request.max_parallel, request.run_count),
+            agent_config=agent_config,
+            limits=request.limits.model_dump(mode="json"),
+            setup_command=request.setup_command,
+            test_command=request.test_command,
+            callback_url=request.callback_url,
+            idempotency_key=key,
+            request_hash=fingerprint,
+            created_at=now,
+            updated_at=now,
+        )
+        runs = [
+            RunRow(id=uuid4(), solve_id=solve.id, index=i, model=m, agent_config=agent_config, created_at=now)
+            for i, m in enumerate(request.run_models())
+        ]
+        session.add(solve)
+        session.flush()  # the solve row must exist before runs reference it and events lock it
+        session.add_all(runs)
+        session.flush()
+        records.append_event(
+            session, solve.id, EventKind.STATUS, "solve queued", data={"status": "queued", "runs": len(runs)}
+        )
+        return solve_view(solve, runs)
+
+    def _by_key(self, owner: str, key: str) -> tuple[SolveView, str] | None:
+        with self._sessions() as session:
+            row = session.scalars(
+                select(SolveRow)
+                .where(SolveRow.owner == owner, SolveRow.idempotency_key == key)
+                .options(selectinload(SolveRow.runs))
+            ).first()
+            return None if row is None else (solve_view(row, row.runs), row.request_hash)
+
+
+def _replay(found: SolveView, stored_hash: str, fingerprint: str) -> StartResult:
+    if stored_hash != fingerprint:
+        raise IdempotencyConflict(
+            "this Idempotency-Key was already used with a different request",
+            details=[{"field": "Idempotency-Key", "rule": "idempotency_key_reused", "solve_id": str(found.id)}],
+        )
+    return StartResult(solve=found, created=False)

@@ -1,0 +1,94 @@
+"""ORM rows → DTOs. Rows never leave a service; these views do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from solver_core.db.schema import EventRow, RunRow, SolveRow
+from solver_core.models import (
+    EventView,
+    IssueSpec,
+    Limits,
+    PatchStats,
+    RunView,
+    SolveView,
+    TestResult,
+)
+from solver_core.status import EventKind, RunStatus, SolveStatus
+
+ARTIFACT_COLUMNS = {
+    "checkpoint": "checkpoint_key",
+    "trajectory": "trajectory_key",
+    "patch": "patch_key",
+    "log": "log_key",
+}
+
+
+def run_view(row: RunRow) -> RunView:
+    artifacts = {kind: key for kind, column in ARTIFACT_COLUMNS.items() if (key := getattr(row, column))}
+    if row.tests and row.tests.get("output_key"):
+        artifacts["tests"] = row.tests["output_key"]
+    return RunView(
+        id=row.id,
+        solve_id=row.solve_id,
+        index=row.index,
+        model=row.model,
+        agent_config=row.agent_config,
+        status=RunStatus(row.status),
+        exit_status=row.exit_status,
+        attempt=row.attempt,
+        retryable=row.retryable,
+        sandbox_id=row.sandbox_id,
+        base_commit=row.base_commit,
+        steps=row.steps,
+        cost_usd=row.cost_usd,
+        tokens=row.tokens,
+        patch_stats=PatchStats.model_validate(row.patch_stats) if row.patch_stats else None,
+        tests=TestResult.model_validate(row.tests) if row.tests else None,
+        error=row.error,
+        artifacts=artifacts,
+        heartbeat_at=row.heartbeat_at,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def solve_view(row: SolveRow, runs: Iterable[RunRow] = ()) -> SolveView:
+    return SolveView(
+        id=row.id,
+        owner=row.owner,
+        status=SolveStatus(row.status),
+        repo_url=row.repo_url,
+        ref=row.ref,
+        issue=IssueSpec.model_construct(title=row.issue_title, body=row.issue_body, url=row.issue_url),
+        models=list(row.models),
+        attempts_per_model=row.attempts_per_model,
+        max_parallel=row.max_parallel,
+        agent_config=row.agent_config,
+        limits=Limits.model_construct(**row.limits),
+        setup_command=row.setup_command,
+        test_command=row.test_command,
+        callback_url=row.callback_url,
+        external_ref=row.external_ref,
+        execution_ref=row.execution_ref,
+        champion_run_id=row.champion_run_id,
+        error=row.error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        runs=[run_view(r) for r in sorted(runs, key=lambda r: r.index)],
+    )
+
+
+def event_view(row: EventRow) -> EventView:
+    return EventView(
+        seq=row.seq,
+        solve_id=row.solve_id,
+        run_id=row.run_id,
+        at=row.at,
+        kind=EventKind(row.kind),
+        message=row.message,
+        data=row.data,
+    )

@@ -1,0 +1,89 @@
+"""Statuses of solves and runs and the only transitions allowed between them (DESIGN §4).
+
+Transitions are checked here and enforced in the database by conditional updates
+(`UPDATE … WHERE status IN sources_of(target)`), so two concurrent writers cannot both win and a
+terminal row cannot be moved, except a retryable failed run going back to `queued`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+
+class SolveStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    LAUNCHING = "launching"
+    PREPARING = "preparing"
+    SOLVING = "solving"
+    COLLECTING = "collecting"
+    VERIFYING = "verifying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class EventKind(StrEnum):
+    STATUS = "status"
+    STEP = "step"
+    LOG = "log"
+    ERROR = "error"
+
+
+SOLVE_TERMINAL = frozenset({SolveStatus.SUCCEEDED, SolveStatus.FAILED, SolveStatus.CANCELLED})
+RUN_TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+SOLVE_TRANSITIONS: Mapping[SolveStatus, frozenset[SolveStatus]] = {
+    SolveStatus.QUEUED: frozenset({SolveStatus.RUNNING, SolveStatus.FAILED, SolveStatus.CANCELLING}),
+    SolveStatus.RUNNING: frozenset({SolveStatus.SUCCEEDED, SolveStatus.FAILED, SolveStatus.CANCELLING}),
+    SolveStatus.CANCELLING: frozenset({SolveStatus.CANCELLED}),
+    # A solve whose runs the sweeper resumes goes back to the queue; nothing else leaves a terminal state.
+    SolveStatus.FAILED: frozenset({SolveStatus.QUEUED}),
+    SolveStatus.SUCCEEDED: frozenset(),
+    SolveStatus.CANCELLED: frozenset(),
+}
+
+_RUN_PIPELINE = (
+    RunStatus.QUEUED,
+    RunStatus.LAUNCHING,
+    RunStatus.PREPARING,
+    RunStatus.SOLVING,
+    RunStatus.COLLECTING,
+    RunStatus.VERIFYING,
+)
+
+
+def _run_transitions() -> dict[RunStatus, frozenset[RunStatus]]:
+    table: dict[RunStatus, frozenset[RunStatus]] = {}
+    for position, status in enumerate(_RUN_PIPELINE):
+        following = _RUN_PIPELINE[position + 1 : position + 2]
+        table[status] = frozenset({*following, RunStatus.FAILED, RunStatus.CANCELLED})
+    # Without a test command there is nothing to verify, so collecting may finish the run.
+    table[RunStatus.COLLECTING] |= {RunStatus.SUCCEEDED}
+    table[RunStatus.VERIFYING] |= {RunStatus.SUCCEEDED}
+    table[RunStatus.FAILED] = frozenset({RunStatus.QUEUED})  # only when the failure is retryable
+    table[RunStatus.SUCCEEDED] = frozenset()
+    table[RunStatus.CANCELLED] = frozenset()
+    return table
+
+
+RUN_TRANSITIONS: Mapping[RunStatus, frozenset[RunStatus]] = _run_transitions()
+
+
+def solve_sources(target: SolveStatus) -> frozenset[SolveStatus]:
+    """Every status from which a solve may move to `target`."""
+    return frozenset(s for s, allowed in SOLVE_TRANSITIONS.items() if target in allowed)
+
+
+def run_sources(target: RunStatus) -> frozenset[RunStatus]:
+    """Every status from which a run may move to `target`."""
+    return frozenset(s for s, allowed in RUN_TRANSITIONS.items() if target in allowed)

@@ -1,0 +1,73 @@
+"""The composition root: builds engines, stores and services once per process (per warm Lambda).
+
+Nothing here runs at import time; `container()` builds on first use and caches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from solver_core.artifacts.local import LocalArtifactStore
+from solver_core.db.engine import make_engine, make_sessions
+from solver_core.rules import RequestPolicy
+from solver_core.services.events import EventService
+from solver_core.services.runs import RunService
+from solver_core.services.solves import SolveService
+from solver_core.settings import Settings
+
+if TYPE_CHECKING:
+    from solver_core.ports import ArtifactStore
+
+
+@dataclass(frozen=True)
+class Container:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    artifacts: ArtifactStore
+    solves: SolveService
+    events: EventService
+    runs: RunService
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_artifact_store(settings: Settings) -> ArtifactStore:
+    if not settings.artifacts_bucket:
+        return LocalArtifactStore(settings.resolved_artifacts_dir)
+    # Only deployments with a bucket need boto3.
+    from solver_core.artifacts.s3 import S3ArtifactStore, make_s3_client
+
+    return S3ArtifactStore(
+        make_s3_client(settings.aws_region, settings.s3_endpoint_url),
+        settings.artifacts_bucket,
+        prefix=settings.artifacts_prefix,
+        kms_key_id=settings.s3_kms_key_id,
+        presign_expiry_s=settings.presign_expiry_s,
+    )
+
+
+def build_container(settings: Settings) -> Container:
+    engine = make_engine(settings.resolved_database_url, pool_size=settings.db_pool_size, echo=settings.db_echo)
+    sessions = make_sessions(engine)
+    return Container(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        artifacts=build_artifact_store(settings),
+        solves=SolveService(sessions, RequestPolicy.from_settings(settings)),
+        events=EventService(sessions),
+        runs=RunService(sessions),
+    )
+
+
+@cache
+def container() -> Container:
+    """The process-wide container, built from the environment on first use."""
+    return build_container(Settings())
