@@ -133,3 +133,31 @@ class ModelUnavailable(RunError):
 
     code = "model_unavailable"
     retryable = True
+
+
+class RunCancelled(RunError):
+    """The solve is being cancelled; the run stops at its next check."""
+
+    code = "run_cancelled"
+
+
+# Error names that are not ours but mean "the infrastructure hiccupped; the work can resume".
+TRANSIENT_FOREIGN_ERRORS = ("States.Timeout", "States.HeartbeatTimeout", "Lambda.", "Sandbox.Timedout")
+
+
+def error_class(name: str) -> type[SolverError] | None:
+    """Our error class of that name (the state machine reports errors by class name)."""
+    pending: list[type[SolverError]] = [SolverError]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == name:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return None
+
+
+def is_retryable(name: str) -> bool:
+    cls = error_class(name)
+    if cls is not None:
+        return cls.retryable
+    return name.startswith(TRANSIENT_FOREIGN_ERRORS)

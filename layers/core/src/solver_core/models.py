@@ -138,6 +138,21 @@ class SolveRequest(Input):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class ModelSpec(BaseModel):
+    """A model as the registry describes it (prices per token; None means litellm's own map)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    input_cost_per_token: float | None = None
+    output_cost_per_token: float | None = None
+
+    @property
+    def is_replay(self) -> bool:
+        return self.name.startswith(rules.REPLAY_PREFIX)
+
+
 # --- Output views. They never carry ORM rows; services build them. ---
 
 

@@ -3,7 +3,10 @@ technology (`LocalArtifactStore`, `S3ArtifactStore`, …); test fakes live in te
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from solver_core.sandbox.base import CommandResult, SandboxInfo, SandboxSpec
 
 
 class ArtifactStore(Protocol):
@@ -30,3 +33,49 @@ class ArtifactStore(Protocol):
     def check(self) -> None:
         """Raise ArtifactError when the store cannot be reached (health checks)."""
         ...
+
+
+class Sandbox(Protocol):
+    """A live sandbox. It satisfies mini-swe-agent's Environment protocol (execute, get_template_vars,
+    serialize, config) and adds what preparation and collection need."""
+
+    id: str
+    home: str
+    config: Any
+
+    @property
+    def workdir(self) -> str: ...
+
+    def execute(self, action: dict[str, Any], cwd: str = "", *, timeout: int | None = None) -> dict[str, Any]: ...
+
+    def get_template_vars(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    def serialize(self) -> dict[str, Any]: ...
+
+    def run(
+        self, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None, timeout: float
+    ) -> CommandResult: ...
+
+    def write_file(self, path: str, data: bytes) -> None: ...
+
+    def read_file(self, path: str) -> bytes: ...
+
+    def kill(self) -> bool: ...
+
+
+class SandboxBackend(Protocol):
+    """Opens sandboxes (or reconnects by id), kills them by id and finds them by metadata."""
+
+    name: str
+
+    def create(self, spec: SandboxSpec) -> Sandbox: ...
+
+    def connect(self, sandbox_id: str) -> Sandbox: ...
+
+    def kill(self, sandbox_id: str) -> bool:
+        """True when a live sandbox was killed, False when it was already gone."""
+        ...
+
+    def list(self, metadata: Mapping[str, str]) -> list[SandboxInfo]: ...
+
+    def check(self) -> None: ...

@@ -7,8 +7,11 @@ an in-process orchestrator. Setting a PostgreSQL URL or an S3 bucket switches th
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator
@@ -52,6 +55,26 @@ class Settings(BaseSettings):
     max_parallel: int = Field(default=8, ge=1, le=64)
 
     sandbox: Literal["local", "docker", "e2b"] = "local"
+    sandbox_dir: Path | None = None
+    sandbox_isolation: Literal["auto", "bwrap", "none"] = "auto"
+    sandbox_template: str | None = None
+    docker_image: str = "python:3.12"
+    max_live_sandboxes: int = Field(default=20, ge=1, le=10_000)
+    e2b_api_key: SecretStr | None = None
+    e2b_api_url: str | None = None
+    e2b_sandbox_url: str | None = None
+
+    # Tokens for private repositories, by host; each is only ever sent to its own host.
+    git_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    github_token: SecretStr | None = None
+
+    command_timeout_s: int = Field(default=120, ge=1, le=3600)
+    clone_timeout_s: int = Field(default=600, ge=10, le=7200)
+    setup_timeout_s: int = Field(default=1200, ge=10, le=7200)
+    verify_timeout_s: int = Field(default=1800, ge=10, le=7200)
+    # A RunAgent invocation stops this long before its time budget ends (a step must fit in it).
+    budget_margin_s: int = Field(default=180, ge=0, le=3600)
+
     stack_name: str = "solver-local"
     log_level: str = "INFO"
 
@@ -71,6 +94,26 @@ class Settings(BaseSettings):
     @property
     def resolved_artifacts_dir(self) -> Path:
         return self.artifacts_dir or self.home / "artifacts"
+
+    @property
+    def resolved_sandbox_dir(self) -> Path:
+        # Under the temp dir: a bubblewrapped command mounts a private /tmp, which hides every other
+        # sandbox from it.
+        return self.sandbox_dir or Path(tempfile.gettempdir()) / f"solver-sandboxes-{os.getuid()}"
+
+    def git_token_for(self, repo_url: str) -> str | None:
+        host = (urlsplit(repo_url).hostname or "").lower()
+        token = self.git_tokens.get(host) or (self.github_token if host == "github.com" else None)
+        return token.get_secret_value() if token else None
+
+    def secret_values(self) -> list[str]:
+        """Every secret Solver knows of, for redaction: its own settings, and the values of
+        secret-looking variables in its environment (LLM provider keys that litellm reads, say)."""
+        from solver_core.agent.redact import Redactor
+
+        found = [self.e2b_api_key, self.github_token, self.database_url, *self.git_tokens.values()]
+        configured = [s.get_secret_value() for s in found if s is not None]
+        return list(Redactor.from_environment(os.environ, extra=configured).secrets)
 
     @property
     def uses_sqlite(self) -> bool:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from solver_core.agent.redact import Redactor
 from solver_core.artifacts.local import LocalArtifactStore
 from solver_core.db.engine import make_engine, make_sessions
 from solver_core.rules import RequestPolicy
@@ -21,7 +22,8 @@ from solver_core.services.solves import SolveService
 from solver_core.settings import Settings
 
 if TYPE_CHECKING:
-    from solver_core.ports import ArtifactStore
+    from solver_core.ports import ArtifactStore, SandboxBackend
+    from solver_core.services.pipeline import RunPipeline
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,23 @@ class Container:
     def close(self) -> None:
         self.engine.dispose()
 
+    def redactor(self) -> Redactor:
+        return Redactor(self.settings.secret_values())
+
+    def pipeline(self, sandboxes: SandboxBackend | None = None) -> RunPipeline:
+        from solver_core.services.pipeline import RunPipeline
+        from solver_core.services.steps import StepDeps
+
+        deps = StepDeps(
+            settings=self.settings,
+            runs=self.runs,
+            events=self.events,
+            artifacts=self.artifacts,
+            sandboxes=sandboxes or build_sandbox_backend(self.settings),
+            redactor=self.redactor(),
+        )
+        return RunPipeline(deps)
+
 
 def build_artifact_store(settings: Settings) -> ArtifactStore:
     if not settings.artifacts_bucket:
@@ -50,6 +69,31 @@ def build_artifact_store(settings: Settings) -> ArtifactStore:
         prefix=settings.artifacts_prefix,
         kms_key_id=settings.s3_kms_key_id,
         presign_expiry_s=settings.presign_expiry_s,
+    )
+
+
+def build_sandbox_backend(settings: Settings) -> SandboxBackend:
+    """The configured sandbox provider; each adapter is imported only when chosen."""
+    if settings.sandbox == "e2b":
+        from solver_core.sandbox.e2b import E2BSandboxBackend
+
+        key = settings.e2b_api_key.get_secret_value() if settings.e2b_api_key else None
+        return E2BSandboxBackend(
+            api_key=key,
+            template=settings.sandbox_template,
+            api_url=settings.e2b_api_url,
+            sandbox_url=settings.e2b_sandbox_url,
+        )
+    if settings.sandbox == "docker":
+        from solver_core.sandbox.docker import DockerSandboxBackend
+
+        return DockerSandboxBackend(image=settings.docker_image)
+    from solver_core.sandbox.local import LocalSandboxBackend
+
+    return LocalSandboxBackend(
+        settings.resolved_sandbox_dir,
+        isolation=settings.sandbox_isolation,
+        hidden_paths=(settings.home,),
     )
 
 

@@ -60,3 +60,7 @@ def test_output(solve_id: UUID, run_id: UUID) -> str:
 
 def champion_patch(solve_id: UUID) -> str:
     return f"{solve_prefix(solve_id)}champion.diff"
+
+
+def prepare_log(solve_id: UUID, run_id: UUID) -> str:
+    return f"{run_prefix(solve_id, run_id)}prepare.log"

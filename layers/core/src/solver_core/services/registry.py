@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from solver_core.db.schema import AgentConfigRow, AIModelRow
 from solver_core.errors import ValidationFailed
+from solver_core.models import ModelSpec
 from solver_core.rules import REPLAY_PREFIX, RequestPolicy
+
+DEFAULT_AGENT_BASE = "mini.yaml"
 
 
 def check_models(session: Session, models: Sequence[str], policy: RequestPolicy) -> None:
@@ -43,3 +47,24 @@ def resolve_agent_config(session: Session, name: str | None) -> str | None:
             details=[{"field": "agent_config", "rule": "agent_config_unknown", "message": f"no config '{name}'"}],
         )
     return name
+
+
+def model_spec(session: Session, name: str) -> ModelSpec:
+    """The registry's description of a model; an unregistered name (allowed by policy) gets defaults."""
+    row = session.get(AIModelRow, name)
+    if row is None:
+        return ModelSpec(name=name)
+    return ModelSpec(
+        name=row.name,
+        model_kwargs=dict(row.model_kwargs or {}),
+        input_cost_per_token=row.input_cost_per_token,
+        output_cost_per_token=row.output_cost_per_token,
+    )
+
+
+def agent_config_of(session: Session, name: str | None) -> tuple[str, dict[str, Any]]:
+    """(bundled base YAML, overrides) of a named configuration; mini.yaml when there is none."""
+    row = session.get(AgentConfigRow, name) if name else None
+    if row is None:
+        return DEFAULT_AGENT_BASE, {}
+    return row.base, dict(row.overrides or {})

@@ -2,24 +2,85 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from solver_core.db.schema import RunRow, utcnow
+from solver_core.db.schema import RunRow, SolveRow, utcnow
 from solver_core.errors import NotFound
-from solver_core.models import RunView, SolveView
-from solver_core.services import records
+from solver_core.models import ModelSpec, RunView, SolveView
+from solver_core.services import records, registry
 from solver_core.services.records import rowcount
 from solver_core.services.views import run_view, solve_view
 from solver_core.status import RUN_TERMINAL, RunStatus, SolveStatus
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What a run step needs to know about its run, its solve and their registry entries."""
+
+    run: RunView
+    solve: SolveView
+    model: ModelSpec
+    agent_base: str
+    agent_overrides: dict[str, Any]
+
+
 class RunService:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
+
+    def context(self, run_id: UUID) -> RunContext:
+        with self._sessions() as session:
+            run = _row(session, run_id)
+            solve = session.get(SolveRow, run.solve_id)
+            if solve is None:
+                raise NotFound(f"solve of run {run_id} not found")
+            base, overrides = registry.agent_config_of(session, run.agent_config)
+            return RunContext(
+                run=run_view(run),
+                solve=solve_view(solve),
+                model=registry.model_spec(session, run.model),
+                agent_base=base,
+                agent_overrides=overrides,
+            )
+
+    def stop_reason(self, run_id: UUID) -> str | None:
+        """'cancelled' once the run or its solve is being cancelled; None while it may go on."""
+        with self._sessions() as session:
+            found = session.execute(
+                select(RunRow.status, SolveRow.status)
+                .join(SolveRow, SolveRow.id == RunRow.solve_id)
+                .where(RunRow.id == run_id)
+            ).first()
+        if found is None:
+            raise NotFound(f"run {run_id} not found")
+        run_status, solve_status = found
+        if run_status == RunStatus.CANCELLED or solve_status in {SolveStatus.CANCELLING, SolveStatus.CANCELLED}:
+            return "cancelled"
+        return None
+
+    def live_sandbox_count(self) -> int:
+        """Runs that hold a sandbox now (for the global cap on live sandboxes)."""
+        holding = [
+            RunStatus.LAUNCHING,
+            RunStatus.PREPARING,
+            RunStatus.SOLVING,
+            RunStatus.COLLECTING,
+            RunStatus.VERIFYING,
+        ]
+        with self._sessions() as session:
+            return (
+                session.scalar(
+                    select(func.count())
+                    .select_from(RunRow)
+                    .where(RunRow.status.in_([s.value for s in holding]), RunRow.sandbox_id.is_not(None))
+                )
+                or 0
+            )
 
     def get(self, run_id: UUID) -> RunView:
         with self._sessions() as session:
@@ -41,6 +102,12 @@ class RunService:
         with self._sessions.begin() as session:
             records.move_run(session, run_id, target, error=error, retryable=retryable, **fields)
             return run_view(_row(session, run_id))
+
+    def solve(self, solve_id: UUID) -> SolveView:
+        """A solve with its runs, not scoped by owner: for the orchestration steps only."""
+        with self._sessions() as session:
+            row = records.solve_row(session, solve_id)
+            return solve_view(row, row.runs)
 
     def move_solve(self, solve_id: UUID, target: SolveStatus, *, error: str | None = None, **fields: Any) -> SolveView:
         with self._sessions.begin() as session:

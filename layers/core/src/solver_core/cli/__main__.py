@@ -1,0 +1,3 @@
+from solver_core.cli import main
+
+main()

@@ -1,0 +1,28 @@
+"""What the commands share: the console, the local owner and a migrated container."""
+
+from __future__ import annotations
+
+import getpass
+
+from rich.console import Console
+
+from solver_core.db.migrate import upgrade
+from solver_core.settings import Settings
+from solver_core.wiring import Container, build_container
+
+console = Console(stderr=True, highlight=False)
+
+
+def local_owner() -> str:
+    """Solves started from this machine belong to its user."""
+    try:
+        return f"local:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "local:user"
+
+
+def open_container(settings: Settings) -> Container:
+    """The container on migrated storage: the embedded database is created or upgraded on first use."""
+    container = build_container(settings)
+    upgrade(container.engine)
+    return container

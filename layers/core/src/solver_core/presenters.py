@@ -1,0 +1,65 @@
+"""The public shape of a solve (DESIGN §8), shared by the API and `solver solve --json`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from solver_core.models import IssueSpec, Limits, PatchStats, RunView, SolveView, TestResult
+from solver_core.ports import ArtifactStore
+from solver_core.status import RunStatus, SolveStatus
+
+PUBLIC_ARTIFACTS = ("patch", "trajectory", "log", "tests")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RunOut(Out):
+    id: UUID
+    index: int
+    model: str
+    status: RunStatus
+    exit_status: str | None
+    attempt: int
+    steps: int
+    cost_usd: float
+    tokens: int
+    patch_stats: PatchStats | None
+    tests: TestResult | None
+    error: str | None
+    artifacts: dict[str, str]
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class SolveOut(Out):
+    id: UUID
+    status: SolveStatus
+    repo_url: str
+    ref: str | None
+    issue: IssueSpec
+    limits: Limits
+    champion_run_id: UUID | None
+    error: str | None
+    runs: list[RunOut]
+    created_at: datetime
+    finished_at: datetime | None
+    external_ref: dict[str, str] | None = None
+
+
+class SolveWithPatch(SolveOut):
+    patch: str | None
+
+
+def run_out(run: RunView, store: ArtifactStore) -> RunOut:
+    links = {kind: store.url(key) for kind, key in run.artifacts.items() if kind in PUBLIC_ARTIFACTS}
+    return RunOut(**run.model_dump(include=set(RunOut.model_fields) - {"artifacts"}), artifacts=links)
+
+
+def solve_out(solve: SolveView, store: ArtifactStore) -> SolveOut:
+    fields = solve.model_dump(include=set(SolveOut.model_fields) - {"runs"})
+    return SolveOut(**fields, runs=[run_out(r, store) for r in solve.runs])

@@ -1,0 +1,1 @@
+"""Sandboxes: where agent commands and repository scripts run."""

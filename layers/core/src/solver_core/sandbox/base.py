@@ -1,0 +1,158 @@
+"""What every sandbox adapter shares: the spec it is created from, command results, and the
+mini-swe-agent `Environment` behaviour built on an adapter's raw `run`.
+
+The agent loop runs outside the sandbox; only shell commands go in. A command that exits non-zero
+is a result, not an error; a sandbox that disappears raises `SandboxGone`.
+"""
+
+from __future__ import annotations
+
+import platform
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from minisweagent.exceptions import Submitted
+from pydantic import BaseModel, ConfigDict, Field
+
+SUBMIT_SENTINEL = "COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
+TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` returns, and what we report for our own deadlines
+KILL_GRACE_S = 5
+# Raw output kept per command; the agent's observation template shows far less (head and tail).
+DEFAULT_MAX_OUTPUT_BYTES = 1_000_000
+BASE_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """How to create a sandbox. `envs` are visible to every command: never put secrets in them."""
+
+    metadata: Mapping[str, str]
+    lifetime_s: int
+    idempotency_key: str | None = None
+    template: str | None = None
+    envs: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    id: str
+    metadata: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    output: str
+    returncode: int
+    timed_out: bool = False
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+class OutputBuffer:
+    """Keeps the head and the tail of a command's output within a byte budget."""
+
+    def __init__(self, limit: int = DEFAULT_MAX_OUTPUT_BYTES) -> None:
+        self._half = max(limit // 2, 1)
+        self._head = bytearray()
+        self._tail: deque[bytes] = deque()
+        self._tail_size = 0
+        self.dropped = 0
+
+    def add(self, chunk: bytes) -> None:
+        room = self._half - len(self._head)
+        if room > 0:
+            self._head += chunk[:room]
+            chunk = chunk[room:]
+        if not chunk:
+            return
+        self._tail.append(chunk)
+        self._tail_size += len(chunk)
+        while self._tail_size - len(self._tail[0]) >= self._half:
+            self._tail_size -= len(self._tail[0])
+            self.dropped += len(self._tail.popleft())
+
+    def text(self) -> str:
+        tail = b"".join(self._tail)
+        middle = f"\n[... {self.dropped} bytes of output elided ...]\n".encode() if self.dropped else b""
+        return (bytes(self._head) + middle + tail).decode("utf-8", errors="replace")
+
+
+class SandboxEnvironmentConfig(BaseModel):
+    """The `environment` section of an agent config, as far as sandboxes honour it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    cwd: str = ""
+    env: dict[str, str] = Field(default_factory=dict)
+    timeout: int = 120
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+
+
+class SandboxEnvironment(ABC):
+    """mini-swe-agent's Environment protocol on top of an adapter's `run` (subclasses provide it)."""
+
+    id: str
+    home: str
+    config: SandboxEnvironmentConfig
+    backend_name = "sandbox"
+
+    @property
+    def workdir(self) -> str:
+        return f"{self.home}/repo"
+
+    @abstractmethod
+    def run(
+        self, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None, timeout: float
+    ) -> CommandResult:
+        """Run a shell command in the sandbox; the whole process tree dies at the deadline."""
+
+    @abstractmethod
+    def write_file(self, path: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def read_file(self, path: str) -> bytes: ...
+
+    def execute(self, action: dict[str, Any], cwd: str = "", *, timeout: int | None = None) -> dict[str, Any]:
+        """Run one agent action in the repository; raise Submitted on the submit sentinel."""
+        limit = timeout or self.config.timeout
+        result = self.run(
+            action.get("command", ""), cwd=cwd or self.config.cwd or self.workdir, env=self.config.env, timeout=limit
+        )
+        output: dict[str, Any] = {"output": result.output, "returncode": result.returncode, "exception_info": ""}
+        if result.timed_out:
+            output["exception_info"] = f"The command timed out after {limit} seconds and was killed."
+            output["extra"] = {"exception_type": "TimeoutExpired"}
+        check_submitted(output)
+        return output
+
+    def get_template_vars(self, **kwargs: Any) -> dict[str, Any]:
+        # Never the host's environment: template variables end up in prompts and trajectories.
+        uname = platform.uname()._asdict()
+        return {**self.config.model_dump(), **uname, "cwd": self.workdir, **kwargs}
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "info": {
+                "config": {
+                    "environment": self.config.model_dump(mode="json"),
+                    "environment_type": f"{type(self).__module__}.{type(self).__name__}",
+                    "sandbox_id": self.id,
+                }
+            }
+        }
+
+
+def check_submitted(output: dict[str, Any]) -> None:
+    """mini-swe-agent's submit convention: the sentinel as the first output line of a successful command."""
+    lines = output.get("output", "").lstrip().splitlines(keepends=True)
+    if lines and lines[0].strip() == SUBMIT_SENTINEL and output.get("returncode") == 0:
+        submission = "".join(lines[1:])
+        raise Submitted(
+            {"role": "exit", "content": submission, "extra": {"exit_status": "Submitted", "submission": submission}}
+        )

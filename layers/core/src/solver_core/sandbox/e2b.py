@@ -1,0 +1,174 @@
+"""Sandboxes on e2b (SDK 2.x). Verified behaviour of the SDK is in DESIGN §6 and docs/architecture.md.
+
+- A command's deadline in the SDK kills only the direct child, so every command is wrapped in
+  `timeout -k 5 N bash -lc …`, which kills the whole process group, and the SDK gets a later deadline.
+- A non-zero exit raises `CommandExitException` in the SDK; here it is a result.
+- SDK and transport errors become `SandboxGone`, `SandboxUnavailable` or `SandboxCapacityExceeded`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shlex
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import httpx
+from e2b import CommandExitException, Sandbox, SandboxQuery
+from e2b import exceptions as e2b_errors
+
+from solver_core.errors import SandboxCapacityExceeded, SandboxGone, SandboxUnavailable, SolverError
+from solver_core.sandbox.base import (
+    BASE_ENV,
+    KILL_GRACE_S,
+    TIMEOUT_EXIT_CODE,
+    CommandResult,
+    OutputBuffer,
+    SandboxEnvironment,
+    SandboxEnvironmentConfig,
+    SandboxInfo,
+    SandboxSpec,
+)
+
+HOME = "/home/user"
+CONNECT_TIMEOUT_S = 30
+SDK_DEADLINE_MARGIN_S = KILL_GRACE_S + 10  # our `timeout` wrapper must fire before the SDK's deadline
+_IDEMPOTENCY_KEY = re.compile(r"[^a-z0-9-]+")
+
+T = TypeVar("T")
+
+
+def map_errors(sandbox_id: str | None = None) -> contextlib.AbstractContextManager[None]:
+    return _mapped(sandbox_id)
+
+
+@contextlib.contextmanager
+def _mapped(sandbox_id: str | None) -> Iterator[None]:
+    """Translate the SDK's exceptions into ours; order matters (subclasses before TimeoutException)."""
+    label = f"sandbox {sandbox_id}" if sandbox_id else "e2b"
+    try:
+        yield
+    except (SolverError, CommandExitException):
+        raise
+    except (e2b_errors.SandboxNotRunningException, e2b_errors.SandboxNotFoundException) as exc:
+        raise SandboxGone(f"{label} is gone: {exc}") from exc
+    except e2b_errors.RateLimitException as exc:
+        raise SandboxCapacityExceeded(f"e2b refused a new sandbox: {exc}") from exc
+    except (e2b_errors.ServiceBusyException, e2b_errors.SandboxUnreachableException, httpx.TransportError) as exc:
+        raise SandboxUnavailable(f"{label} is unavailable: {exc}") from exc
+    except e2b_errors.AuthenticationException as exc:
+        raise SandboxUnavailable(f"e2b rejected the API key: {exc}") from exc
+    except e2b_errors.SandboxException as exc:
+        status = getattr(exc, "status_code", None)
+        if isinstance(status, int) and status >= 500:
+            raise SandboxUnavailable(f"{label}: e2b answered {status}: {exc}") from exc
+        raise SandboxUnavailable(f"{label}: {exc}") from exc
+
+
+class E2BSandboxBackend:
+    name = "e2b"
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        template: str | None = None,
+        api_url: str | None = None,
+        sandbox_url: str | None = None,
+        env_config: SandboxEnvironmentConfig | None = None,
+    ) -> None:
+        self._connection: dict[str, Any] = {"api_key": api_key}
+        if api_url:
+            self._connection["api_url"] = api_url
+        if sandbox_url:
+            self._connection["sandbox_url"] = sandbox_url
+        self.template = template
+        self.env_config = env_config or SandboxEnvironmentConfig()
+
+    def create(self, spec: SandboxSpec) -> E2BSandbox:
+        key = _IDEMPOTENCY_KEY.sub("-", spec.idempotency_key.lower())[:255] if spec.idempotency_key else None
+        with map_errors():
+            sandbox = Sandbox.create(
+                template=spec.template or self.template,
+                timeout=spec.lifetime_s,
+                metadata=dict(spec.metadata),
+                envs=dict(spec.envs),
+                idempotency_key=key,
+                **self._connection,
+            )
+        return E2BSandbox(sandbox, self.env_config)
+
+    def connect(self, sandbox_id: str) -> E2BSandbox:
+        with map_errors(sandbox_id):
+            sandbox = Sandbox.connect(sandbox_id, timeout=CONNECT_TIMEOUT_S, **self._connection)
+        return E2BSandbox(sandbox, self.env_config)
+
+    def kill(self, sandbox_id: str) -> bool:
+        with map_errors(sandbox_id):
+            return bool(Sandbox.kill(sandbox_id, **self._connection))
+
+    def list(self, metadata: Mapping[str, str]) -> list[SandboxInfo]:
+        found: list[SandboxInfo] = []
+        with map_errors():
+            paginator = Sandbox.list(query=SandboxQuery(metadata=dict(metadata)), **self._connection)
+            while paginator.has_next:
+                found += [SandboxInfo(s.sandbox_id, dict(s.metadata or {})) for s in paginator.next_items()]
+        return found
+
+    def check(self) -> None:
+        self.list({"app": "solver-health-check"})
+
+
+class E2BSandbox(SandboxEnvironment):
+    backend_name = "e2b"
+
+    def __init__(self, sandbox: Sandbox, config: SandboxEnvironmentConfig) -> None:
+        self._sandbox = sandbox
+        self.id = sandbox.sandbox_id
+        self.home = HOME
+        self.config = config
+
+    def run(
+        self, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None, timeout: float
+    ) -> CommandResult:
+        seconds = max(int(timeout), 1)
+        wrapped = f"timeout -k {KILL_GRACE_S} {seconds} bash -lc {shlex.quote(command)}"
+        buffer = OutputBuffer(self.config.max_output_bytes)
+
+        def collect(chunk: str) -> None:
+            buffer.add(chunk.encode())
+
+        returncode = self._call(
+            lambda: (
+                self._sandbox.commands.run(
+                    wrapped,
+                    cwd=cwd or self.home,
+                    envs={**BASE_ENV, **(env or {})},
+                    timeout=seconds + SDK_DEADLINE_MARGIN_S,
+                    on_stdout=collect,
+                    on_stderr=collect,
+                ).exit_code
+            )
+        )
+        timed_out = returncode == TIMEOUT_EXIT_CODE
+        return CommandResult(buffer.text(), returncode, timed_out=timed_out, truncated=buffer.dropped > 0)
+
+    def _call(self, run: Callable[[], int]) -> int:
+        try:
+            with map_errors(self.id):
+                return run()
+        except CommandExitException as exc:
+            return int(exc.exit_code)
+
+    def write_file(self, path: str, data: bytes) -> None:
+        with map_errors(self.id):
+            self._sandbox.files.write(path, data)
+
+    def read_file(self, path: str) -> bytes:
+        with map_errors(self.id):
+            return bytes(self._sandbox.files.read(path, format="bytes"))
+
+    def kill(self) -> bool:
+        with map_errors(self.id):
+            return bool(self._sandbox.kill())

@@ -1,0 +1,184 @@
+"""RunAgent: restore the checkpoint, run steps until the agent exits or must stop, checkpoint each.
+
+It stops when the agent exits, the solve is being cancelled, the invocation's time budget is
+nearly spent, or a chunk of steps is done; `run()` says whether the agent is done. After every
+step: the partial diff, a checkpoint part, the run's counters and heartbeat, and a `step` event.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from solver_core.agent.checkpoint import AgentState, Checkpointer, trajectory, trajectory_bytes
+from solver_core.agent.config import AgentSetup, agent_setup
+from solver_core.agent.models import build_model
+from solver_core.agent.runner import Driver, SolverAgent, StepReport, StopReason
+from solver_core.artifacts import keys
+from solver_core.errors import ModelUnavailable, RunCancelled, RunError, SolverError
+from solver_core.sandbox import repository
+from solver_core.services.runs import RunContext
+from solver_core.services.steps import RunSteps, issue_text
+from solver_core.status import EventKind, RunStatus
+
+EVENT_OUTPUT_CHARS = 1500
+_RETRYABLE_MODEL_ERRORS = (
+    "RateLimitError", "InternalServerError", "ServiceUnavailableError", "BadGatewayError", "Timeout",
+    "APIConnectionError", "APIError",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How far one invocation may go: a monotonic deadline for starting steps, and/or a step count."""
+
+    deadline: float | None = None
+    max_steps: int | None = None
+
+    @classmethod
+    def from_remaining(cls, remaining_s: float, margin_s: float, max_steps: int | None = None) -> Budget:
+        return cls(deadline=time.monotonic() + max(remaining_s - margin_s, 0), max_steps=max_steps)
+
+
+def map_agent_error(exc: Exception) -> SolverError:
+    """The agent loop's failures as typed errors: provider trouble is retryable, the rest is not."""
+    if isinstance(exc, SolverError):
+        return exc
+    name = type(exc).__name__
+    if name in _RETRYABLE_MODEL_ERRORS:
+        return ModelUnavailable(f"the model provider kept failing: {name}: {exc}")
+    return RunError(f"the agent stopped with {name}: {exc}")
+
+
+class AgentStep:
+    def __init__(self, steps: RunSteps) -> None:
+        self.steps = steps
+        self.deps = steps.deps
+
+    def setup(self, ctx: RunContext) -> AgentSetup:
+        return agent_setup(
+            ctx.agent_base,
+            ctx.agent_overrides,
+            ctx.solve.limits,
+            command_timeout_s=self.deps.settings.command_timeout_s,
+        )
+
+    def run(self, run_id: UUID, budget: Budget) -> bool:
+        if self.deps.runs.stop_reason(run_id):
+            raise RunCancelled("the solve is being cancelled")
+        ctx = self.deps.runs.context(run_id)
+        if ctx.run.status is not RunStatus.SOLVING:
+            self.deps.runs.move(run_id, RunStatus.SOLVING)
+        driver = self._driver(ctx, budget)
+        try:
+            reason = driver.run(budget.max_steps)
+        except Exception as exc:
+            raise map_agent_error(exc) from exc
+        if reason is StopReason.CANCELLED:
+            raise RunCancelled("the solve was cancelled")
+        if reason is StopReason.EXITED:
+            ended = driver.state.exit or {}
+            self.deps.runs.set_fields(run_id, exit_status=str(ended.get("exit_status") or "unknown"))
+            return True
+        return False
+
+    def _driver(self, ctx: RunContext, budget: Budget) -> Driver:
+        setup = self.setup(ctx)
+        sandbox = self.steps.sandbox(ctx)
+        sandbox.config = setup.environment
+        agent = SolverAgent(build_model(ctx.model, setup.model), sandbox, **setup.agent)
+        checkpointer = Checkpointer(self.deps.artifacts, ctx.solve.id, ctx.run.id, self.deps.redactor)
+        restored = checkpointer.restore()
+        base = ctx.run.base_commit or ""
+
+        def should_stop() -> StopReason | None:
+            if self.deps.runs.stop_reason(ctx.run.id):
+                return StopReason.CANCELLED
+            if budget.deadline is not None and time.monotonic() >= budget.deadline:
+                return StopReason.BUDGET
+            return None
+
+        def before_checkpoint(state: AgentState) -> None:
+            digest, data = repository.diff_if_changed(sandbox, base, state.counters.partial_diff_digest)
+            if data is not None:
+                self.deps.artifacts.put(keys.partial_diff(ctx.solve.id, ctx.run.id), data, content_type="text/x-diff")
+            state.counters.partial_diff_digest = digest
+
+        driver = Driver(
+            agent,
+            restored or AgentState(),
+            checkpointer,
+            should_stop=should_stop,
+            before_checkpoint=before_checkpoint,
+            after_step=lambda report: self._after_step(ctx, report),
+        )
+        if restored is None:
+            driver.start(issue_text(ctx))
+        else:
+            agent.load(restored)
+        return driver
+
+    def _after_step(self, ctx: RunContext, report: StepReport) -> None:
+        counters = report.state.counters
+        self.deps.runs.record_progress(
+            ctx.run.id, steps=counters.n_calls, cost_usd=counters.cost, tokens=counters.tokens
+        )
+        actions = step_actions(report.messages)
+        first = actions[0]["command"].splitlines()[0][:160] if actions else "(no command)"
+        data = {"step": report.step, "cost_usd": counters.cost, "actions": actions}
+        if report.state.exit:
+            data["exit_status"] = report.state.exit.get("exit_status")
+        self.steps.log(ctx, f"step {report.step}: {first}", kind=EventKind.STEP, data=data)
+
+    def store_records(self, ctx: RunContext) -> None:
+        """Write the trajectory (from the checkpoint) and the run log; used on success and failure."""
+        state = Checkpointer(self.deps.artifacts, ctx.solve.id, ctx.run.id, self.deps.redactor).restore()
+        fields: dict[str, Any] = {}
+        if state is not None:
+            setup = self.setup(ctx)
+            config = {
+                "agent": setup.agent,
+                "agent_type": f"{SolverAgent.__module__}.{SolverAgent.__name__}",
+                "model": {"model_name": ctx.model.name, "model_kwargs": ctx.model.model_kwargs},
+                "environment": setup.environment.model_dump(mode="json"),
+                "environment_type": self.deps.sandboxes.name,
+            }
+            key = keys.trajectory(ctx.solve.id, ctx.run.id)
+            data = trajectory(state, config=config, exit_status=ctx.run.exit_status)
+            self.deps.artifacts.put(key, trajectory_bytes(data, self.deps.redactor), content_type="application/json")
+            fields["trajectory_key"] = key
+        fields["log_key"] = self._store_log(ctx)
+        self.deps.runs.set_fields(ctx.run.id, **fields)
+
+    def _store_log(self, ctx: RunContext) -> str:
+        events = self.deps.events.read(ctx.solve.owner, ctx.solve.id, limit=1000)
+        lines = [f"{e.at.isoformat()} {e.kind.value:6} {e.message}" for e in events if e.run_id == ctx.run.id]
+        prepare_key = keys.prepare_log(ctx.solve.id, ctx.run.id)
+        if self.deps.artifacts.exists(prepare_key):
+            lines += [
+                "",
+                "--- repository preparation ---",
+                self.deps.artifacts.get(prepare_key).decode(errors="replace"),
+            ]
+        key = keys.log(ctx.solve.id, ctx.run.id)
+        self.deps.artifacts.put(key, self.deps.redactor.redact("\n".join(lines)).encode(), content_type="text/plain")
+        return key
+
+
+def step_actions(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The commands of a step with the start of their output, for the live feed."""
+    outputs = {m.get("tool_call_id"): m.get("extra") or {} for m in messages if m.get("role") in {"tool", "user"}}
+    actions = []
+    for message in messages:
+        for action in (message.get("extra") or {}).get("actions", []) if message.get("role") == "assistant" else []:
+            result = outputs.get(action.get("tool_call_id"), {})
+            actions.append(
+                {
+                    "command": str(action.get("command", ""))[:EVENT_OUTPUT_CHARS],
+                    "returncode": result.get("returncode"),
+                    "output": str(result.get("raw_output", ""))[:EVENT_OUTPUT_CHARS],
+                }
+            )
+    return actions

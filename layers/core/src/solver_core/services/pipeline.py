@@ -1,0 +1,75 @@
+"""One run from launch to release, as the step sequence the state machine and the local
+orchestrator both follow; failures go through RecordRunFailure and the sandbox is always released."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from uuid import UUID
+
+from solver_core.errors import SolverError
+from solver_core.models import RunView, TestResult
+from solver_core.services.agent_step import AgentStep, Budget
+from solver_core.services.steps import RunSteps, StepDeps
+from solver_core.status import RUN_TERMINAL, RunStatus
+
+log = logging.getLogger(__name__)
+
+AgentInvoker = Callable[[UUID], bool]
+
+
+class RunPipeline:
+    def __init__(self, deps: StepDeps) -> None:
+        self.deps = deps
+        self.steps = RunSteps(deps)
+        self.agent = AgentStep(self.steps)
+
+    def launch(self, run_id: UUID) -> str:
+        return self.steps.launch(run_id)
+
+    def prepare(self, run_id: UUID) -> str:
+        return self.steps.prepare(run_id)
+
+    def run_agent(self, run_id: UUID, budget: Budget) -> bool:
+        return self.agent.run(run_id, budget)
+
+    def collect(self, run_id: UUID) -> bool:
+        has_patch = self.steps.collect(run_id)
+        self.agent.store_records(self.deps.runs.context(run_id))
+        return has_patch
+
+    def verify(self, run_id: UUID) -> TestResult | None:
+        return self.steps.verify(run_id)
+
+    def release(self, run_id: UUID) -> bool:
+        return self.steps.release(run_id)
+
+    def record_failure(self, run_id: UUID, error: str, message: str) -> RunStatus:
+        """Keep what the run produced (trajectory, log), then release and mark it."""
+        try:
+            ctx = self.deps.runs.context(run_id)
+            if ctx.run.status not in RUN_TERMINAL:
+                self.agent.store_records(ctx)
+        except Exception:  # the failure itself matters more than a missing trajectory
+            log.exception("could not store the records of failed run %s", run_id)
+        return self.steps.record_failure(run_id, error, message)
+
+    def run_to_end(self, run_id: UUID, *, invoke_agent: AgentInvoker | None = None) -> RunView:
+        """Every step in order, in this process; `invoke_agent` runs one RunAgent invocation (by
+        default in-process without a budget) and returns whether the agent is done."""
+        invoke = invoke_agent or (lambda rid: self.run_agent(rid, Budget()))
+        try:
+            self.launch(run_id)
+            self.prepare(run_id)
+            while not invoke(run_id):
+                pass
+            self.collect(run_id)
+            self.verify(run_id)
+        except SolverError as exc:
+            self.record_failure(run_id, type(exc).__name__, exc.message)
+        except Exception as exc:
+            log.exception("run %s failed unexpectedly", run_id)
+            self.record_failure(run_id, type(exc).__name__, str(exc))
+        finally:
+            self.release(run_id)
+        return self.deps.runs.get(run_id)

@@ -1,0 +1,235 @@
+"""The steps of one run (DESIGN §5), shared by the Step Functions handlers and the local orchestrator.
+
+Each step takes ids, reads what it needs from the database, does its work and records the result,
+so any step can run in a fresh process (a Lambda invocation) after the previous one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from solver_core.agent.redact import Redactor
+from solver_core.artifacts import keys
+from solver_core.errors import (
+    IllegalTransition,
+    RunCancelled,
+    SandboxCapacityExceeded,
+    SandboxGone,
+    SolverError,
+    is_retryable,
+)
+from solver_core.models import TestResult
+from solver_core.ports import ArtifactStore, Sandbox, SandboxBackend
+from solver_core.sandbox import repository
+from solver_core.sandbox.base import SandboxSpec
+from solver_core.services.events import EventService
+from solver_core.services.runs import RunContext, RunService
+from solver_core.settings import Settings
+from solver_core.status import RUN_TERMINAL, EventKind, RunStatus, SolveStatus
+
+MAX_TEST_OUTPUT = 200_000
+# A sandbox outlives its run's time limit by this much: preparation and verification happen outside
+# the agent's clock. The lifetime is the leak backstop if every cleanup path fails.
+SANDBOX_LIFETIME_MARGIN_S = 3600
+
+
+@dataclass(frozen=True)
+class StepDeps:
+    settings: Settings
+    runs: RunService
+    events: EventService
+    artifacts: ArtifactStore
+    sandboxes: SandboxBackend
+    redactor: Redactor
+
+
+class RunSteps:
+    def __init__(self, deps: StepDeps) -> None:
+        self.deps = deps
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def log(
+        self, ctx: RunContext, message: str, *, kind: EventKind = EventKind.LOG, data: dict[str, Any] | None = None
+    ) -> None:
+        redact = self.deps.redactor
+        self.deps.events.append(
+            ctx.solve.id, kind, redact.redact(message), run_id=ctx.run.id, data=redact.redact_data(data)
+        )
+
+    def _check_cancelled(self, run_id: UUID) -> None:
+        if self.deps.runs.stop_reason(run_id):
+            raise RunCancelled("the solve is being cancelled")
+
+    def _advance(self, ctx: RunContext, target: RunStatus) -> None:
+        """Move the run forward unless it is already there (a retried step must be idempotent)."""
+        if ctx.run.status is target:
+            return
+        self.deps.runs.move(ctx.run.id, target)
+
+    def sandbox(self, ctx: RunContext) -> Sandbox:
+        if not ctx.run.sandbox_id:
+            raise SandboxGone(f"run {ctx.run.id} has no sandbox")
+        return self.deps.sandboxes.connect(ctx.run.sandbox_id)
+
+    # --- the steps ---------------------------------------------------------------------------
+
+    def launch(self, run_id: UUID) -> str:
+        """LaunchSandbox: respect the global cap, then create (or find again) the run's sandbox."""
+        self._check_cancelled(run_id)
+        ctx = self.deps.runs.context(run_id)
+        if ctx.run.status is RunStatus.LAUNCHING and ctx.run.sandbox_id:
+            return ctx.run.sandbox_id
+        if self.deps.runs.live_sandbox_count() >= self.deps.settings.max_live_sandboxes:
+            raise SandboxCapacityExceeded(f"{self.deps.settings.max_live_sandboxes} sandboxes are already live")
+        self._advance(ctx, RunStatus.LAUNCHING)
+        self._start_solve(ctx)
+        spec = SandboxSpec(
+            metadata={
+                "app": "solver",
+                "stack": self.deps.settings.stack_name,
+                "solve_id": str(ctx.solve.id),
+                "run_id": str(ctx.run.id),
+            },
+            lifetime_s=ctx.solve.limits.time_limit_s + SANDBOX_LIFETIME_MARGIN_S,
+            idempotency_key=f"{ctx.run.id}-{ctx.run.attempt}",
+            template=self.deps.settings.sandbox_template,
+        )
+        sandbox = self.deps.sandboxes.create(spec)
+        self.deps.runs.set_fields(run_id, sandbox_id=sandbox.id)
+        self.log(ctx, f"sandbox {sandbox.id} started ({self.deps.sandboxes.name})", data={"sandbox_id": sandbox.id})
+        return sandbox.id
+
+    def _start_solve(self, ctx: RunContext) -> None:
+        if ctx.solve.status is SolveStatus.QUEUED:
+            with contextlib.suppress(IllegalTransition):  # another run started it first
+                self.deps.runs.move_solve(ctx.solve.id, SolveStatus.RUNNING)
+
+    def prepare(self, run_id: UUID) -> str:
+        """PrepareRepository: clone, check out, set up; on a resumed run, re-apply its partial diff."""
+        self._check_cancelled(run_id)
+        ctx = self.deps.runs.context(run_id)
+        self._advance(ctx, RunStatus.PREPARING)
+        sandbox = self.sandbox(ctx)
+        settings = self.deps.settings
+        prepared = repository.prepare(
+            sandbox,
+            repo=ctx.solve.repo_url,
+            ref=ctx.solve.ref,
+            setup_command=ctx.solve.setup_command,
+            issue_text=issue_text(ctx),
+            token=settings.git_token_for(ctx.solve.repo_url),
+            timeouts=repository.PrepareTimeouts(settings.clone_timeout_s, settings.setup_timeout_s),
+        )
+        self.deps.runs.set_fields(run_id, base_commit=prepared.base_commit)
+        self.deps.artifacts.put(
+            keys.prepare_log(ctx.solve.id, run_id), self.deps.redactor.redact(prepared.log).encode()
+        )
+        for warning in prepared.warnings:
+            self.log(ctx, f"setup warning: {warning}")
+        partial = keys.partial_diff(ctx.solve.id, run_id)
+        if self.deps.artifacts.exists(partial):
+            repository.apply_patch(sandbox, self.deps.artifacts.get(partial), repository.WORKDIR)
+            self.log(ctx, "resumed: the checkpointed changes were applied to the fresh checkout")
+        self.log(ctx, f"repository ready at {prepared.base_commit[:12]}", data={"base_commit": prepared.base_commit})
+        return prepared.base_commit
+
+    def collect(self, run_id: UUID) -> bool:
+        """CollectArtifacts: the patch (computed by us), its stats, the trajectory and the log."""
+        ctx = self.deps.runs.context(run_id)
+        self._advance(ctx, RunStatus.COLLECTING)
+        base = ctx.run.base_commit
+        if not base:
+            raise SandboxGone("the run has no base commit; its repository was never prepared")
+        patch = repository.diff(self.sandbox(ctx), base)
+        stats = repository.patch_stats(patch)
+        patch_key = keys.patch(ctx.solve.id, run_id)
+        self.deps.artifacts.put(patch_key, patch, content_type="text/x-diff")
+        self.deps.runs.set_fields(
+            run_id,
+            patch_key=patch_key,
+            patch_stats={"files": stats.files, "added": stats.added, "removed": stats.removed},
+        )
+        self.log(ctx, f"patch: {stats.files} files, +{stats.added} -{stats.removed}", data=vars(stats))
+        return stats.files > 0
+
+    def verify(self, run_id: UUID) -> TestResult | None:
+        """VerifyPatch: the test command on a fresh checkout with the patch; then the run succeeds."""
+        ctx = self.deps.runs.context(run_id)
+        result = None
+        if ctx.solve.test_command and ctx.run.patch_stats and ctx.run.patch_stats.files:
+            self._advance(ctx, RunStatus.VERIFYING)
+            result = self._run_tests(ctx, ctx.solve.test_command)
+        self.deps.runs.move(run_id, RunStatus.SUCCEEDED)
+        return result
+
+    def _run_tests(self, ctx: RunContext, command: str) -> TestResult:
+        assert ctx.run.base_commit is not None
+        patch = self.deps.artifacts.get(keys.patch(ctx.solve.id, ctx.run.id))
+        outcome = repository.verify(
+            self.sandbox(ctx),
+            base=ctx.run.base_commit,
+            patch=patch,
+            test_command=command,
+            setup_command=ctx.solve.setup_command,
+            timeout_s=self.deps.settings.verify_timeout_s,
+            setup_timeout_s=self.deps.settings.setup_timeout_s,
+        )
+        output_key = keys.test_output(ctx.solve.id, ctx.run.id)
+        output = self.deps.redactor.redact(outcome.output)[-MAX_TEST_OUTPUT:]
+        self.deps.artifacts.put(output_key, output.encode(), content_type="text/plain")
+        result = TestResult(
+            command=command,
+            exit_code=outcome.exit_code,
+            passed=outcome.passed,
+            duration_s=outcome.duration_s,
+            output_key=output_key,
+        )
+        self.deps.runs.set_fields(ctx.run.id, tests=result.model_dump(mode="json"))
+        verdict = "passed" if outcome.passed else ("timed out" if outcome.timed_out else "failed")
+        self.log(ctx, f"tests {verdict} (exit {outcome.exit_code}, {outcome.duration_s:.1f}s)", data=vars(result))
+        return result
+
+    def release(self, run_id: UUID) -> bool:
+        """ReleaseSandbox: kill the run's sandbox; gone already is fine."""
+        ctx = self.deps.runs.context(run_id)
+        if not ctx.run.sandbox_id:
+            return False
+        try:
+            killed = self.deps.sandboxes.kill(ctx.run.sandbox_id)
+        except SolverError as exc:
+            self.log(ctx, f"could not kill sandbox {ctx.run.sandbox_id}: {exc}", kind=EventKind.ERROR)
+            return False
+        self.log(ctx, f"sandbox {ctx.run.sandbox_id} released")
+        return killed
+
+    def record_failure(self, run_id: UUID, error: str, message: str) -> RunStatus:
+        """RecordRunFailure: kill the sandbox, keep the trajectory, mark the run failed (or cancelled)."""
+        ctx = self.deps.runs.context(run_id)
+        self.release(run_id)
+        if ctx.run.status in RUN_TERMINAL:
+            return ctx.run.status
+        message = self.deps.redactor.redact(message)
+        cancelled = error == RunCancelled.__name__ or self.deps.runs.stop_reason(run_id) is not None
+        target = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
+        self.log(ctx, f"{error}: {message}", kind=EventKind.ERROR, data={"error": error})
+        with contextlib.suppress(IllegalTransition):  # a concurrent cancel or finish got there first
+            self.deps.runs.move(
+                run_id,
+                target,
+                error=f"{error}: {message}",
+                retryable=None if cancelled else is_retryable(error),
+                exit_status=ctx.run.exit_status or error,
+            )
+        return target
+
+
+def issue_text(ctx: RunContext) -> str:
+    issue = ctx.solve.issue
+    parts = [f"# {issue.title}", "", issue.body.strip()]
+    if issue.url:
+        parts += ["", f"Issue: {issue.url}"]
+    return "\n".join(parts).strip() + "\n"
