@@ -4,9 +4,12 @@ technology (`LocalArtifactStore`, `S3ArtifactStore`, …); test fakes live in te
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from solver_core.sandbox.base import CommandResult, SandboxInfo, SandboxSpec
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from solver_core.sandbox.base import CommandResult, SandboxInfo, SandboxSpec
 
 
 class ArtifactStore(Protocol):
@@ -79,3 +82,21 @@ class SandboxBackend(Protocol):
     def list(self, metadata: Mapping[str, str]) -> list[SandboxInfo]: ...
 
     def check(self) -> None: ...
+
+
+class Orchestrator(Protocol):
+    """Runs a solve's steps: Step Functions in the cloud, a thread pool on one machine."""
+
+    name: str
+
+    def start(self, solve_id: UUID) -> str:
+        """Start (or find already started) the solve's execution; returns its reference."""
+        ...
+
+    def stop(self, solve_id: UUID, execution_ref: str | None, reason: str) -> None:
+        """Stop the execution; steps already running notice the cancel at their next check."""
+        ...
+
+    def check(self) -> None:
+        """Raise when the orchestrator cannot be reached (health checks)."""
+        ...

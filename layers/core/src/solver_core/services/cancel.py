@@ -1,0 +1,72 @@
+"""Cancelling a solve (DESIGN §5): mark it cancelling, kill its sandboxes so in-flight commands fail
+within about a second, stop the execution, and mark what is left cancelled. Idempotent; a solve
+that already finished is returned as it is."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from uuid import UUID
+
+from solver_core.errors import IllegalTransition, SolverError
+from solver_core.models import SolveView
+from solver_core.ports import Orchestrator, SandboxBackend
+from solver_core.services.champion import ChampionService
+from solver_core.services.events import EventService
+from solver_core.services.runs import RunService
+from solver_core.services.solves import SolveService
+from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, SolveStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    solve: SolveView
+    changed: bool  # False when the solve had already finished or been cancelled
+
+
+class CancelService:
+    def __init__(
+        self,
+        *,
+        solves: SolveService,
+        runs: RunService,
+        events: EventService,
+        sandboxes: SandboxBackend,
+        orchestrator: Orchestrator,
+        champion: ChampionService,
+    ) -> None:
+        self._solves = solves
+        self._runs = runs
+        self._events = events
+        self._sandboxes = sandboxes
+        self._orchestrator = orchestrator
+        self._champion = champion
+
+    def cancel(self, owner: str, solve_id: UUID, reason: str = "cancelled by request") -> CancelOutcome:
+        solve = self._solves.get(owner, solve_id)  # another owner's solve is not found
+        if solve.status in SOLVE_TERMINAL:
+            return CancelOutcome(solve, changed=False)
+        if solve.status is not SolveStatus.CANCELLING:
+            with contextlib.suppress(IllegalTransition):  # it may have finished a moment ago
+                self._runs.move_solve(solve_id, SolveStatus.CANCELLING)
+            solve = self._solves.get(owner, solve_id)
+            if solve.status in SOLVE_TERMINAL:
+                return CancelOutcome(solve, changed=False)
+        self._events.append(solve_id, EventKind.LOG, reason)
+        self._kill_sandboxes(solve)
+        try:
+            self._orchestrator.stop(solve_id, solve.execution_ref, reason)
+        except SolverError as exc:  # the runs notice the cancel at their next check anyway
+            log.warning("could not stop the execution of solve %s: %s", solve_id, exc)
+        return CancelOutcome(self._champion.finish_cancel(solve_id), changed=True)
+
+    def _kill_sandboxes(self, solve: SolveView) -> None:
+        for run in solve.runs:
+            if run.sandbox_id and run.status not in RUN_TERMINAL:
+                try:
+                    self._sandboxes.kill(run.sandbox_id)
+                except SolverError as exc:
+                    log.warning("could not kill sandbox %s: %s", run.sandbox_id, exc)
