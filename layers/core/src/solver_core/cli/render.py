@@ -6,6 +6,7 @@ import threading
 import time
 
 from pydantic import ValidationError
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
@@ -34,7 +35,7 @@ def follow_events(container: Container, solve: SolveView, worker: threading.Thre
         for event in container.events.read(solve.owner, solve.id, after=after, limit=500):
             after = event.seq
             if not quiet:
-                console.print(f"[{STYLE[event.kind]}]{event.at:%H:%M:%S} {event.message}[/]", soft_wrap=True)
+                console.print(f"[{STYLE[event.kind]}]{event.at:%H:%M:%S} {escape(event.message)}[/]", soft_wrap=True)
         if not alive:
             return
         time.sleep(POLL_S)
@@ -59,10 +60,10 @@ def print_summary(solve: SolveView, container: Container, patch: str | None) -> 
         )
     console.print(table)
     if solve.error:
-        console.print(f"[red]{solve.error}[/]")
+        console.print(f"[red]{escape(solve.error)}[/]")
     for run in solve.runs:
         if run.error:
-            console.print(f"[red]run {run.index}: {run.error}[/]")
+            console.print(f"[red]run {run.index}: {escape(run.error)}[/]")
         for kind, key in sorted(run.artifacts.items()):
             console.print(f"  {kind:11} {container.artifacts.url(key)}")
     if patch:

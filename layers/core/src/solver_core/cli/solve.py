@@ -13,6 +13,7 @@ from uuid import UUID
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from solver_core.artifacts import keys
 from solver_core.cli.common import console, local_owner, open_container
@@ -93,7 +94,7 @@ def build_request(data: dict[str, object], policy: RequestPolicy) -> SolveReques
     try:
         return SolveRequest.model_validate(data, context=policy)
     except ValidationError as exc:
-        console.print(f"[red]invalid request:[/]\n{validation_message(exc)}")
+        console.print(f"[red]invalid request:[/]\n{escape(validation_message(exc))}")
         raise typer.Exit(2) from exc
 
 

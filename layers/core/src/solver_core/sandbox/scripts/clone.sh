@@ -53,4 +53,7 @@ git checkout --quiet --detach "$commit" 2>"$errors" || fail "could not check out
 git config user.name "Solver"
 git config user.email "solver@localhost"
 git config core.pager cat
+# Caches that running code leaves behind are never part of a fix, even where .gitignore forgets them.
+printf '%s\n' '__pycache__/' '*.py[cod]' '.pytest_cache/' '.mypy_cache/' '.ruff_cache/' '.tox/' \
+  '.coverage' '.DS_Store' '*.egg-info/' '.eggs/' '.gradle/' >> .git/info/exclude
 echo "BASE_COMMIT=$(git rev-parse HEAD)"

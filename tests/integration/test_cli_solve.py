@@ -1,0 +1,93 @@
+"""`solver solve` as a user runs it: a separate process on the embedded defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.runtime import make_repo, write_replay
+
+pytestmark = pytest.mark.integration
+
+BUGGY = "def mean(values):\n    return sum(values) // len(values)\n"
+TESTS = "from calc import mean\nassert mean([1, 2]) == 1.5\n"
+FIX_ACTIONS = (
+    "cat calc.py",
+    "sed -i 's|//|/|' calc.py",
+    "python3 test_calc.py",
+    "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT",
+)
+
+
+def solver(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOLVER_")}
+    env |= {"SOLVER_HOME": str(home), "SOLVER_SANDBOX_DIR": str(home / "sandboxes"), "SOLVER_SANDBOX_ISOLATION": "none"}
+    command = [sys.executable, "-m", "solver_core.cli", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "calc", {"calc.py": BUGGY, "test_calc.py": TESTS})
+
+
+def solve_json(tmp_path: Path, repo: Path, model: str, *extra: str, home: str = "home") -> tuple[int, dict[str, Any]]:
+    issue = tmp_path / "issue.md"
+    issue.write_text("# mean() drops the fraction\n\nmean([1, 2]) gives 1, expected 1.5.\n")
+    done = solver(
+        "solve", str(repo), "--model", model, "--issue-file", str(issue),
+        "--test-command", "python3 test_calc.py", "--json", *extra, home=tmp_path / home,
+    )  # fmt: skip
+    assert done.stdout, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_a_replayed_fix_prints_the_solve_and_its_patch(tmp_path: Path, repo: Path) -> None:
+    code, out = solve_json(tmp_path, repo, write_replay(tmp_path / "fix.yaml", *FIX_ACTIONS))
+    assert code == 0
+    assert out["status"] == "succeeded"
+    assert out["issue"]["title"] == "mean() drops the fraction"
+    (run,) = out["runs"]
+    assert {"id", "model", "status", "exit_status", "steps", "cost_usd", "patch_stats", "tests", "artifacts"} <= set(
+        run
+    )
+    assert (run["status"], run["exit_status"], run["steps"]) == ("succeeded", "Submitted", 4)
+    assert run["tests"]["passed"] is True
+    assert set(run["artifacts"]) == {"patch", "trajectory", "log", "tests"}
+    assert Path(run["artifacts"]["trajectory"].removeprefix("file://")).is_file()
+    assert "+    return sum(values) / len(values)" in out["patch"]
+    assert out["champion_run_id"] == run["id"]
+
+
+def test_chunked_runs_resume_across_processes_and_give_the_same_patch(tmp_path: Path, repo: Path) -> None:
+    model = write_replay(tmp_path / "fix.yaml", *FIX_ACTIONS)
+    _, whole = solve_json(tmp_path, repo, model, home="whole")
+    code, chunked = solve_json(tmp_path, repo, model, "--chunk-steps", "1", home="chunked")
+    assert code == 0
+    assert chunked["patch"] == whole["patch"]
+    assert chunked["runs"][0]["steps"] == whole["runs"][0]["steps"] == 4
+    parts = list((tmp_path / "chunked" / "artifacts").rglob("checkpoint/*.json"))
+    assert len(parts) == 5  # the opening messages, then one part per step
+
+
+def test_no_patch_exits_non_zero(tmp_path: Path, repo: Path) -> None:
+    code, out = solve_json(tmp_path, repo, write_replay(tmp_path / "idle.yaml", "ls"))
+    assert code == 1
+    assert out["status"] == "failed"
+    assert out["patch"] is None
+    assert out["runs"][0]["exit_status"] == "ReplayExhausted"
+
+
+def test_bad_input_is_refused_with_the_field_and_rule(tmp_path: Path, repo: Path) -> None:
+    done = solver("solve", str(repo), "--model", "bad model", "--issue", "x", "--ref", "a..b", home=tmp_path / "h")
+    assert done.returncode == 2
+    assert "ref:" in done.stderr
+    assert "git_ref" in done.stderr
+    assert "model_name" in done.stderr
+    assert not (tmp_path / "h" / "artifacts").exists()

@@ -1,0 +1,101 @@
+"""Runs with the real LitellmModel against a loopback OpenAI-compatible server: tool calls, cost,
+rate limits, and provider failures that end a run as retryable."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from minisweagent.models import litellm_model
+from minisweagent.models.utils.retry import retry as minisweagent_retry
+from tenacity import Retrying, wait_none
+
+from solver_core.db.migrate import upgrade
+from solver_core.db.schema import AIModelRow
+from solver_core.status import RunStatus
+from solver_core.wiring import Container
+from tests.fakes.llm_server import FakeLLMServer
+from tests.support.runtime import make_repo, runtime, sandbox_backend, start_solve
+
+pytestmark = pytest.mark.integration
+
+MODEL = "openai/solver-fake-model"
+IN_PRICE, OUT_PRICE = 2**-20, 2**-18  # exact in binary floating point
+
+
+@pytest.fixture
+def llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
+    def fast_retry(**kwargs: Any) -> Retrying:
+        return minisweagent_retry(**kwargs).copy(wait=wait_none())
+
+    monkeypatch.setattr(litellm_model, "retry", fast_retry)  # mini-swe-agent waits 4-60 s between tries
+    monkeypatch.setenv("MSWEA_MODEL_RETRY_STOP_AFTER_ATTEMPT", "3")
+    with FakeLLMServer().start() as server:
+        monkeypatch.setenv("OPENAI_API_KEY", server.api_key)
+        yield server
+
+
+@pytest.fixture
+def container(tmp_path: Path, llm: FakeLLMServer) -> Iterator[Container]:
+    built = runtime(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", allow_unregistered_models=False)
+    upgrade(built.engine)
+    with built.sessions.begin() as session:
+        session.add(
+            AIModelRow(
+                name=MODEL,
+                provider="openai",
+                model_kwargs={"api_base": llm.base_url, "max_retries": 0},
+                input_cost_per_token=IN_PRICE,
+                output_cost_per_token=OUT_PRICE,
+            )
+        )
+    yield built
+    built.close()
+
+
+def solve_once(container: Container, tmp_path: Path) -> Any:
+    repo = make_repo(tmp_path / "repo", {"calc.py": "x = 1 // 2\n"})
+    solve = start_solve(container, repo_url=str(repo), models=[MODEL])
+    with sandbox_backend("local-plain", tmp_path) as (sandboxes, _):
+        return container.pipeline(sandboxes).run_to_end(solve.runs[0].id), solve
+
+
+def test_tool_calls_run_and_usage_becomes_cost(container: Container, llm: FakeLLMServer, tmp_path: Path) -> None:
+    llm.script("cat calc.py", "sed -i 's|//|/|' calc.py")  # then the server answers with the submit sentinel
+    run, solve = solve_once(container, tmp_path)
+    assert run.status is RunStatus.SUCCEEDED, run.error
+    assert run.exit_status == "Submitted"
+    assert run.steps == 3
+    assert run.cost_usd == 3 * (100 * IN_PRICE + 20 * OUT_PRICE)
+    assert run.tokens == 3 * 120
+    assert "+x = 1 / 2" in container.artifacts.get(run.artifacts["patch"]).decode()
+    sent = json.dumps(llm.requests)
+    assert "calc.py" in sent  # the observation of step 1 went back to the model
+    assert llm.api_key not in sent
+    stored = [p.read_bytes() for p in (tmp_path / "home" / "artifacts").rglob("*") if p.is_file()]
+    assert not any(llm.api_key.encode() in blob for blob in stored)
+    events = json.dumps([e.model_dump(mode="json") for e in container.events.read("tester", solve.id, limit=500)])
+    assert llm.api_key not in events
+
+
+def test_a_rate_limit_then_success_keeps_going(container: Container, llm: FakeLLMServer, tmp_path: Path) -> None:
+    llm.fail_next(1, 429, retry_after=0)
+    llm.script("true")
+    run, _ = solve_once(container, tmp_path)
+    assert run.status is RunStatus.SUCCEEDED, run.error
+    assert run.steps == 2
+
+
+def test_server_errors_until_retries_run_out_fail_the_run_as_retryable(
+    container: Container, llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    llm.fail_next(50, 500)
+    run, _ = solve_once(container, tmp_path)
+    assert run.status is RunStatus.FAILED
+    assert run.error
+    assert run.error.startswith("ModelUnavailable")
+    assert run.retryable
+    assert run.artifacts.get("trajectory")

@@ -1,0 +1,132 @@
+"""Repository preparation, patches and verification inside every kind of sandbox."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from solver_core.errors import RepositoryError
+from solver_core.ports import Sandbox
+from solver_core.sandbox import repository
+from solver_core.sandbox.base import SandboxSpec
+from tests.fakes.git_server import GitHTTPServer
+from tests.support.runtime import BACKENDS, commit_files, git, make_repo, sandbox_backend
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "ghp_privateToken1234567890abcdefABCDEF"
+
+
+@pytest.fixture(params=BACKENDS)
+def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sandbox]:
+    with sandbox_backend(request.param, tmp_path) as (backend, _service):
+        box = backend.create(SandboxSpec(metadata={"app": "solver"}, lifetime_s=600))
+        yield box
+        backend.kill(box.id)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = make_repo(tmp_path / "origin", {"app.py": "print('v1')\n", "logo.bin": b"\x89PNG\x00\x01", "old.txt": "x\n"})
+    git(path, "tag", "v1")
+    commit_files(path, {"app.py": "print('v2')\n"}, "second")
+    git(path, "branch", "feature", "HEAD~1")
+    return path
+
+
+def prepare(sandbox: Sandbox, repo: Path | str, ref: str | None = None, setup: str | None = None) -> str:
+    return repository.prepare(sandbox, repo=str(repo), ref=ref, setup_command=setup, issue_text="# t\n").base_commit
+
+
+@pytest.mark.parametrize(("ref", "expected"), [(None, "v2"), ("main", "v2"), ("v1", "v1"), ("feature", "v1")])
+def test_checkout_of_default_branch_tag_and_branch(
+    sandbox: Sandbox, repo: Path, ref: str | None, expected: str
+) -> None:
+    base = prepare(sandbox, repo, ref)
+    assert base == git(repo, "rev-parse", f"{ref or 'HEAD'}^{{commit}}")
+    assert sandbox.run("cat app.py", cwd=sandbox.workdir, timeout=30).output.strip() == f"print('{expected}')"
+
+
+def test_checkout_of_a_sha(sandbox: Sandbox, repo: Path) -> None:
+    sha = git(repo, "rev-parse", "HEAD~1")
+    assert prepare(sandbox, repo, sha[:10]) == sha
+
+
+def test_an_unknown_ref_is_a_clear_error(sandbox: Sandbox, repo: Path) -> None:
+    with pytest.raises(RepositoryError) as caught:
+        prepare(sandbox, repo, "no-such-branch")
+    assert caught.value.message == f"ref 'no-such-branch' not found in {repo}"
+
+
+def test_a_failing_setup_command_is_a_clear_error(sandbox: Sandbox, repo: Path) -> None:
+    with pytest.raises(RepositoryError, match="setup command failed with exit code 4"):
+        prepare(sandbox, repo, setup="echo installing; exit 4")
+
+
+def test_the_patch_has_new_deleted_and_binary_files_but_not_setup_output(sandbox: Sandbox, repo: Path) -> None:
+    base = prepare(sandbox, repo, setup="mkdir -p .venv/lib build && echo x > .venv/lib/site.py && echo o > build/out")
+    script = "printf 'print(3)\\n' > app.py && rm old.txt && printf '\\x00\\x02' > logo.bin && echo hi > new.txt"
+    sandbox.run(script + " && echo y >> .venv/lib/site.py", cwd=sandbox.workdir, timeout=30)
+    sandbox.run("git add app.py", cwd=sandbox.workdir, timeout=30)  # the agent's own staging is irrelevant
+    patch = repository.diff(sandbox, base)
+    text = patch.decode()
+    assert "+print(3)" in text
+    assert "deleted file mode" in text
+    assert "GIT binary patch" in text
+    assert "new.txt" in text
+    assert ".venv" not in text
+    assert "build/out" not in text
+    assert repository.patch_stats(patch) == repository.PatchStats(files=4, added=2, removed=2)
+    staged = sandbox.run("git diff --cached --name-only", cwd=sandbox.workdir, timeout=30).output.split()
+    assert staged == ["app.py"]
+
+
+def test_the_patch_applies_to_a_fresh_checkout_and_verify_runs_tests_there(sandbox: Sandbox, repo: Path) -> None:
+    base = prepare(sandbox, repo)
+    sandbox.run("printf 'print(3)\\n' > app.py && printf '\\x00\\x02' > logo.bin", cwd=sandbox.workdir, timeout=30)
+    patch = repository.diff(sandbox, base)
+    # Something outside the patch must not count: the fresh checkout does not have it.
+    sandbox.run("echo leftover > untracked-helper.txt && git rm -q --cached old.txt", cwd=sandbox.workdir, timeout=30)
+    command = "python3 app.py | grep -q 3 && test ! -e untracked-helper.txt && od -An -tx1 logo.bin"
+    passed = repository.verify(sandbox, base=base, patch=patch, test_command=command, setup_command=None, timeout_s=60)
+    assert passed.passed
+    assert passed.exit_code == 0
+    assert "00 02" in passed.output
+    failing = repository.verify(
+        sandbox, base=base, patch=patch, test_command="exit 3", setup_command=None, timeout_s=60
+    )
+    assert (failing.passed, failing.exit_code) == (False, 3)
+    slow = repository.verify(sandbox, base=base, patch=patch, test_command="sleep 30", setup_command=None, timeout_s=1)
+    assert slow.timed_out
+    assert not slow.passed
+
+
+def test_a_private_clone_leaves_its_token_nowhere(sandbox: Sandbox, repo: Path, tmp_path: Path) -> None:
+    with GitHTTPServer(tmp_path / "git", token=TOKEN).start() as server:
+        url = server.add_repo("org/private", repo)
+        with pytest.raises(RepositoryError, match="could not clone"):
+            repository.prepare(sandbox, repo=url, ref="main", setup_command=None, issue_text="#t\n")
+        base = repository.prepare(sandbox, repo=url, ref="main", setup_command=None, issue_text="# t\n", token=TOKEN)
+        assert base.base_commit == git(repo, "rev-parse", "main")
+        assert any(TOKEN in base64.b64decode(h.split()[-1]).decode() for h in server.auth_headers_seen if h)
+    encoded = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+    files_with_token = sandbox.run(f"grep -rl -e '{TOKEN}' -e '{encoded}' . || true", timeout=60).output
+    assert files_with_token.strip() == ""
+    environment = sandbox.run("env", timeout=30).output
+    assert TOKEN not in environment
+    assert encoded not in environment
+    config = sandbox.run("cat .git/config", cwd=sandbox.workdir, timeout=30).output
+    assert "extraHeader" not in config
+    assert url in config  # the remote is recorded without credentials
+
+
+def test_setup_detects_python_projects(sandbox: Sandbox, tmp_path: Path) -> None:
+    project = make_repo(tmp_path / "py", {"requirements.txt": "", "main.py": "print(1)\n"})
+    prepared = repository.prepare(sandbox, repo=str(project), ref=None, setup_command=None, issue_text="# t\n")
+    assert (
+        sandbox.run("test -x .venv/bin/python && echo venv", cwd=sandbox.workdir, timeout=30).output.strip() == "venv"
+    )
+    assert repository.diff(sandbox, prepared.base_commit) == b""  # the virtualenv never enters a patch

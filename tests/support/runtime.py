@@ -1,0 +1,115 @@
+"""Builders for runtime tests: git repositories, sandbox backends and a wired container."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from solver_core.models import SolveRequest, SolveView
+from solver_core.ports import SandboxBackend
+from solver_core.rules import RequestPolicy
+from solver_core.sandbox.e2b import E2BSandboxBackend
+from solver_core.sandbox.local import LocalSandboxBackend, bwrap_path
+from solver_core.settings import Settings
+from solver_core.wiring import Container, build_container
+from tests.fakes.e2b import FakeE2BService
+
+BACKENDS = ["local-bwrap", "local-plain", "e2b"]
+GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0"}
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=Test", "-c", "user.email=test@example.com", *args],
+        cwd=repo,
+        env=os.environ | GIT_ENV,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def make_repo(path: Path, files: Mapping[str, str | bytes], *, message: str = "initial") -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    commit_files(path, files, message)
+    return path
+
+
+def commit_files(repo: Path, files: Mapping[str, str | bytes], message: str) -> str:
+    for name, content in files.items():
+        target = repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def require_bwrap() -> None:
+    if bwrap_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the bubblewrap isolation tests: install bubblewrap", pytrace=False)
+        pytest.skip("bubblewrap (bwrap) is not installed")
+
+
+@contextmanager
+def sandbox_backend(kind: str, tmp_path: Path) -> Iterator[tuple[SandboxBackend, FakeE2BService | None]]:
+    """A backend of `kind`; for e2b, the real SDK against a loopback fake service."""
+    if kind == "e2b":
+        with FakeE2BService(tmp_path / "e2b").start() as service:
+            yield (
+                E2BSandboxBackend(api_key=service.api_key, api_url=service.api_url, sandbox_url=service.sandbox_url),
+                service,
+            )
+        return
+    if kind == "local-bwrap":
+        require_bwrap()
+    isolation = "bwrap" if kind == "local-bwrap" else "none"
+    yield LocalSandboxBackend(tmp_path / "sandboxes", isolation=isolation), None
+    shutil.rmtree(tmp_path / "sandboxes", ignore_errors=True)
+
+
+def runtime_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "home": tmp_path / "home",
+        "database_url": database_url,
+        "allow_local_repos": True,
+        "allow_replay_models": True,
+        "allow_unregistered_models": True,
+        "allowed_http_hosts": ["127.0.0.1"],
+        "sandbox_dir": tmp_path / "sandboxes",
+    }
+    return Settings(**(values | overrides))
+
+
+def runtime(tmp_path: Path, database_url: str, **overrides: Any) -> Container:
+    return build_container(runtime_settings(tmp_path, database_url, **overrides))
+
+
+def start_solve(container: Container, **request: Any) -> SolveView:
+    data: dict[str, Any] = {
+        "issue": {"title": "Fix the bug", "body": "Details."},
+        "limits": {"step_limit": 20, "cost_limit_usd": 1.0, "time_limit_s": 600},
+    } | request
+    policy = RequestPolicy.from_settings(container.settings)
+    return container.solves.start("tester", SolveRequest.model_validate(data, context=policy)).solve
+
+
+def write_replay(path: Path, *commands: str) -> str:
+    """A replay file of shell actions; returns the `replay:` model name for it."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({"actions": list(commands)}))
+    return f"replay:{path}"
