@@ -112,6 +112,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield from _fresh_postgres(admin_url, request.getfixturevalue("postgres_template"))
 
 
+@pytest.fixture
+def postgres_url(postgres_admin_url: str, postgres_template: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database (for tests that only make sense on the real thing)."""
+    yield from _fresh_postgres(postgres_admin_url, postgres_template)
+
+
 @pytest.fixture(params=DATABASES)
 def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh database with no schema at all, on each engine."""

@@ -15,7 +15,7 @@ from solver_core.artifacts import keys
 from solver_core.models import SolveView
 from solver_core.ports import SandboxBackend
 from solver_core.services.agent_step import Budget
-from solver_core.services.champion import ChampionService
+from solver_core.services.champion import SolveFlow
 from solver_core.services.pipeline import RunPipeline
 from solver_core.status import EventKind, RunStatus, SolveStatus
 from solver_core.wiring import Container
@@ -53,7 +53,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Sa
 
 
 def finish(container: Container, solve: SolveView) -> SolveView:
-    return ChampionService(container.runs, container.events, container.artifacts).finish(solve.id)
+    return SolveFlow(container.runs, container.events, container.artifacts).run_and_finish(solve.id)
 
 
 def test_a_replayed_fix_on_a_real_repository(

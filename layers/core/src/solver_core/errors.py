@@ -135,6 +135,20 @@ class ModelUnavailable(RunError):
     retryable = True
 
 
+class StaleHeartbeat(RunError):
+    """The run stopped reporting and its execution is gone (a crashed or lost worker)."""
+
+    code = "stale_heartbeat"
+    retryable = True
+
+
+class ExecutionEnded(RunError):
+    """The orchestration ended (aborted, failed, timed out) before the run did."""
+
+    code = "execution_ended"
+    retryable = True
+
+
 class RunCancelled(RunError):
     """The solve is being cancelled; the run stops at its next check."""
 

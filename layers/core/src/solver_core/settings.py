@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     verify_timeout_s: int = Field(default=1800, ge=10, le=7200)
     # A RunAgent invocation stops this long before its time budget ends (a step must fit in it).
     budget_margin_s: int = Field(default=180, ge=0, le=3600)
+    # At most this many agent steps per RunAgent invocation (None: as many as the budget allows).
+    agent_chunk_steps: int | None = Field(default=None, ge=1)
+
+    # Orchestration: Step Functions when a state machine is configured, in-process otherwise.
+    state_machine_arn: str | None = None
+    max_run_attempts: int = Field(default=3, ge=1, le=10)
+    retry_backoff_s: int = Field(default=60, ge=0, le=86_400)
+    stale_heartbeat_s: int = Field(default=1200, ge=60, le=86_400)
 
     stack_name: str = "solver-local"
     log_level: str = "INFO"

@@ -6,7 +6,7 @@ Nothing here runs at import time; `container()` builds on first use and caches.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -22,7 +22,10 @@ from solver_core.services.solves import SolveService
 from solver_core.settings import Settings
 
 if TYPE_CHECKING:
+    from solver_core.orchestrators.local import LocalOrchestrator
+    from solver_core.orchestrators.stepfunctions import SfnOrchestrator
     from solver_core.ports import ArtifactStore, SandboxBackend
+    from solver_core.services.champion import SolveFlow
     from solver_core.services.pipeline import RunPipeline
 
 
@@ -43,6 +46,14 @@ class Container:
         return Redactor(self.settings.secret_values())
 
     def pipeline(self, sandboxes: SandboxBackend | None = None) -> RunPipeline:
+        """The run steps on the configured sandbox provider (built once), or on the one given."""
+        return self._pipeline if sandboxes is None else self._build_pipeline(sandboxes)
+
+    @cached_property
+    def _pipeline(self) -> RunPipeline:
+        return self._build_pipeline(build_sandbox_backend(self.settings))
+
+    def _build_pipeline(self, sandboxes: SandboxBackend) -> RunPipeline:
         from solver_core.services.pipeline import RunPipeline
         from solver_core.services.steps import StepDeps
 
@@ -51,10 +62,15 @@ class Container:
             runs=self.runs,
             events=self.events,
             artifacts=self.artifacts,
-            sandboxes=sandboxes or build_sandbox_backend(self.settings),
+            sandboxes=sandboxes,
             redactor=self.redactor(),
         )
         return RunPipeline(deps)
+
+    def flow(self) -> SolveFlow:
+        from solver_core.services.champion import SolveFlow
+
+        return SolveFlow(self.runs, self.events, self.artifacts, max_run_attempts=self.settings.max_run_attempts)
 
 
 def build_artifact_store(settings: Settings) -> ArtifactStore:
@@ -95,6 +111,21 @@ def build_sandbox_backend(settings: Settings) -> SandboxBackend:
         isolation=settings.sandbox_isolation,
         hidden_paths=(settings.home,),
     )
+
+
+def build_orchestrator(settings: Settings, container: Container | None = None) -> SfnOrchestrator | LocalOrchestrator:
+    """Step Functions when a state machine is configured, otherwise the in-process orchestrator."""
+    if settings.state_machine_arn:
+        import boto3
+
+        from solver_core.orchestrators.stepfunctions import SfnOrchestrator
+
+        client = boto3.client("stepfunctions", region_name=settings.aws_region)
+        return SfnOrchestrator(client, settings.state_machine_arn)
+    from solver_core.orchestrators.local import LocalOrchestrator
+
+    built = container or build_container(settings)
+    return LocalOrchestrator(built.pipeline(), built.flow())
 
 
 def build_container(settings: Settings) -> Container:

@@ -35,6 +35,9 @@ class Counters(BaseModel):
 class CheckpointPart(BaseModel):
     version: int = 1
     seq: int
+    # How many restored messages precede this part's; fewer than restored means a resumed run
+    # dropped the error exit its previous attempt ended with.
+    base: int | None = None
     messages: list[dict[str, Any]]
     counters: Counters
     extra_template_vars: dict[str, Any] | None = None
@@ -47,6 +50,15 @@ class AgentState(BaseModel):
     counters: Counters = Field(default_factory=Counters)
     extra_template_vars: dict[str, Any] = Field(default_factory=dict)
     parts: int = 0
+
+    def drop_error_exit(self) -> bool:
+        """Forget an exit caused by an error (mini-swe-agent records a traceback for those), so a
+        retried run continues where it was; exits the agent chose (Submitted, limits) stay."""
+        ended = self.exit
+        if ended is not None and "traceback" in ended:
+            self.messages.pop()
+            return True
+        return False
 
     @property
     def exit(self) -> dict[str, Any] | None:
@@ -73,6 +85,8 @@ class Checkpointer:
         state = AgentState()
         for name in names:
             part = CheckpointPart.model_validate_json(self._store.get(name))
+            if part.base is not None:
+                del state.messages[part.base :]
             state.messages.extend(part.messages)
             state.counters = part.counters
             if part.extra_template_vars is not None:
@@ -84,6 +98,7 @@ class Checkpointer:
         """Write the next part; `state.parts` advances. Returns the part's key."""
         part = CheckpointPart(
             seq=state.parts,
+            base=len(state.messages) - len(new_messages),
             messages=self._redactor.redact_data(new_messages),
             counters=state.counters,
             extra_template_vars=self._redactor.redact_data(state.extra_template_vars) if with_vars else None,

@@ -22,7 +22,7 @@ from solver_core.errors import ArtifactNotFound, RunError, SolverError, error_cl
 from solver_core.models import SolveRequest, SolveView
 from solver_core.presenters import SolveWithPatch, solve_out
 from solver_core.rules import RequestPolicy
-from solver_core.services.champion import ChampionService
+from solver_core.services.champion import SolveFlow
 from solver_core.settings import local_cli_settings
 from solver_core.status import SolveStatus
 from solver_core.wiring import Container
@@ -113,7 +113,7 @@ def execute(container: Container, solve: SolveView, *, chunk_steps: int | None, 
         console.print("[yellow]cancelling…[/]")
         cancel(container, solve)
         worker.join()
-    return ChampionService(container.runs, container.events, container.artifacts).finish(solve.id)
+    return SolveFlow(container.runs, container.events, container.artifacts).run_and_finish(solve.id)
 
 
 def cancel(container: Container, solve: SolveView) -> None:

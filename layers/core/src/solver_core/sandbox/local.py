@@ -64,8 +64,10 @@ class LocalSandboxBackend:
             raise SandboxGone("bubblewrap isolation was requested but `bwrap` is not installed")
         self.hidden_paths = hidden_paths
         self.env_config = env_config or SandboxEnvironmentConfig()
-        if self.bwrap is None:
+        if self.bwrap is None and isolation == "auto":
             log.warning("bubblewrap (bwrap) not found: local sandboxes run as plain subprocesses without isolation")
+        elif self.bwrap is None:
+            log.warning("sandbox isolation is off: commands run as plain subprocesses on this machine")
 
     @property
     def isolated(self) -> bool:

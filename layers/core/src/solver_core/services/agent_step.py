@@ -71,8 +71,8 @@ class AgentStep:
         ctx = self.deps.runs.context(run_id)
         if ctx.run.status is not RunStatus.SOLVING:
             self.deps.runs.move(run_id, RunStatus.SOLVING)
-        driver = self._driver(ctx, budget)
         try:
+            driver = self._driver(ctx, budget)
             reason = driver.run(budget.max_steps)
         except Exception as exc:
             raise map_agent_error(exc) from exc
@@ -91,6 +91,8 @@ class AgentStep:
         agent = SolverAgent(build_model(ctx.model, setup.model), sandbox, **setup.agent)
         checkpointer = Checkpointer(self.deps.artifacts, ctx.solve.id, ctx.run.id, self.deps.redactor)
         restored = checkpointer.restore()
+        if restored is not None:
+            restored.drop_error_exit()
         base = ctx.run.base_commit or ""
 
         def should_stop() -> StopReason | None:

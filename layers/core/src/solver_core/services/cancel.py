@@ -12,7 +12,7 @@ from uuid import UUID
 from solver_core.errors import IllegalTransition, SolverError
 from solver_core.models import SolveView
 from solver_core.ports import Orchestrator, SandboxBackend
-from solver_core.services.champion import ChampionService
+from solver_core.services.champion import SolveFlow
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunService
 from solver_core.services.solves import SolveService
@@ -36,7 +36,7 @@ class CancelService:
         events: EventService,
         sandboxes: SandboxBackend,
         orchestrator: Orchestrator,
-        champion: ChampionService,
+        champion: SolveFlow,
     ) -> None:
         self._solves = solves
         self._runs = runs

@@ -1,13 +1,17 @@
-"""PickChampion and FinishSolve: choose the best patch and close the solve (DESIGN §5).
+"""The solve-level steps around the runs: BeginSolve, PickChampion, FinishSolve, FailSolve (DESIGN §5).
 
-Order: tests passed > the agent submitted > a smaller patch > a lower cost (then the lower index,
-so the choice is deterministic). A solve with no patch at all fails, with the reason recorded.
+Champion order: tests passed > the agent submitted > a smaller patch > a lower cost (then the lower
+index, so the choice is deterministic). A solve with no patch at all fails, with the reason.
+A solve whose failed runs will still be retried (retryable, attempts left) is not finished yet: it
+stays running until the sweeper has resumed them.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from solver_core.artifacts import keys
@@ -16,7 +20,9 @@ from solver_core.models import RunView, SolveView
 from solver_core.ports import ArtifactStore
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunService
-from solver_core.status import RUN_TERMINAL, EventKind, RunStatus, SolveStatus
+from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, RunStatus, SolveStatus
+
+DEFAULT_MAX_RUN_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -53,29 +59,88 @@ def pick_champion(runs: list[RunView]) -> Choice:
     return Choice(best, f"champion is {describe(best)}, best of {len(candidates)} patch(es)")
 
 
-class ChampionService:
-    def __init__(self, runs: RunService, events: EventService, artifacts: ArtifactStore) -> None:
+def will_retry(run: RunView, max_attempts: int) -> bool:
+    return run.status is RunStatus.FAILED and run.retryable and run.attempt + 1 < max_attempts
+
+
+class SolveFlow:
+    def __init__(
+        self,
+        runs: RunService,
+        events: EventService,
+        artifacts: ArtifactStore,
+        *,
+        max_run_attempts: int = DEFAULT_MAX_RUN_ATTEMPTS,
+        notify: Callable[[SolveView], None] | None = None,
+    ) -> None:
         self._runs = runs
         self._events = events
         self._artifacts = artifacts
+        self.max_run_attempts = max_run_attempts
+        self._notify = notify or (lambda _solve: None)
+
+    def begin(self, solve_id: UUID, run_ids: list[UUID] | None = None) -> dict[str, Any]:
+        """BeginSolve: mark the solve running and list its queued runs (all, or the given ones)."""
+        solve = self._runs.solve(solve_id)
+        if solve.status in {SolveStatus.QUEUED, SolveStatus.FAILED}:
+            with contextlib.suppress(IllegalTransition):
+                if solve.status is SolveStatus.FAILED:  # a resume of a solve that had ended failed
+                    self._runs.move_solve(solve_id, SolveStatus.QUEUED)
+                self._runs.move_solve(solve_id, SolveStatus.RUNNING)
+        wanted = set(run_ids) if run_ids is not None else None
+        queued = [r for r in solve.runs if r.status is RunStatus.QUEUED and (wanted is None or r.id in wanted)]
+        return {
+            "solve_id": str(solve_id),
+            "max_parallel": max(1, min(solve.max_parallel, len(queued) or 1)),
+            "runs": [{"solve_id": str(solve_id), "run_id": str(r.id)} for r in queued],
+        }
+
+    def pending_retries(self, solve: SolveView) -> list[RunView]:
+        return [r for r in solve.runs if will_retry(r, self.max_run_attempts)]
+
+    def pick(self, solve_id: UUID) -> Choice:
+        """PickChampion: choose and record the champion (its patch is also stored at solve level)."""
+        solve = self._runs.solve(solve_id)
+        choice = pick_champion(solve.runs)
+        if choice.run is not None:
+            patch = self._artifacts.get(keys.patch(solve_id, choice.run.id))
+            self._artifacts.put(keys.champion_patch(solve_id), patch, content_type="text/x-diff")
+            self._runs.set_solve_fields(solve_id, champion_run_id=choice.run.id)
+        champion = str(choice.run.id) if choice.run else None
+        self._events.append(solve_id, EventKind.LOG, choice.reason, data={"champion_run_id": champion})
+        return choice
 
     def finish(self, solve_id: UUID) -> SolveView:
-        """Pick the champion and end the solve; a cancelling solve ends cancelled instead."""
+        """FinishSolve: succeeded with a champion, failed without; cancelled if being cancelled."""
         solve = self._runs.solve(solve_id)
         if solve.status in {SolveStatus.CANCELLING, SolveStatus.CANCELLED}:
             return self.finish_cancel(solve_id)
-        if solve.status in {SolveStatus.SUCCEEDED, SolveStatus.FAILED}:
+        if solve.status in SOLVE_TERMINAL:
             return solve
-        choice = pick_champion(solve.runs)
-        self._events.append(solve_id, EventKind.LOG, choice.reason, data={"champion_run_id": _id(choice.run)})
+        if pending := self.pending_retries(solve):
+            self._events.append(solve_id, EventKind.LOG, f"waiting for {len(pending)} run(s) to be retried")
+            return solve
         try:
-            if choice.run is None:
-                return self._runs.move_solve(solve_id, SolveStatus.FAILED, error=choice.reason)
-            patch = self._artifacts.get(keys.patch(solve_id, choice.run.id))
-            self._artifacts.put(keys.champion_patch(solve_id), patch, content_type="text/x-diff")
-            return self._runs.move_solve(solve_id, SolveStatus.SUCCEEDED, champion_run_id=choice.run.id)
+            if solve.champion_run_id is not None:
+                done = self._runs.move_solve(solve_id, SolveStatus.SUCCEEDED)
+            else:
+                done = self._runs.move_solve(solve_id, SolveStatus.FAILED, error=pick_champion(solve.runs).reason)
         except IllegalTransition:
             return self._runs.solve(solve_id)  # cancelled meanwhile: its state wins
+        self._notify(done)
+        return done
+
+    def fail(self, solve_id: UUID, error: str, cause: str) -> SolveView:
+        """FailSolve: something outside the runs broke; unfinished runs are failed as retryable."""
+        solve = self._runs.solve(solve_id)
+        for run in solve.runs:
+            if run.status not in RUN_TERMINAL:
+                with contextlib.suppress(IllegalTransition):
+                    self._runs.move(run.id, RunStatus.FAILED, error=f"{error}: {cause}"[:2000], retryable=True)
+        with contextlib.suppress(IllegalTransition):
+            done = self._runs.move_solve(solve_id, SolveStatus.FAILED, error=f"{error}: {cause}"[:2000])
+            self._notify(done)
+        return self._runs.solve(solve_id)
 
     def finish_cancel(self, solve_id: UUID) -> SolveView:
         """Mark every unfinished run cancelled, then the solve (idempotent)."""
@@ -86,9 +151,16 @@ class ChampionService:
                     self._runs.move(run.id, RunStatus.CANCELLED, error="cancelled")
         if solve.status is SolveStatus.CANCELLING:
             with contextlib.suppress(IllegalTransition):
-                self._runs.move_solve(solve_id, SolveStatus.CANCELLED)
+                self._notify(self._runs.move_solve(solve_id, SolveStatus.CANCELLED))
         return self._runs.solve(solve_id)
 
+    def run_and_finish(self, solve_id: UUID) -> SolveView:
+        """PickChampion then FinishSolve, as one call (the local orchestrator, the CLI)."""
+        solve = self._runs.solve(solve_id)
+        if solve.status not in {SolveStatus.CANCELLING, SolveStatus.CANCELLED}:
+            self.pick(solve_id)
+        return self.finish(solve_id)
 
-def _id(run: RunView | None) -> str | None:
-    return str(run.id) if run else None
+
+# The name the API layer was written against; both name the same service.
+ChampionService = SolveFlow

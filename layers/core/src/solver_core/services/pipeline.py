@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 from uuid import UUID
 
 from solver_core.errors import SolverError
 from solver_core.models import RunView, TestResult
+from solver_core.orchestrators.retry import LAUNCH_RULES, STEP_RULES, RetryRule, call_with_retries
 from solver_core.services.agent_step import AgentStep, Budget
 from solver_core.services.steps import RunSteps, StepDeps
 from solver_core.status import RUN_TERMINAL, RunStatus
@@ -16,6 +18,7 @@ from solver_core.status import RUN_TERMINAL, RunStatus
 log = logging.getLogger(__name__)
 
 AgentInvoker = Callable[[UUID], bool]
+T = TypeVar("T")
 
 
 class RunPipeline:
@@ -54,17 +57,25 @@ class RunPipeline:
             log.exception("could not store the records of failed run %s", run_id)
         return self.steps.record_failure(run_id, error, message)
 
-    def run_to_end(self, run_id: UUID, *, invoke_agent: AgentInvoker | None = None) -> RunView:
-        """Every step in order, in this process; `invoke_agent` runs one RunAgent invocation (by
-        default in-process without a budget) and returns whether the agent is done."""
-        invoke = invoke_agent or (lambda rid: self.run_agent(rid, Budget()))
+    def run_to_end(
+        self, run_id: UUID, *, invoke_agent: AgentInvoker | None = None, retry_time_scale: float = 1.0
+    ) -> RunView:
+        """Every step in order, in this process, with the state machine's in-place retries;
+        `invoke_agent` runs one RunAgent invocation (by default in-process, `agent_chunk_steps` at a
+        time) and says whether the agent is done."""
+        chunk = self.deps.settings.agent_chunk_steps
+        invoke = invoke_agent or (lambda rid: self.run_agent(rid, Budget(max_steps=chunk)))
+
+        def retried(step: Callable[[], T], rules: tuple[RetryRule, ...] = STEP_RULES) -> T:
+            return call_with_retries(step, rules, time_scale=retry_time_scale)
+
         try:
-            self.launch(run_id)
-            self.prepare(run_id)
-            while not invoke(run_id):
+            retried(lambda: self.launch(run_id), LAUNCH_RULES)
+            retried(lambda: self.prepare(run_id))
+            while not retried(lambda: invoke(run_id)):
                 pass
-            self.collect(run_id)
-            self.verify(run_id)
+            retried(lambda: self.collect(run_id))
+            retried(lambda: self.verify(run_id))
         except SolverError as exc:
             self.record_failure(run_id, type(exc).__name__, exc.message)
         except Exception as exc:

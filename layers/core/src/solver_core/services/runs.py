@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from solver_core.db.schema import RunRow, SolveRow, utcnow
@@ -15,7 +15,7 @@ from solver_core.models import ModelSpec, RunView, SolveView
 from solver_core.services import records, registry
 from solver_core.services.records import rowcount
 from solver_core.services.views import run_view, solve_view
-from solver_core.status import RUN_TERMINAL, RunStatus, SolveStatus
+from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, RunStatus, SolveStatus
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,12 @@ class RunContext:
     model: ModelSpec
     agent_base: str
     agent_overrides: dict[str, Any]
+
+
+HOLDING_SANDBOX = (
+    RunStatus.LAUNCHING, RunStatus.PREPARING, RunStatus.SOLVING, RunStatus.COLLECTING, RunStatus.VERIFYING,
+)  # fmt: skip
+SANDBOX_SLOTS_LOCK = 0x501E_0002
 
 
 class RunService:
@@ -63,31 +69,9 @@ class RunService:
             return "cancelled"
         return None
 
-    def live_sandbox_count(self) -> int:
-        """Runs that hold a sandbox now (for the global cap on live sandboxes)."""
-        holding = [
-            RunStatus.LAUNCHING,
-            RunStatus.PREPARING,
-            RunStatus.SOLVING,
-            RunStatus.COLLECTING,
-            RunStatus.VERIFYING,
-        ]
-        with self._sessions() as session:
-            return (
-                session.scalar(
-                    select(func.count())
-                    .select_from(RunRow)
-                    .where(RunRow.status.in_([s.value for s in holding]), RunRow.sandbox_id.is_not(None))
-                )
-                or 0
-            )
-
     def get(self, run_id: UUID) -> RunView:
         with self._sessions() as session:
-            row = session.get(RunRow, run_id)
-            if row is None:
-                raise NotFound(f"run {run_id} not found")
-            return run_view(row)
+            return run_view(_row(session, run_id))
 
     def move(
         self,
@@ -115,6 +99,18 @@ class RunService:
             row = records.solve_row(session, solve_id)
             return solve_view(row, row.runs)
 
+    def set_solve_fields(self, solve_id: UUID, **fields: Any) -> bool:
+        """Record facts about an unfinished solve (its champion, its execution); False once it ended."""
+        with self._sessions.begin() as session:
+            updated = rowcount(
+                session.execute(
+                    update(SolveRow)
+                    .where(SolveRow.id == solve_id, SolveRow.status.not_in([s.value for s in SOLVE_TERMINAL]))
+                    .values(updated_at=utcnow(), **fields)
+                )
+            )
+        return updated == 1
+
     def record_progress(self, run_id: UUID, *, steps: int, cost_usd: float, tokens: int = 0) -> bool:
         """Update counters and the heartbeat of a live run; False when the run is already terminal."""
         return self._update_live(run_id, steps=steps, cost_usd=cost_usd, tokens=tokens, heartbeat_at=utcnow())
@@ -136,6 +132,25 @@ class RunService:
                 )
             )
         return updated == 1
+
+    def claim_sandbox_slot(self, run_id: UUID, cap: int) -> bool:
+        """Move a queued run to `launching` if fewer than `cap` runs hold (or are getting) a sandbox.
+        Count and claim happen under one lock, so concurrent launches cannot both take the last slot."""
+        with self._sessions.begin() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SANDBOX_SLOTS_LOCK})
+            status = session.scalar(select(RunRow.status).where(RunRow.id == run_id))
+            if status is None:
+                raise NotFound(f"run {run_id} not found")
+            if status != RunStatus.QUEUED.value:
+                return status == RunStatus.LAUNCHING.value  # a retried launch keeps its slot
+            holding = session.scalar(
+                select(func.count()).select_from(RunRow).where(RunRow.status.in_([s.value for s in HOLDING_SANDBOX]))
+            )
+            if (holding or 0) >= cap:
+                return False
+            records.move_run(session, run_id, RunStatus.LAUNCHING)
+            return True
 
 
 def _row(session: Session, run_id: UUID) -> RunRow:

@@ -83,9 +83,9 @@ class RunSteps:
         ctx = self.deps.runs.context(run_id)
         if ctx.run.status is RunStatus.LAUNCHING and ctx.run.sandbox_id:
             return ctx.run.sandbox_id
-        if self.deps.runs.live_sandbox_count() >= self.deps.settings.max_live_sandboxes:
-            raise SandboxCapacityExceeded(f"{self.deps.settings.max_live_sandboxes} sandboxes are already live")
-        self._advance(ctx, RunStatus.LAUNCHING)
+        cap = self.deps.settings.max_live_sandboxes
+        if not self.deps.runs.claim_sandbox_slot(run_id, cap):
+            raise SandboxCapacityExceeded(f"{cap} sandboxes are already live")
         self._start_solve(ctx)
         spec = SandboxSpec(
             metadata={

@@ -1,0 +1,57 @@
+"""Step Functions task handlers, the retry sweeper and the execution reconciler (thin adapters)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from solver_core.observability import bind_solve, configure_lambda_logging, logger, metrics, tracer
+from solver_core.orchestrators.stepfunctions import SfnOrchestrator
+from solver_core.orchestrators.tasks import TaskContext, handle
+from solver_core.services.run_queries import RunQueries
+from solver_core.services.sweeper import Sweeper
+from solver_core.wiring import build_orchestrator, container
+
+
+@cache
+def _sweeper() -> Sweeper:
+    built = container()
+    orchestrator = build_orchestrator(built.settings, built)
+    assert isinstance(orchestrator, SfnOrchestrator), "the sweeper runs where a state machine is configured"
+    queries = RunQueries(built.sessions)
+    return Sweeper(
+        pipeline=built.pipeline(),
+        flow=built.flow(),
+        orchestrator=orchestrator,
+        settings=built.settings,
+        queries=queries,
+    )
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """One state of the solve state machine; the event carries ids only."""
+    configure_lambda_logging()
+    bind_solve(event.get("solve_id", ""))
+    built = container()
+    task = TaskContext(built.pipeline(), built.flow(), built.settings, context.get_remaining_time_in_millis)
+    return handle(event, task)
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+def sweeper(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """EventBridge schedule: fail stale runs, resume retryable ones, finish orphans, reap sandboxes."""
+    return vars(_sweeper().sweep())
+
+
+@logger.inject_lambda_context(log_event=False)
+def reconciler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """EventBridge rule on Step Functions executions that ended ABORTED, FAILED or TIMED_OUT."""
+    detail = event.get("detail", {})
+    solve = _sweeper().reconcile(detail.get("executionArn", ""), detail.get("status", ""))
+    return {"solve_status": solve.status.value if solve else None}

@@ -1,0 +1,67 @@
+"""Logger, Tracer and Metrics (Powertools), shared by every handler and usable without AWS.
+
+- Logs are structured JSON; `solve_id` is the correlation id once a request names a solve.
+- The tracer disables itself outside Lambda (no X-Ray daemon to talk to), so local runs and tests
+  pay nothing for it.
+- Metrics go to CloudWatch as EMF lines on stdout when a handler flushes them (`log_metrics`);
+  the namespace is fixed here, so a missing POWERTOOLS_METRICS_NAMESPACE can never fail a flush,
+  and nothing is sent anywhere by merely adding a metric.
+
+Building these objects reads only POWERTOOLS_* variables and opens no connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from uuid import UUID
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+SERVICE = "solver"
+NAMESPACE = "Solver"
+API_CORRELATION_PATH = correlation_paths.API_GATEWAY_REST
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
+def configure_lambda_logging() -> None:
+    """Route the `solver_core.*` loggers through the structured logger (call once per cold start)."""
+    copy_config_to_registered_loggers(source_logger=logger, include={"solver_core"})
+    logging.getLogger("solver_core").setLevel(logger.log_level)
+
+
+def bind_solve(solve_id: UUID | str) -> None:
+    """Make the solve the correlation id of what this invocation logs and traces from here on."""
+    logger.set_correlation_id(str(solve_id))
+    tracer.put_annotation(key="solve_id", value=str(solve_id))
+
+
+def record_api_response(status_code: int) -> None:
+    metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=1)
+    if status_code >= 500:
+        metrics.add_metric(name="ApiServerErrors", unit=MetricUnit.Count, value=1)
+    elif status_code == 429:
+        metrics.add_metric(name="ApiThrottled", unit=MetricUnit.Count, value=1)
+
+
+def record_solve_started() -> None:
+    metrics.add_metric(name="SolvesStarted", unit=MetricUnit.Count, value=1)
+
+
+def record_solve_cancelled() -> None:
+    metrics.add_metric(name="SolvesCancelled", unit=MetricUnit.Count, value=1)
+
+
+def record_run_finished(status: str, cost_usd: float) -> None:
+    """For the orchestration steps: runs finished, by final status (a dimension of their own, so
+    it does not spread to the handler's other metrics), and what each run cost."""
+    with single_metric(
+        name="RunsFinished", unit=MetricUnit.Count, value=1, namespace=NAMESPACE, default_dimensions={"status": status}
+    ):
+        pass
+    metrics.add_metric(name="RunCostUSD", unit=MetricUnit.NoUnit, value=cost_usd)

@@ -1,0 +1,98 @@
+"""The local orchestrator: the state machine's flow in-process, runs in a thread pool bounded by
+the solve's max_parallel. Used by `solver solve`, `solver serve` and `solver demo`.
+
+It mirrors the cloud: each run goes through the same steps with the same in-place retries; a run
+that fails retryably is resumed from its checkpoint (what the sweeper does in the cloud) until its
+attempts are used up; then PickChampion and FinishSolve. Cancelling goes through the database:
+each run sees it at its next check, and the cancel service kills the sandboxes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from uuid import UUID
+
+from solver_core.errors import IllegalTransition
+from solver_core.models import SolveView
+from solver_core.services.champion import SolveFlow, will_retry
+from solver_core.services.pipeline import AgentInvoker, RunPipeline
+from solver_core.status import RunStatus
+
+log = logging.getLogger(__name__)
+
+RESUME_BACKOFF_S = 2.0
+
+
+class LocalOrchestrator:
+    name = "local"
+
+    def __init__(
+        self,
+        pipeline: RunPipeline,
+        flow: SolveFlow,
+        *,
+        invoke_agent: AgentInvoker | None = None,
+        retry_time_scale: float = 1.0,
+    ) -> None:
+        self.pipeline = pipeline
+        self.flow = flow
+        self._invoke_agent = invoke_agent
+        self._time_scale = retry_time_scale
+        self._threads: dict[UUID, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def start(self, solve_id: UUID) -> str:
+        """Run the solve in a background thread; starting it twice is harmless."""
+        with self._lock:
+            thread = self._threads.get(solve_id)
+            if thread is None or not thread.is_alive():
+                thread = threading.Thread(target=self._execute_logged, args=(solve_id,), name=f"solve-{solve_id}")
+                self._threads[solve_id] = thread
+                thread.start()
+        return f"local:{solve_id}"
+
+    def wait(self, solve_id: UUID, timeout: float | None = None) -> bool:
+        """True once the solve's background execution has ended."""
+        thread = self._threads.get(solve_id)
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def stop(self, solve_id: UUID, execution_ref: str | None, reason: str) -> None:
+        """Nothing to stop in-process: the runs notice the cancel in the database at their next check."""
+        log.info("solve %s: stop requested (%s)", solve_id, reason)
+
+    def check(self) -> None:
+        return None
+
+    def _execute_logged(self, solve_id: UUID) -> None:
+        try:
+            self.execute(solve_id)
+        except Exception as exc:
+            log.exception("solve %s failed outside its runs", solve_id)
+            self.flow.fail(solve_id, type(exc).__name__, str(exc))
+
+    def execute(self, solve_id: UUID, run_ids: list[UUID] | None = None) -> SolveView:
+        """BeginSolve → every run (at most max_parallel at once) → PickChampion → FinishSolve."""
+        begun = self.flow.begin(solve_id, run_ids)
+        ids = [UUID(item["run_id"]) for item in begun["runs"]]
+        if ids:
+            with ThreadPoolExecutor(max_workers=begun["max_parallel"], thread_name_prefix="run") as pool:
+                list(pool.map(self._run_until_settled, ids))
+        return self.flow.run_and_finish(solve_id)
+
+    def _run_until_settled(self, run_id: UUID) -> None:
+        while True:
+            run = self.pipeline.run_to_end(run_id, invoke_agent=self._invoke_agent, retry_time_scale=self._time_scale)
+            if not will_retry(run, self.flow.max_run_attempts) or self.pipeline.deps.runs.stop_reason(run_id):
+                return
+            time.sleep(RESUME_BACKOFF_S * (run.attempt + 1) * self._time_scale)
+            with contextlib.suppress(IllegalTransition):  # cancelled meanwhile: stop here
+                self.pipeline.deps.runs.move(run_id, RunStatus.QUEUED)
+                continue
+            return

@@ -1,0 +1,136 @@
+"""The state machine's Task handlers: one entry point that validates the payload (ids only) and calls
+the step. Errors propagate with their class names, which the state machine's Retry and Catch match.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from solver_core.services.agent_step import Budget
+from solver_core.services.champion import SolveFlow
+from solver_core.services.pipeline import RunPipeline
+from solver_core.settings import Settings
+
+Step = Literal[
+    "begin", "launch", "prepare", "run_agent", "collect", "verify", "release", "record_failure",
+    "pick_champion", "finish", "fail",
+]  # fmt: skip
+
+
+class CaughtError(BaseModel):
+    """What a Catch puts under ResultPath: the error name and its cause (Lambda's JSON error payload)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    Error: str = "Unknown"
+    Cause: str | None = ""
+
+    def message(self) -> str:
+        try:
+            payload = json.loads(self.Cause or "")
+        except ValueError:
+            return self.Cause or self.Error
+        if isinstance(payload, dict):
+            return str(payload.get("errorMessage") or payload.get("message") or self.Cause)
+        return str(self.Cause)
+
+
+class TaskEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: Step
+    solve_id: UUID
+    run_id: UUID | None = None
+    run_ids: list[UUID] | None = None
+    error: CaughtError | None = None
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    pipeline: RunPipeline
+    flow: SolveFlow
+    settings: Settings
+    remaining_ms: Callable[[], int]
+
+
+def handle(raw: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    event = TaskEvent.model_validate(raw)
+    return _HANDLERS[event.step](event, ctx)
+
+
+def _run(event: TaskEvent) -> UUID:
+    if event.run_id is None:
+        raise ValueError(f"step {event.step} needs a run_id")
+    return event.run_id
+
+
+def _begin(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
+    return ctx.flow.begin(event.solve_id, event.run_ids)
+
+
+def _launch(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
+    return {"sandbox_id": ctx.pipeline.launch(_run(event))}
+
+
+def _prepare(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
+    return {"base_commit": ctx.pipeline.prepare(_run(event))}
+
+
+def _run_agent(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
+    budget = Budget.from_remaining(
+        ctx.remaining_ms() / 1000, ctx.settings.budget_margin_s, max_steps=ctx.settings.agent_chunk_steps
+    )
+    return {"done": ctx.pipeline.run_agent(_run(event), budget)}
+
+
+def _collect(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
+    return {"has_patch": ctx.pipeline.collect(_run(event))}
+
+
+def _verify(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
+    result = ctx.pipeline.verify(_run(event))
+    return {"passed": None if result is None else result.passed}
+
+
+def _release(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
+    return {"killed": ctx.pipeline.release(_run(event))}
+
+
+def _record_failure(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
+    caught = event.error or CaughtError()
+    return {"status": ctx.pipeline.record_failure(_run(event), caught.Error, caught.message()).value}
+
+
+def _pick(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
+    choice = ctx.flow.pick(event.solve_id)
+    return {"champion_run_id": str(choice.run.id) if choice.run else None}
+
+
+def _finish(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
+    return {"status": ctx.flow.finish(event.solve_id).status.value}
+
+
+def _fail(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
+    caught = event.error or CaughtError()
+    return {"status": ctx.flow.fail(event.solve_id, caught.Error, caught.message()).status.value}
+
+
+_HANDLERS: dict[str, Callable[[TaskEvent, TaskContext], dict[str, Any]]] = {
+    "begin": _begin,
+    "launch": _launch,
+    "prepare": _prepare,
+    "run_agent": _run_agent,
+    "collect": _collect,
+    "verify": _verify,
+    "release": _release,
+    "record_failure": _record_failure,
+    "pick_champion": _pick,
+    "finish": _finish,
+    "fail": _fail,
+}

@@ -1,0 +1,149 @@
+"""The retry sweeper (an EventBridge schedule) and the execution reconciler (Step Functions status
+changes). Together they guarantee that no run hangs and no sandbox leaks:
+
+- runs with a stale heartbeat whose execution is no longer running are failed as retryable;
+- retryable failed runs are re-queued (bounded attempts, backoff) and resumed by a new execution,
+  which continues from their checkpoints;
+- solves left open with nothing running and nothing to retry are finished;
+- sandboxes (found by metadata) whose runs are terminal or unknown are killed;
+- an execution that is aborted, fails or times out has its unfinished runs finalized.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+from uuid import UUID
+
+from solver_core.errors import ExecutionEnded, IllegalTransition, SolverError, StaleHeartbeat
+from solver_core.models import RunView, SolveView
+from solver_core.ports import SandboxBackend
+from solver_core.services.champion import SolveFlow
+from solver_core.services.pipeline import RunPipeline
+from solver_core.services.run_queries import RunQueries
+from solver_core.settings import Settings
+from solver_core.status import RUN_TERMINAL, RunStatus, SolveStatus
+
+log = logging.getLogger(__name__)
+
+
+class Resumer(Protocol):
+    def resume(self, solve_id: UUID, run_ids: list[UUID], attempt: int) -> str: ...
+
+    def is_running(self, execution_ref: str | None) -> bool: ...
+
+
+@dataclass
+class SweepReport:
+    stale: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    killed_sandboxes: list[str] = field(default_factory=list)
+
+
+class Sweeper:
+    def __init__(
+        self, *, pipeline: RunPipeline, flow: SolveFlow, orchestrator: Resumer, settings: Settings, queries: RunQueries
+    ) -> None:
+        self.pipeline = pipeline
+        self.runs = pipeline.deps.runs
+        self.queries = queries
+        self.sandboxes: SandboxBackend = pipeline.deps.sandboxes
+        self.flow = flow
+        self.orchestrator = orchestrator
+        self.settings = settings
+
+    def sweep(self, now: datetime | None = None) -> SweepReport:
+        now = now or datetime.now(UTC)
+        report = SweepReport()
+        self._fail_stale(now, report)
+        self._requeue(now, report)
+        self._finish_open(now, report)
+        self._reap_sandboxes(report)
+        return report
+
+    def _fail_stale(self, now: datetime, report: SweepReport) -> None:
+        cutoff = now - timedelta(seconds=self.settings.stale_heartbeat_s)
+        for run in self.queries.stale_runs(cutoff):
+            solve = self.runs.solve(run.solve_id)
+            if self.orchestrator.is_running(solve.execution_ref):
+                continue  # a long step of a live execution; its own retries and timeouts apply
+            self.pipeline.record_failure(run.id, StaleHeartbeat.__name__, "no heartbeat and no running execution")
+            report.stale.append(str(run.id))
+
+    def _requeue(self, now: datetime, report: SweepReport) -> None:
+        cutoff = now - timedelta(seconds=self.settings.retry_backoff_s)
+        by_solve: dict[UUID, list[RunView]] = defaultdict(list)
+        for run in self.queries.retryable_runs(self.settings.max_run_attempts, cutoff):
+            by_solve[run.solve_id].append(run)
+        for solve_id, runs in by_solve.items():
+            solve = self.runs.solve(solve_id)
+            if solve.status in {SolveStatus.SUCCEEDED, SolveStatus.CANCELLED, SolveStatus.CANCELLING}:
+                continue
+            if self.orchestrator.is_running(solve.execution_ref):
+                continue  # its execution will finish; resume afterwards
+            requeued = [r for r in runs if self._requeue_run(r)]
+            if requeued:
+                attempt = max(r.attempt for r in requeued) + 1
+                ref = self.orchestrator.resume(solve_id, [r.id for r in requeued], attempt)
+                self.runs.set_solve_fields(solve_id, execution_ref=ref)
+                report.requeued += [str(r.id) for r in requeued]
+                report.resumed.append(ref)
+
+    def _requeue_run(self, run: RunView) -> bool:
+        try:
+            self.runs.move(run.id, RunStatus.QUEUED)
+        except IllegalTransition:
+            return False
+        return True
+
+    def _finish_open(self, now: datetime, report: SweepReport) -> None:
+        cutoff = now - timedelta(seconds=self.settings.stale_heartbeat_s)
+        statuses = (SolveStatus.RUNNING, SolveStatus.CANCELLING)
+        for solve in self.queries.open_solves(statuses, cutoff):
+            if _has_live_runs(solve) or self.orchestrator.is_running(solve.execution_ref):
+                continue
+            if solve.status is SolveStatus.RUNNING and self.flow.pending_retries(solve):
+                continue
+            done = self.flow.run_and_finish(solve.id)
+            report.finished.append(f"{solve.id}:{done.status.value}")
+
+    def _reap_sandboxes(self, report: SweepReport) -> None:
+        found = self.sandboxes.list({"app": "solver", "stack": self.settings.stack_name})
+        ids = {info.id: _uuid(info.metadata.get("run_id")) for info in found}
+        known = self.queries.run_ids_known([run_id for run_id in ids.values() if run_id])
+        for sandbox_id, run_id in ids.items():
+            status = known.get(run_id) if run_id else None
+            if status is None or status in RUN_TERMINAL:
+                with contextlib.suppress(SolverError):
+                    self.sandboxes.kill(sandbox_id)
+                    report.killed_sandboxes.append(sandbox_id)
+
+    def reconcile(self, execution_arn: str, status: str) -> SolveView | None:
+        """An execution ended ABORTED, FAILED or TIMED_OUT: settle what it left unfinished."""
+        solve_id = _uuid(execution_arn.rsplit(":", 1)[-1][:36])
+        if solve_id is None:
+            return None
+        solve = self.runs.solve(solve_id)
+        if solve.execution_ref and solve.execution_ref != execution_arn:
+            return solve  # an older execution; a newer one owns the solve now
+        for run in solve.runs:
+            if run.status not in RUN_TERMINAL:
+                self.pipeline.record_failure(run.id, ExecutionEnded.__name__, f"the execution ended {status}")
+        return self.flow.run_and_finish(solve_id)
+
+
+def _has_live_runs(solve: SolveView) -> bool:
+    return any(r.status not in RUN_TERMINAL for r in solve.runs)
+
+
+def _uuid(value: str | None) -> UUID | None:
+    try:
+        return UUID(value) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,258 @@
+"""The solve flow executed two ways, reaching the same final state: the real state machine run by
+moto's Step Functions interpreter (Lambda tasks calling our handler in-process), and the local
+orchestrator. Both on a real PostgreSQL, moto S3 artifacts and local sandboxes, with replay models."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from solver_core.db.migrate import upgrade
+from solver_core.models import SolveView
+from solver_core.orchestrators.local import LocalOrchestrator
+from solver_core.orchestrators.stepfunctions import SfnOrchestrator
+from solver_core.orchestrators.tasks import TaskContext, handle
+from solver_core.sandbox.local import LocalSandboxBackend
+from solver_core.services.cancel import CancelService
+from solver_core.services.pipeline import RunPipeline
+from solver_core.wiring import Container, build_container
+from tests.fakes.sandboxes import WatchedSandboxes
+from tests.support.runtime import make_repo, runtime_settings, start_solve, write_replay
+from tests.support.stepfunctions import StepFunctionsHarness
+
+pytestmark = pytest.mark.contract
+
+ORCHESTRATORS = ["stepfunctions", "local"]
+ASL = Path(__file__).resolve().parents[2] / "statemachine" / "solve.asl.json"
+BUGGY = "def mean(values):\n    return sum(values) // len(values)\n"
+TESTS = "from calc import mean\nassert mean([1, 2]) == 1.5\n"
+FIX = ("cat calc.py", "sed -i 's|//|/|' calc.py", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
+WRONG = ("sed -i 's|def mean|def average|' calc.py", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
+TIME_SCALE = 0.02  # retry intervals as configured, 50 times faster
+BUCKET = "solver-contract"
+
+
+@dataclass
+class World:
+    """One orchestrator over one database, artifact bucket and sandbox provider."""
+
+    container: Container
+    sandboxes: WatchedSandboxes
+    orchestrator: SfnOrchestrator | LocalOrchestrator
+    harness: StepFunctionsHarness | None = None
+    counted: dict[str, int] = field(default_factory=dict)
+    outcome: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, solve: SolveView) -> SolveView:
+        self.start(solve)
+        return self.wait(solve)
+
+    def start(self, solve: SolveView) -> None:
+        execution = self.orchestrator.start(solve.id)
+        self.container.runs.set_solve_fields(solve.id, execution_ref=execution)
+
+    def wait(self, solve: SolveView) -> SolveView:
+        if isinstance(self.orchestrator, LocalOrchestrator):
+            assert self.orchestrator.wait(solve.id, timeout=120)
+        else:
+            assert self.harness is not None
+            execution = self.container.runs.solve(solve.id).execution_ref
+            assert execution
+            self.outcome = self.harness.wait(execution, timeout_s=120)
+        return self.container.runs.solve(solve.id)
+
+    def invocations(self, step: str) -> int:
+        if self.harness is not None:
+            return sum(1 for _, event in self.harness.invocations if event.get("step") == step)
+        return self.counted.get(step, 0)
+
+
+@pytest.fixture(params=ORCHESTRATORS)
+def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    credentials = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    for name, value in credentials.items():
+        monkeypatch.setenv(name, value)
+    return str(request.param)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "calc", {"calc.py": BUGGY, "test_calc.py": TESTS})
+
+
+@contextmanager
+def make_world(kind: str, tmp: Path, database_url: str, *, fail_connects: int = 0, **settings: Any) -> Iterator[World]:
+    """A world of `kind`: for stepfunctions, the real ASL deployed in the harness; else the local orchestrator."""
+    wired: dict[str, Any] = {}
+
+    def tasks(event: dict[str, Any], context: Any) -> Any:
+        task = TaskContext(
+            wired["pipeline"], wired["container"].flow(), wired["container"].settings,
+            context.get_remaining_time_in_millis,
+        )  # fmt: skip
+        return handle(event, task)
+
+    with contextlib.ExitStack() as stack:
+        harness = None
+        if kind == "stepfunctions":
+            harness = stack.enter_context(StepFunctionsHarness({"run-solver": tasks}, retry_time_scale=TIME_SCALE))
+        else:
+            stack.enter_context(mock_aws())
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
+        container = build_container(
+            runtime_settings(tmp, database_url, artifacts_bucket=BUCKET, aws_region="us-east-1", **settings)
+        )
+        stack.callback(container.close)
+        upgrade(container.engine)
+        sandboxes = WatchedSandboxes(
+            LocalSandboxBackend(tmp / "sandboxes", isolation="none"), fail_connects=fail_connects
+        )
+        pipeline = container.pipeline(sandboxes)
+        wired.update(container=container, pipeline=pipeline)
+
+        if harness is not None:
+            arn = harness.create_state_machine(
+                ASL.read_text(), {"RunSolverFunctionArn": harness.function_arn("run-solver")}
+            )
+            sfn = SfnOrchestrator(boto3.client("stepfunctions", region_name="us-east-1"), arn)
+            yield World(container, sandboxes, sfn, harness=harness)
+            return
+        world = World(container, sandboxes, LocalOrchestrator(pipeline, container.flow(), retry_time_scale=TIME_SCALE))
+        count_calls(world, pipeline)
+        yield world
+
+
+def count_calls(world: World, pipeline: RunPipeline) -> None:
+    """Count the local orchestrator's step calls, as the harness counts Lambda invocations."""
+    for name in ("run_agent", "prepare"):
+        call = getattr(pipeline, name)
+
+        def counted(*args: Any, _name: str = name, _call: Callable[..., Any] = call, **kwargs: Any) -> Any:
+            world.counted[_name] = world.counted.get(_name, 0) + 1
+            return _call(*args, **kwargs)
+
+        setattr(pipeline, name, counted)
+
+
+def final_state(container: Container, solve_id: UUID) -> dict[str, Any]:
+    solve = container.runs.solve(solve_id)
+    champion = next((r.index for r in solve.runs if r.id == solve.champion_run_id), None)
+    runs = [
+        {
+            "status": r.status.value,
+            "exit": r.exit_status,
+            "error": (r.error or "").split(":")[0] or None,
+            "tests": None if r.tests is None else r.tests.passed,
+            "files": None if r.patch_stats is None else r.patch_stats.files,
+            "attempt": r.attempt,
+        }
+        for r in solve.runs
+    ]
+    return {"status": solve.status.value, "champion": champion, "runs": runs}
+
+
+def run_state(
+    status: str, exit: str | None, *, error: str | None = None, tests: bool | None = None, files: int | None = 1
+) -> dict[str, Any]:
+    return {"status": status, "exit": exit, "error": error, "tests": tests, "files": files, "attempt": 0}
+
+
+def test_three_runs_a_fix_a_wrong_fix_and_one_that_raises(
+    kind: str, tmp_path: Path, postgres_url: str, repo: Path
+) -> None:
+    with make_world(kind, tmp_path, postgres_url) as world:
+        models = [
+            write_replay(tmp_path / "fix.yaml", *FIX),
+            write_replay(tmp_path / "wrong.yaml", *WRONG),
+            f"replay:{tmp_path / 'missing.yaml'}",  # the model cannot even load: the run raises
+        ]
+        solve = start_solve(
+            world.container, repo_url=str(repo), models=models, max_parallel=3, test_command="python3 test_calc.py"
+        )
+        world.run(solve)
+        assert final_state(world.container, solve.id) == {
+            "status": "succeeded",
+            "champion": 0,
+            "runs": [
+                run_state("succeeded", "Submitted", tests=True),
+                run_state("succeeded", "Submitted", tests=False),
+                run_state("failed", "RunError", error="RunError", files=None),
+            ],
+        }
+        assert world.sandboxes.live == set()
+        if world.harness is not None:
+            assert world.outcome["status"] == "SUCCEEDED"
+
+
+def test_the_agent_loop_runs_over_several_chunks(kind: str, tmp_path: Path, postgres_url: str, repo: Path) -> None:
+    with make_world(kind, tmp_path, postgres_url, agent_chunk_steps=1) as world:
+        solve = start_solve(world.container, repo_url=str(repo), models=[write_replay(tmp_path / "fix.yaml", *FIX)])
+        world.run(solve)
+        assert final_state(world.container, solve.id)["runs"] == [run_state("succeeded", "Submitted")]
+        assert world.invocations("run_agent") == 3  # one step per invocation; the third one submits
+        assert world.container.runs.get(solve.runs[0].id).steps == 3
+
+
+def test_a_transient_sandbox_error_is_retried(kind: str, tmp_path: Path, postgres_url: str, repo: Path) -> None:
+    with make_world(kind, tmp_path, postgres_url, fail_connects=1) as world:
+        solve = start_solve(world.container, repo_url=str(repo), models=[write_replay(tmp_path / "fix.yaml", *FIX)])
+        world.run(solve)
+        assert final_state(world.container, solve.id)["status"] == "succeeded"
+        assert world.sandboxes.failed_connects == 1
+        assert world.invocations("prepare") == 2  # the first attempt hit the injected error
+
+
+def test_capacity_exceeded_then_available(kind: str, tmp_path: Path, postgres_url: str, repo: Path) -> None:
+    with make_world(kind, tmp_path, postgres_url, max_live_sandboxes=1) as world:
+        fix = write_replay(tmp_path / "fix.yaml", "sleep 1", *FIX)
+        solve = start_solve(world.container, repo_url=str(repo), models=[fix], attempts_per_model=2, max_parallel=2)
+        world.run(solve)
+        state = final_state(world.container, solve.id)
+        assert [r["status"] for r in state["runs"]] == ["succeeded", "succeeded"]
+        assert world.sandboxes.peak_live == 1  # the cap held: the second run waited for the first
+        assert world.sandboxes.created == 2
+
+
+def test_cancel_in_the_middle_of_a_run(kind: str, tmp_path: Path, postgres_url: str, repo: Path) -> None:
+    with make_world(kind, tmp_path, postgres_url) as world:
+        slow = write_replay(
+            tmp_path / "slow.yaml", "cat calc.py", "sleep 20", "sleep 20", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
+        )
+        solve = start_solve(world.container, repo_url=str(repo), models=[slow])
+        world.start(solve)
+        deadline = time.monotonic() + 60
+        while world.container.runs.get(solve.runs[0].id).steps < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # inside `sleep 20` now
+        started = time.monotonic()
+        cancel = CancelService(
+            solves=world.container.solves, runs=world.container.runs, events=world.container.events,
+            sandboxes=world.sandboxes, orchestrator=world.orchestrator, champion=world.container.flow(),
+        )  # fmt: skip
+        outcome = cancel.cancel("tester", solve.id)
+        assert outcome.changed
+        world.wait(solve)
+        assert time.monotonic() - started < 15  # the in-flight command failed within seconds
+        assert final_state(world.container, solve.id) == {
+            "status": "cancelled",
+            "champion": None,
+            "runs": [run_state("cancelled", None, error="cancelled", files=None)],
+        }
+        assert world.sandboxes.live == set()
+        assert cancel.cancel("tester", solve.id).changed is False  # idempotent
+        if world.harness is not None:
+            assert world.outcome["status"] == "ABORTED"
