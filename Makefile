@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-unit lint typecheck fmt clean
+.PHONY: setup test test-unit lint typecheck fmt clean demo
 
 setup: $(STAMP)
 
@@ -15,6 +15,10 @@ $(STAMP): layers/core/pyproject.toml
 	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
 	$(BIN)/pip install $(PIP_FLAGS) -e 'layers/core[agent,aws,cli,dev]'
 	touch $(STAMP)
+
+# The bundled example end to end on the embedded defaults: no cloud account, no keys, no LLM.
+demo: setup
+	SOLVER_HOME=$${SOLVER_HOME:-$(CURDIR)/.solver} $(BIN)/solver demo
 
 test: setup
 	$(BIN)/pytest -q $(PYTEST_ARGS)
@@ -27,7 +31,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy layers/core/src tests
+	$(BIN)/mypy layers/core/src functions tests
 
 fmt: setup
 	$(BIN)/ruff format .

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,34 @@ def test_bad_input_is_refused_with_the_field_and_rule(tmp_path: Path, repo: Path
     assert "git_ref" in done.stderr
     assert "model_name" in done.stderr
     assert not (tmp_path / "h" / "artifacts").exists()
+
+
+def test_models_run_in_parallel_and_the_tests_pick_the_fix(tmp_path: Path, repo: Path) -> None:
+    fix = write_replay(tmp_path / "fix.yaml", "sleep 3", *FIX_ACTIONS)
+    wrong = write_replay(tmp_path / "wrong.yaml", "sleep 3", "sed -i 's|def mean|def average|' calc.py",
+                         "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")  # fmt: skip
+    idle = write_replay(tmp_path / "idle.yaml", "sleep 3", "ls")
+    started = time.monotonic()
+    code, out = solve_json(tmp_path, repo, wrong, "--model", idle, "--model", fix, "--max-parallel", "3")
+    elapsed = time.monotonic() - started
+    assert code == 0
+    assert [r["exit_status"] for r in out["runs"]] == ["Submitted", "ReplayExhausted", "Submitted"]
+    assert out["champion_run_id"] == out["runs"][2]["id"]  # the one whose tests pass
+    assert [r["tests"]["passed"] if r["tests"] else None for r in out["runs"]] == [False, None, True]
+    assert elapsed < 8, f"three 3-second runs took {elapsed:.1f}s: they did not run in parallel"
+
+
+def test_attempts_multiply_the_runs(tmp_path: Path, repo: Path) -> None:
+    _, out = solve_json(tmp_path, repo, write_replay(tmp_path / "fix.yaml", *FIX_ACTIONS), "--attempts", "2")
+    assert [r["status"] for r in out["runs"]] == ["succeeded", "succeeded"]
+
+
+def test_the_demo_replays_three_attempts_and_the_tests_pick_the_fix(tmp_path: Path) -> None:
+    done = solver("demo", "--json", home=tmp_path / "home")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["status"] == "succeeded"
+    assert [Path(r["model"]).stem for r in out["runs"]] == ["fix", "wrong_fix", "exhausted"]
+    assert [r["exit_status"] for r in out["runs"]] == ["Submitted", "Submitted", "ReplayExhausted"]
+    assert out["champion_run_id"] == out["runs"][0]["id"]
+    assert "return total / len(values)" in out["patch"]

@@ -1,4 +1,4 @@
-"""The bundled demo example: examples/calculator with its issue, and the replays that fix it or fail.
+"""The bundled demo example (solver_core/demo/calculator) with its issue, and the replays that fix it or fail.
 
 Each replay is checked twice: by running its commands directly with bash, which pins down what the
 example files do, and through DefaultAgent + ReplayModel + LocalEnvironment, which is what the
@@ -23,7 +23,7 @@ from tests.fakes.git_server import isolated_git_env
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "layers" / "core" / "src" / "solver_core" / "demo"
 REPLAYS = EXAMPLES / "replays"
 SENTINEL = "COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
 # Bytecode caches would show up as untracked files in the scratch repository.
@@ -46,7 +46,7 @@ def git_diff(repo: Path) -> str:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A scratch git repository holding a copy of examples/calculator, with its test failing."""
+    """A scratch git repository holding a copy of the bundled demo example (solver_core/demo/calculator), with its test failing."""
     repo = tmp_path / "calculator"
     shutil.copytree(EXAMPLES / "calculator", repo, ignore=shutil.ignore_patterns("__pycache__"))
     run(["git", "init", "-q"], repo).check_returncode()

@@ -74,6 +74,22 @@ class SolverAgent(DefaultAgent):
             raise
         return self.messages[before:]
 
+    def close_interrupted_actions(self) -> list[dict[str, Any]]:
+        """After resuming from an error, answer the actions the error cut off, so the conversation
+        stays well-formed (providers refuse a tool call without its result)."""
+        last = self.messages[-1] if self.messages else {}
+        actions = (last.get("extra") or {}).get("actions") or []
+        if last.get("role") != "assistant" or not actions:
+            return []
+        interrupted = {
+            "output": "",
+            "returncode": -1,
+            "exception_info": "This command was interrupted: its sandbox was lost. The repository was restored "
+            "from the last checkpoint in a new sandbox; run the command again if you still need its result.",
+        }
+        outputs = [interrupted] * len(actions)
+        return self.add_messages(*self.model.format_observation_messages(last, outputs, self.get_template_vars()))
+
     @property
     def finished(self) -> bool:
         return bool(self.messages) and self.messages[-1].get("role") == "exit"
@@ -146,8 +162,7 @@ class Driver:
         counters = self.agent.counters(self.state.counters)
         counters.tokens += tokens_of(added)
         self.state.counters = counters
-        if not failed:  # after an error the sandbox may be gone: only the checkpoint is written
+        if not failed:  # after an error the sandbox may be gone: no partial diff, just the record
             self.before_checkpoint(self.state)
         self.checkpointer.append(self.state, added)
-        if not failed:
-            self.after_step(StepReport(step=self.state.counters.n_calls, messages=added, state=self.state))
+        self.after_step(StepReport(step=self.state.counters.n_calls, messages=added, state=self.state))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import sys
 
 from rich.console import Console
 
@@ -10,7 +11,8 @@ from solver_core.db.migrate import upgrade
 from solver_core.settings import Settings
 from solver_core.wiring import Container, build_container
 
-console = Console(stderr=True, highlight=False)
+# Piped output (CI logs, `| tee`) gets a wide fixed width rather than rich's default of 80 columns.
+console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
 
 
 def local_owner() -> str:

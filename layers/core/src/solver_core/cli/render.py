@@ -1,21 +1,25 @@
-"""How the CLI shows a solve: live events while it runs, a summary and the diff at the end."""
+"""How the CLI shows a solve: a live table of its runs with their events, then a summary, the
+champion's diff and where everything was stored."""
 
 from __future__ import annotations
 
 import threading
 import time
+from pathlib import PurePath
 
 from pydantic import ValidationError
+from rich.live import Live
 from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
 from solver_core.cli.common import console
-from solver_core.models import SolveView
+from solver_core.models import EventView, RunView, SolveView
+from solver_core.rules import REPLAY_PREFIX
 from solver_core.status import EventKind
 from solver_core.wiring import Container
 
-POLL_S = 0.2
+POLL_S = 0.25
 STYLE = {EventKind.STEP: "cyan", EventKind.ERROR: "red", EventKind.STATUS: "bold", EventKind.LOG: "dim"}
 
 
@@ -27,45 +31,95 @@ def validation_message(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def follow_events(container: Container, solve: SolveView, worker: threading.Thread, *, quiet: bool) -> None:
-    """Print the solve's events as they arrive until the worker finishes."""
-    after = 0
-    while True:
-        alive = worker.is_alive()
-        for event in container.events.read(solve.owner, solve.id, after=after, limit=500):
-            after = event.seq
+def model_label(model: str) -> str:
+    """Replays are labelled as such: they are scripted, no LLM is involved."""
+    if model.startswith(REPLAY_PREFIX):
+        return f"{PurePath(model.removeprefix(REPLAY_PREFIX)).stem} (replay)"
+    return model
+
+
+def runs_table(solve: SolveView, last: dict[str, str]) -> Table:
+    table = Table(title=f"solve {solve.id} — {solve.status.value}", title_justify="left", expand=False)
+    for column in ("run", "model", "status", "steps", "cost", "latest"):
+        table.add_column(column, overflow="fold")
+    for run in solve.runs:
+        latest = last.get(str(run.id), "")
+        table.add_row(str(run.index), model_label(run.model), run.status.value, str(run.steps),
+                      f"${run.cost_usd:.4f}", escape(latest[:70]))  # fmt: skip
+    return table
+
+
+def live_runs(container: Container, solve: SolveView, worker: threading.Thread, *, quiet: bool) -> None:
+    """Refresh the runs table and print solve-level events until the worker finishes."""
+    after, last = 0, dict[str, str]()
+    with Live(runs_table(solve, last), console=console, refresh_per_second=4, transient=True) as live:
+        while True:
+            alive = worker.is_alive()
+            for event in container.events.read(solve.owner, solve.id, after=after, limit=500):
+                after = event.seq
+                if event.run_id:
+                    last[str(event.run_id)] = event.message
+                if not quiet and _worth_a_line(event):
+                    live.console.print(_line(event, solve), soft_wrap=True)
             if not quiet:
-                console.print(f"[{STYLE[event.kind]}]{event.at:%H:%M:%S} {escape(event.message)}[/]", soft_wrap=True)
-        if not alive:
-            return
-        time.sleep(POLL_S)
+                live.update(runs_table(container.runs.solve(solve.id), last))
+            if not alive:
+                return
+            time.sleep(POLL_S)
+
+
+def _worth_a_line(event: EventView) -> bool:
+    return event.kind is not EventKind.STEP
+
+
+def _line(event: EventView, solve: SolveView) -> str:
+    index = next((str(r.index) for r in solve.runs if r.id == event.run_id), "")
+    who = f"run {index}: " if index else ""
+    return f"[{STYLE[event.kind]}]{event.at:%H:%M:%S} {who}{escape(event.message)}[/]"
 
 
 def print_summary(solve: SolveView, container: Container, patch: str | None) -> None:
     table = Table(title=f"solve {solve.id} — {solve.status.value}", title_justify="left")
     for column in ("run", "model", "status", "exit", "steps", "cost", "patch", "tests"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold", no_wrap=column in {"status", "exit", "tests"})
     for run in solve.runs:
-        stats = run.patch_stats
-        tests = "-" if run.tests is None else ("passed" if run.tests.passed else f"failed ({run.tests.exit_code})")
-        table.add_row(
-            str(run.index),
-            run.model,
-            run.status.value,
-            run.exit_status or "-",
-            str(run.steps),
-            f"${run.cost_usd:.4f}",
-            f"{stats.files} files +{stats.added} -{stats.removed}" if stats else "-",
-            tests,
-        )
+        marker = " ★" if run.id == solve.champion_run_id else ""
+        table.add_row(f"{run.index}{marker}", model_label(run.model), run.status.value, run.exit_status or "-",
+                      str(run.steps), f"${run.cost_usd:.4f}", _patch(run), _tests(run))  # fmt: skip
     console.print(table)
+    if any(run.model.startswith(REPLAY_PREFIX) for run in solve.runs):
+        console.print("[dim](replay) runs repeat scripted actions: no LLM was called.[/]")
     if solve.error:
         console.print(f"[red]{escape(solve.error)}[/]")
     for run in solve.runs:
         if run.error:
             console.print(f"[red]run {run.index}: {escape(run.error)}[/]")
-        for kind, key in sorted(run.artifacts.items()):
-            console.print(f"  {kind:11} {container.artifacts.url(key)}")
-    if patch:
+    champion = next((r for r in solve.runs if r.id == solve.champion_run_id), None)
+    if champion is not None and patch:
+        console.print(f"\n[bold]champion: run {champion.index} ({escape(model_label(champion.model))})[/]")
         console.print(Syntax(patch, "diff", theme="ansi_dark", word_wrap=True))
-    console.print(f"database: {container.settings.resolved_database_url.split('@')[-1]}")
+    print_locations(solve, container)
+
+
+def _patch(run: RunView) -> str:
+    stats = run.patch_stats
+    return f"{stats.files} files +{stats.added} -{stats.removed}" if stats else "-"
+
+
+def _tests(run: RunView) -> str:
+    if run.tests is None:
+        return "-"
+    return "passed" if run.tests.passed else f"failed ({run.tests.exit_code})"
+
+
+def print_locations(solve: SolveView, container: Container) -> None:
+    settings = container.settings
+    database = settings.home / "solver.db" if settings.uses_sqlite else "PostgreSQL (SOLVER_DATABASE_URL)"
+    console.print(f"\ndatabase:   {database}")
+    if settings.artifacts_bucket:
+        console.print(f"artifacts:  s3://{settings.artifacts_bucket}/{settings.artifacts_prefix}solves/{solve.id}/")
+    else:
+        console.print(f"artifacts:  {settings.resolved_artifacts_dir / 'solves' / str(solve.id)}")
+    for run in solve.runs:
+        if key := run.artifacts.get("trajectory"):
+            console.print(f"trajectory of run {run.index}: {container.artifacts.url(key)}")

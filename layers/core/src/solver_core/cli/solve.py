@@ -1,36 +1,27 @@
-"""`solver solve`: one attempt on this machine, with live progress, a summary and `--json`."""
+"""`solver solve`: parallel attempts on this machine, a live table, the champion, and `--json`."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import threading
 from pathlib import Path
 from typing import Annotated
-from uuid import UUID
 
 import typer
 from pydantic import ValidationError
 from rich.markup import escape
 
-from solver_core.artifacts import keys
 from solver_core.cli.common import console, local_owner, open_container
-from solver_core.cli.render import follow_events, print_summary, validation_message
-from solver_core.errors import ArtifactNotFound, RunError, SolverError, error_class
-from solver_core.models import SolveRequest, SolveView
+from solver_core.cli.render import print_summary, validation_message
+from solver_core.cli.session import champion_patch, execute
+from solver_core.models import SolveRequest
 from solver_core.presenters import SolveWithPatch, solve_out
 from solver_core.rules import RequestPolicy
-from solver_core.services.champion import SolveFlow
-from solver_core.settings import local_cli_settings
+from solver_core.settings import Settings, local_cli_settings
 from solver_core.status import SolveStatus
-from solver_core.wiring import Container
 
 
 def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
     repo: Annotated[str, typer.Argument(help="A local git repository path or an https URL.")],
-    model: Annotated[str, typer.Option("--model", help="A litellm model name, or replay:PATH.")],
+    model: Annotated[list[str], typer.Option("--model", help="A litellm model name, or replay:PATH (repeatable).")],
     ref: Annotated[str | None, typer.Option(help="Branch, tag or commit; the default branch if omitted.")] = None,
     issue_file: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="The issue, as Markdown.")
@@ -43,10 +34,12 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
     time_limit: Annotated[int, typer.Option(help="Seconds.")] = 3600,
     setup_command: Annotated[str | None, typer.Option()] = None,
     test_command: Annotated[str | None, typer.Option()] = None,
+    attempts: Annotated[int, typer.Option(min=1, help="Attempts per model (runs = models x attempts).")] = 1,
+    max_parallel: Annotated[int, typer.Option(min=1, help="Runs at the same time.")] = 3,
     chunk_steps: Annotated[int | None, typer.Option(min=1, help="Stop and resume every N steps.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the solve as JSON.")] = False,
 ) -> None:
-    """Run one agent attempt on REPO for an issue and show the resulting patch."""
+    """Run agent attempts on REPO for an issue, in parallel, and show the champion's patch."""
     if sandbox not in {"local", "docker", "e2b"}:
         raise typer.BadParameter("must be local, docker or e2b", param_hint="--sandbox")
     settings = local_cli_settings(sandbox=sandbox)
@@ -54,13 +47,19 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
         "repo_url": str(Path(repo).resolve()) if Path(repo).exists() else repo,
         "ref": ref,
         "issue": issue_fields(issue_text(issue_file, issue), title),
-        "models": [model],
-        "max_parallel": 1,
+        "models": model,
+        "attempts_per_model": attempts,
+        "max_parallel": max_parallel,
         "limits": {"step_limit": step_limit, "cost_limit_usd": cost_limit, "time_limit_s": time_limit},
         "setup_command": setup_command,
         "test_command": test_command,
     }
     request = build_request(data, RequestPolicy.from_settings(settings))
+    raise typer.Exit(solve_and_report(settings, request, chunk_steps=chunk_steps, as_json=as_json))
+
+
+def solve_and_report(settings: Settings, request: SolveRequest, *, chunk_steps: int | None, as_json: bool) -> int:
+    """Start, run and show a solve; the exit code is 0 when a champion was chosen."""
     container = open_container(settings)
     try:
         started = container.solves.start(local_owner(), request).solve
@@ -73,7 +72,7 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
             print_summary(final, container, patch)
     finally:
         container.close()
-    raise typer.Exit(0 if final.status is SolveStatus.SUCCEEDED else 1)
+    return 0 if final.status is SolveStatus.SUCCEEDED else 1
 
 
 def issue_text(issue_file: Path | None, issue: str | None) -> str:
@@ -96,56 +95,3 @@ def build_request(data: dict[str, object], policy: RequestPolicy) -> SolveReques
     except ValidationError as exc:
         console.print(f"[red]invalid request:[/]\n{escape(validation_message(exc))}")
         raise typer.Exit(2) from exc
-
-
-def execute(container: Container, solve: SolveView, *, chunk_steps: int | None, quiet: bool) -> SolveView:
-    """Run the solve's run to its end in a worker thread while the main thread shows events;
-    Ctrl-C cancels (the run stops at its next check, its sandbox is killed)."""
-    pipeline = container.pipeline()
-    run_id = solve.runs[0].id
-    sandbox = container.settings.sandbox
-    invoke = (lambda rid: run_agent_in_child(rid, chunk_steps, sandbox)) if chunk_steps else None
-    worker = threading.Thread(target=pipeline.run_to_end, args=(run_id,), kwargs={"invoke_agent": invoke})
-    worker.start()
-    try:
-        follow_events(container, solve, worker, quiet=quiet)
-    except KeyboardInterrupt:
-        console.print("[yellow]cancelling…[/]")
-        cancel(container, solve)
-        worker.join()
-    return SolveFlow(container.runs, container.events, container.artifacts).run_and_finish(solve.id)
-
-
-def cancel(container: Container, solve: SolveView) -> None:
-    try:
-        container.runs.move_solve(solve.id, SolveStatus.CANCELLING)
-    except SolverError:
-        return
-    pipeline = container.pipeline()
-    for run in solve.runs:
-        pipeline.release(run.id)
-
-
-def run_agent_in_child(run_id: UUID, max_steps: int, sandbox: str) -> bool:
-    """One RunAgent invocation in a fresh process; its typed errors come back as the same types."""
-    command = [sys.executable, "-m", "solver_core.cli", "internal", "run-agent", str(run_id)]
-    env = os.environ | {"SOLVER_SANDBOX": sandbox}
-    done = subprocess.run(
-        [*command, "--max-steps", str(max_steps)], capture_output=True, text=True, env=env, check=False
-    )
-    try:
-        answer = json.loads(done.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError) as exc:
-        raise RunError(f"the agent process failed: {done.stderr.strip()[-500:]}") from exc
-    if "error" in answer:
-        raise (error_class(answer["error"]) or RunError)(answer.get("message", answer["error"]))
-    return bool(answer["done"])
-
-
-def champion_patch(container: Container, solve: SolveView) -> str | None:
-    if solve.champion_run_id is None:
-        return None
-    try:
-        return container.artifacts.get(keys.champion_patch(solve.id)).decode(errors="replace")
-    except ArtifactNotFound:
-        return None

@@ -91,8 +91,6 @@ class AgentStep:
         agent = SolverAgent(build_model(ctx.model, setup.model), sandbox, **setup.agent)
         checkpointer = Checkpointer(self.deps.artifacts, ctx.solve.id, ctx.run.id, self.deps.redactor)
         restored = checkpointer.restore()
-        if restored is not None:
-            restored.drop_error_exit()
         base = ctx.run.base_commit or ""
 
         def should_stop() -> StopReason | None:
@@ -119,7 +117,11 @@ class AgentStep:
         if restored is None:
             driver.start(issue_text(ctx))
         else:
+            resumed_after_error = restored.drop_error_exit()
             agent.load(restored)
+            if resumed_after_error and (answers := agent.close_interrupted_actions()):
+                restored.messages.extend(answers)
+                checkpointer.append(restored, answers)
         return driver
 
     def _after_step(self, ctx: RunContext, report: StepReport) -> None:

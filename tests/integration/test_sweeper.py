@@ -1,0 +1,216 @@
+"""The retry sweeper and the reconciler: runs are resumed from their checkpoints, attempts are
+bounded, stale runs are failed, and no sandbox outlives its run."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from solver_core.artifacts import keys
+from solver_core.db.migrate import upgrade
+from solver_core.models import SolveView
+from solver_core.orchestrators.local import LocalOrchestrator
+from solver_core.ports import SandboxBackend
+from solver_core.sandbox.base import SandboxSpec
+from solver_core.sandbox.local import LocalSandboxBackend
+from solver_core.services.run_queries import RunQueries
+from solver_core.services.sweeper import Sweeper
+from solver_core.status import RunStatus, SolveStatus
+from solver_core.wiring import Container, build_container
+from tests.support.runtime import make_repo, runtime_settings, start_solve, write_replay
+
+pytestmark = pytest.mark.integration
+
+LATER = datetime.now(UTC) + timedelta(days=1)
+
+
+class LocalResumer:
+    """Stands in for Step Functions: a resume 'execution' runs the re-queued runs in-process."""
+
+    def __init__(self, orchestrator: LocalOrchestrator) -> None:
+        self.orchestrator = orchestrator
+        self.resumed: list[tuple[UUID, list[UUID], int]] = []
+        self.running: set[str] = set()
+
+    def resume(self, solve_id: UUID, run_ids: list[UUID], attempt: int) -> str:
+        self.resumed.append((solve_id, run_ids, attempt))
+        self.orchestrator.execute(solve_id, run_ids)
+        return f"resume:{solve_id}:{attempt}"
+
+    def is_running(self, execution_ref: str | None) -> bool:
+        return execution_ref in self.running
+
+
+@pytest.fixture
+def container(tmp_path: Path, database_url: str) -> Iterator[Container]:
+    built = build_container(runtime_settings(tmp_path, database_url, max_run_attempts=3, retry_backoff_s=60))
+    upgrade(built.engine)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def sandboxes(tmp_path: Path) -> SandboxBackend:
+    return LocalSandboxBackend(tmp_path / "sandboxes", isolation="none")
+
+
+def sweeper_for(container: Container, sandboxes: SandboxBackend) -> tuple[Sweeper, LocalResumer]:
+    pipeline = container.pipeline(sandboxes)
+    resumer = LocalResumer(LocalOrchestrator(pipeline, container.flow(), retry_time_scale=0))
+    sweeper = Sweeper(
+        pipeline=pipeline, flow=container.flow(), orchestrator=resumer, settings=container.settings,
+        queries=RunQueries(container.sessions),
+    )  # fmt: skip
+    return sweeper, resumer
+
+
+def fail_mid_run(container: Container, sandboxes: SandboxBackend, solve: SolveView) -> None:
+    """Run until step 3 is under way, then kill the sandbox (as if e2b lost it)."""
+    pipeline = container.pipeline(sandboxes)
+    run_id = solve.runs[0].id
+    worker = threading.Thread(target=pipeline.run_to_end, args=(run_id,))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while container.runs.get(run_id).steps < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    sandboxes.kill(container.runs.get(run_id).sandbox_id or "")
+    worker.join(30)
+    container.flow().run_and_finish(solve.id)
+
+
+def test_a_lost_sandbox_is_resumed_from_the_checkpoint_and_counting_goes_on(
+    container: Container, sandboxes: SandboxBackend, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    model = write_replay(
+        tmp_path / "work.yaml",
+        "echo one > one.txt",
+        "echo two > two.txt",
+        "sleep 20",
+        "echo three > three.txt",
+        "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT",
+    )
+    solve = start_solve(container, repo_url=str(repo), models=[model])
+    fail_mid_run(container, sandboxes, solve)
+    failed = container.runs.get(solve.runs[0].id)
+    assert (failed.status, failed.retryable, failed.steps) == (RunStatus.FAILED, True, 3)
+    assert container.runs.solve(solve.id).status is SolveStatus.RUNNING  # a retry is pending: not finished
+
+    sweeper, resumer = sweeper_for(container, sandboxes)
+    assert sweeper.sweep(now=datetime.now(UTC)).requeued == []  # inside the backoff: not yet
+    report = sweeper.sweep(now=LATER)
+    assert report.requeued == [str(failed.id)]
+    assert resumer.resumed == [(solve.id, [failed.id], 1)]
+
+    run = container.runs.get(failed.id)
+    assert (run.status, run.attempt, run.exit_status) == (RunStatus.SUCCEEDED, 1, "Submitted")
+    assert run.steps == 5  # 3 before the loss, 2 after: the replay went on where it stopped
+    patch = container.artifacts.get(run.artifacts["patch"]).decode()
+    for name in ("one.txt", "two.txt", "three.txt"):  # changes from before the loss were restored
+        assert name in patch
+    trajectory = json.loads(container.artifacts.get(run.artifacts["trajectory"]))
+    commands = [a["command"] for m in trajectory["messages"] for a in (m.get("extra") or {}).get("actions", [])]
+    assert commands == [
+        "echo one > one.txt", "echo two > two.txt", "sleep 20", "echo three > three.txt",
+        "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT",
+    ]  # fmt: skip
+    interrupted = [m for m in trajectory["messages"] if m["role"] == "tool" and "interrupted" in str(m["content"])]
+    assert len(interrupted) == 1  # the lost command got an answer, so the conversation stays well-formed
+    assert all(m["role"] != "exit" for m in trajectory["messages"][:-1])  # the error exit was not kept
+    assert container.runs.solve(solve.id).status is SolveStatus.SUCCEEDED
+
+
+def test_attempts_are_bounded(container: Container, sandboxes: SandboxBackend, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    solve = start_solve(container, repo_url=str(repo), models=[write_replay(tmp_path / "m.yaml", "true")])
+    run_id = solve.runs[0].id
+    sweeper, resumer = sweeper_for(container, sandboxes)
+    for attempt in range(3):
+        container.runs.move(run_id, RunStatus.LAUNCHING)
+        container.runs.move(run_id, RunStatus.FAILED, error="SandboxGone: lost", retryable=True)
+        if attempt < 2:
+            resumer.orchestrator.execute = lambda *_args, **_kw: None  # type: ignore[method-assign]
+            assert sweeper.sweep(now=LATER).requeued == [str(run_id)]
+    assert container.runs.get(run_id).attempt == 2
+    assert sweeper.sweep(now=LATER).requeued == []  # the third failure was the last attempt
+    finished = container.flow().run_and_finish(solve.id)
+    assert finished.status is SolveStatus.FAILED
+
+
+def test_a_stale_run_whose_execution_is_gone_is_failed_and_retried(
+    container: Container, sandboxes: SandboxBackend, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    solve = start_solve(container, repo_url=str(repo), models=[write_replay(tmp_path / "m.yaml", "true")])
+    run_id = solve.runs[0].id
+    container.runs.set_solve_fields(solve.id, execution_ref="exec-1")
+    for status in (RunStatus.LAUNCHING, RunStatus.PREPARING, RunStatus.SOLVING):
+        container.runs.move(run_id, status)
+    sweeper, resumer = sweeper_for(container, sandboxes)
+    resumer.running.add("exec-1")
+    assert sweeper.sweep(now=LATER).stale == []  # its execution still runs: leave it alone
+    resumer.running.clear()
+    resumer.orchestrator.execute = lambda *_args, **_kw: None  # type: ignore[method-assign]
+    report = sweeper.sweep(now=LATER + timedelta(hours=1))
+    assert report.stale == [str(run_id)]
+    assert report.requeued == [str(run_id)]  # failed as retryable, then re-queued in the same sweep
+    run = container.runs.get(run_id)
+    assert (run.status, run.attempt) == (RunStatus.QUEUED, 1)
+    errors = [e.message for e in container.events.read("tester", solve.id, limit=500) if e.kind.value == "error"]
+    assert any(message.startswith("StaleHeartbeat") for message in errors)
+
+
+def test_sandboxes_of_finished_or_unknown_runs_are_reaped(
+    container: Container, sandboxes: SandboxBackend, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    solve = start_solve(
+        container, repo_url=str(repo), models=[write_replay(tmp_path / "m.yaml", "true")], attempts_per_model=2
+    )
+    finished, live = solve.runs
+    container.runs.move(finished.id, RunStatus.CANCELLED)
+    container.runs.move(live.id, RunStatus.LAUNCHING)
+    stack = container.settings.stack_name
+
+    def sandbox_for(run_id: str) -> str:
+        return sandboxes.create(
+            SandboxSpec(metadata={"app": "solver", "stack": stack, "run_id": run_id}, lifetime_s=300)
+        ).id
+
+    doomed = {sandbox_for(str(finished.id)), sandbox_for("00000000-0000-0000-0000-000000000000")}
+    kept = sandbox_for(str(live.id))
+    sweeper, _ = sweeper_for(container, sandboxes)
+    assert set(sweeper.sweep(now=datetime.now(UTC)).killed_sandboxes) == doomed
+    assert [s.id for s in sandboxes.list({"app": "solver"})] == [kept]
+
+
+def test_the_reconciler_settles_runs_of_an_execution_that_ended(
+    container: Container, sandboxes: SandboxBackend, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    solve = start_solve(container, repo_url=str(repo), models=[write_replay(tmp_path / "m.yaml", "sleep 30")])
+    run_id = solve.runs[0].id
+    pipeline = container.pipeline(sandboxes)
+    pipeline.launch(run_id)
+    arn = f"arn:aws:states:us-east-1:123456789012:execution:solver-solve:{solve.id}"
+    container.runs.set_solve_fields(solve.id, execution_ref=arn)
+    sweeper, _ = sweeper_for(container, sandboxes)
+    settled = sweeper.reconcile(arn, "TIMED_OUT")
+    assert settled is not None
+    run = container.runs.get(run_id)
+    assert run.status is RunStatus.FAILED
+    assert run.error is not None
+    assert run.error.startswith("ExecutionEnded")
+    assert run.retryable
+    assert sandboxes.list({"run_id": str(run_id)}) == []
+    assert settled.status is SolveStatus.RUNNING  # the run will be retried by the sweeper
+    assert sweeper.reconcile(arn.replace(str(solve.id), "not-a-solve"), "FAILED") is None
+    assert container.artifacts.list(keys.run_prefix(solve.id, run_id))  # its log was kept
