@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-unit lint typecheck fmt clean demo
+.PHONY: setup test test-unit lint typecheck fmt clean demo openapi
 
 setup: $(STAMP)
 
@@ -32,6 +32,10 @@ lint: setup
 
 typecheck: setup
 	$(BIN)/mypy layers/core/src functions tests
+
+# The API's OpenAPI document, generated from the routers (a contract test checks it is current).
+openapi: setup
+	$(BIN)/python -m solver_core.api > docs/openapi.json
 
 fmt: setup
 	$(BIN)/ruff format .

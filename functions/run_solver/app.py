@@ -7,12 +7,21 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from solver_core.observability import bind_solve, configure_lambda_logging, logger, metrics, tracer
+from solver_core.observability import (
+    bind_solve,
+    configure_lambda_logging,
+    logger,
+    metrics,
+    record_run_finished,
+    tracer,
+)
 from solver_core.orchestrators.stepfunctions import SfnOrchestrator
 from solver_core.orchestrators.tasks import TaskContext, handle
 from solver_core.services.run_queries import RunQueries
 from solver_core.services.sweeper import Sweeper
 from solver_core.wiring import build_orchestrator, container
+
+FINISHING_STEPS = ("verify", "record_failure")  # the two ways a run ends
 
 
 @cache
@@ -39,7 +48,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     bind_solve(event.get("solve_id", ""))
     built = container()
     task = TaskContext(built.pipeline(), built.flow(), built.settings, context.get_remaining_time_in_millis)
-    return handle(event, task)
+    result = handle(event, task)
+    if event.get("step") in FINISHING_STEPS:
+        record_run_finished(result["status"], result["cost_usd"])
+    return result
 
 
 @logger.inject_lambda_context(log_event=False)

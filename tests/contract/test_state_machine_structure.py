@@ -37,11 +37,13 @@ CfnLoader.add_multi_constructor("!", _tag)
 
 
 def definition() -> dict[str, Any]:
-    return json.loads(ASL.read_text())
+    loaded: dict[str, Any] = json.loads(ASL.read_text())
+    return loaded
 
 
 def template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    loaded: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    return loaded
 
 
 def state_blocks(block: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:

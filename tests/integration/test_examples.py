@@ -46,7 +46,7 @@ def git_diff(repo: Path) -> str:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A scratch git repository holding a copy of the bundled demo example (solver_core/demo/calculator), with its test failing."""
+    """A scratch git repository holding a copy of the demo calculator, with its test failing."""
     repo = tmp_path / "calculator"
     shutil.copytree(EXAMPLES / "calculator", repo, ignore=shutil.ignore_patterns("__pycache__"))
     run(["git", "init", "-q"], repo).check_returncode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,6 +122,16 @@ def test_a_private_clone_leaves_its_token_nowhere(sandbox: Sandbox, repo: Path, 
     config = sandbox.run("cat .git/config", cwd=sandbox.workdir, timeout=30).output
     assert "extraHeader" not in config
     assert url in config  # the remote is recorded without credentials
+
+
+def test_setup_detects_node_projects_and_warns_about_missing_tools(sandbox: Sandbox, tmp_path: Path) -> None:
+    project = make_repo(
+        tmp_path / "node", {"package.json": '{"name": "x", "version": "1.0.0"}', "go.mod": "module x\n"}
+    )
+    prepared = repository.prepare(sandbox, repo=str(project), ref=None, setup_command=None, issue_text="# t\n")
+    assert repository.diff(sandbox, prepared.base_commit) == b""  # a generated package-lock.json stays out
+    if shutil.which("go") is None:
+        assert any("go" in warning for warning in prepared.warnings)
 
 
 def test_setup_detects_python_projects(sandbox: Sandbox, tmp_path: Path) -> None:

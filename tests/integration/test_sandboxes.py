@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 CANARY = "sk-canary0123456789abcdefghijkl"
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[*BACKENDS, "docker"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SandboxBackend]:
     with sandbox_backend(request.param, tmp_path) as (backend, _service):
         yield backend

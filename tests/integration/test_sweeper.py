@@ -36,12 +36,14 @@ class LocalResumer:
 
     def __init__(self, orchestrator: LocalOrchestrator) -> None:
         self.orchestrator = orchestrator
+        self.execute = True  # False: record the resume but run nothing (the execution "starts later")
         self.resumed: list[tuple[UUID, list[UUID], int]] = []
         self.running: set[str] = set()
 
     def resume(self, solve_id: UUID, run_ids: list[UUID], attempt: int) -> str:
         self.resumed.append((solve_id, run_ids, attempt))
-        self.orchestrator.execute(solve_id, run_ids)
+        if self.execute:
+            self.orchestrator.execute(solve_id, run_ids)
         return f"resume:{solve_id}:{attempt}"
 
     def is_running(self, execution_ref: str | None) -> bool:
@@ -137,7 +139,7 @@ def test_attempts_are_bounded(container: Container, sandboxes: SandboxBackend, t
         container.runs.move(run_id, RunStatus.LAUNCHING)
         container.runs.move(run_id, RunStatus.FAILED, error="SandboxGone: lost", retryable=True)
         if attempt < 2:
-            resumer.orchestrator.execute = lambda *_args, **_kw: None  # type: ignore[method-assign]
+            resumer.execute = False
             assert sweeper.sweep(now=LATER).requeued == [str(run_id)]
     assert container.runs.get(run_id).attempt == 2
     assert sweeper.sweep(now=LATER).requeued == []  # the third failure was the last attempt
@@ -158,7 +160,7 @@ def test_a_stale_run_whose_execution_is_gone_is_failed_and_retried(
     resumer.running.add("exec-1")
     assert sweeper.sweep(now=LATER).stale == []  # its execution still runs: leave it alone
     resumer.running.clear()
-    resumer.orchestrator.execute = lambda *_args, **_kw: None  # type: ignore[method-assign]
+    resumer.execute = False
     report = sweeper.sweep(now=LATER + timedelta(hours=1))
     assert report.stale == [str(run_id)]
     assert report.requeued == [str(run_id)]  # failed as retryable, then re-queued in the same sweep

@@ -15,6 +15,7 @@ import pytest
 from solver_core.models import SolveRequest, SolveView
 from solver_core.ports import SandboxBackend
 from solver_core.rules import RequestPolicy
+from solver_core.sandbox.docker import DockerSandboxBackend, engine_available
 from solver_core.sandbox.e2b import E2BSandboxBackend
 from solver_core.sandbox.local import LocalSandboxBackend, bwrap_path
 from solver_core.settings import Settings
@@ -73,6 +74,11 @@ def sandbox_backend(kind: str, tmp_path: Path) -> Iterator[tuple[SandboxBackend,
                 E2BSandboxBackend(api_key=service.api_key, api_url=service.api_url, sandbox_url=service.sandbox_url),
                 service,
             )
+        return
+    if kind == "docker":
+        if not engine_available():
+            pytest.skip("no Docker engine answers on this machine (the docker client alone is not enough)")
+        yield DockerSandboxBackend(image="python:3.12-slim"), None
         return
     if kind == "local-bwrap":
         require_bwrap()

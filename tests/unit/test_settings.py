@@ -30,13 +30,13 @@ def test_the_default_home_is_a_per_user_data_dir(monkeypatch: pytest.MonkeyPatch
 
 
 def test_configured_services_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SOLVER_DATABASE_URL", "postgresql://u:secret@db:5432/solver")
+    monkeypatch.setenv("SOLVER_DATABASE_URL", "postgresql://u:pg-pass-1234@db:5432/solver")
     monkeypatch.setenv("SOLVER_ARTIFACTS_BUCKET", "my-bucket")
     monkeypatch.setenv("SOLVER_AWS_REGION", "eu-west-1")
     monkeypatch.setenv("SOLVER_ALLOWED_REPO_HOSTS", "github.com, git.example.org")
     settings = Settings()
-    assert settings.resolved_database_url == "postgresql://u:secret@db:5432/solver"
-    assert "secret" not in repr(settings)  # the URL carries a password: never printed
+    assert settings.resolved_database_url == "postgresql://u:pg-pass-1234@db:5432/solver"
+    assert "pg-pass-1234" not in repr(settings)  # the URL carries a password: never printed
     assert settings.allowed_repo_hosts == ["github.com", "git.example.org"]
     assert type(build_artifact_store(settings)).__name__ == "S3ArtifactStore"
 

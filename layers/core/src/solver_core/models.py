@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
 from pydantic import (
@@ -45,6 +45,10 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _model_name(value: str, info: ValidationInfo) -> str:
+    return rules.check_model_name(value, rules.policy_of(info))
+
+
 Title = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_single_line), AfterValidator(_not_blank)]
 Body = Annotated[str, Field(max_length=MAX_BODY_LENGTH), AfterValidator(_multi_line)]
 Command = Annotated[
@@ -81,7 +85,7 @@ class SolveRequest(Input):
     repo_url: str = Field(min_length=1)
     ref: str | None = Field(default=None, description="branch, tag or commit sha; default branch when omitted")
     issue: IssueSpec
-    models: list[str] = Field(min_length=1, max_length=8)
+    models: list[Annotated[str, AfterValidator(_model_name)]] = Field(min_length=1, max_length=8)
     attempts_per_model: int = Field(default=1, ge=1, le=10)
     max_parallel: int = Field(default=3, ge=1, le=32)
     agent_config: str | None = Field(default=None, max_length=100)
@@ -100,12 +104,6 @@ class SolveRequest(Input):
     @classmethod
     def _ref(cls, value: str | None) -> str | None:
         return None if value is None else rules.check_git_ref(value)
-
-    @field_validator("models")
-    @classmethod
-    def _models(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        policy = rules.policy_of(info)
-        return [rules.check_model_name(name, policy) for name in value]
 
     @field_validator("callback_url")
     @classmethod
@@ -167,6 +165,8 @@ class PatchStats(View):
 
 
 class TestResult(View):
+    __test__: ClassVar[bool] = False  # a result of a repository's tests, not a pytest test class
+
     command: str
     exit_code: int | None
     passed: bool

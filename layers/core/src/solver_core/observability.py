@@ -13,6 +13,7 @@ Building these objects reads only POWERTOOLS_* variables and opens no connection
 from __future__ import annotations
 
 import logging
+import os
 from uuid import UUID
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -30,9 +31,14 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
 def configure_lambda_logging() -> None:
-    """Route the `solver_core.*` loggers through the structured logger (call once per cold start)."""
+    """In Lambda, route the `solver_core.*` loggers through the structured logger (once per cold
+    start). powertools stops them propagating to the root logger (the runtime's plain handler
+    would log each line twice), so outside Lambda, where the root logger is the CLI's or pytest's,
+    this does nothing. LAMBDA_TASK_ROOT is the same test powertools' own Tracer uses."""
+    if not os.environ.get("LAMBDA_TASK_ROOT"):
+        return
+    logging.getLogger("solver_core")  # registered, so that powertools finds it: children propagate to it
     copy_config_to_registered_loggers(source_logger=logger, include={"solver_core"})
-    logging.getLogger("solver_core").setLevel(logger.log_level)
 
 
 def bind_solve(solve_id: UUID | str) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from uuid import UUID
 
+    from solver_core.models import SolveView
     from solver_core.sandbox.base import CommandResult, SandboxInfo, SandboxSpec
 
 
@@ -99,4 +100,12 @@ class Orchestrator(Protocol):
 
     def check(self) -> None:
         """Raise when the orchestrator cannot be reached (health checks)."""
+        ...
+
+
+class Notifier(Protocol):
+    """Tells the outside world that a solve's status changed (EventBridge, webhooks)."""
+
+    def solve_changed(self, solve: SolveView) -> None:
+        """Deliver, or log the failure: never raises, never fails the solve."""
         ...

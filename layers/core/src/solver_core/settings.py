@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     retry_backoff_s: int = Field(default=60, ge=0, le=86_400)
     stale_heartbeat_s: int = Field(default=1200, ge=60, le=86_400)
 
+    # The HTTP API.
+    max_request_bytes: int = Field(default=262_144, ge=1024, le=10_485_760)
+    max_active_solves_per_owner: int = Field(default=10, ge=1, le=10_000)
+
+    # Notifications: EventBridge status-change events, signed callback_url webhooks.
+    event_bus_name: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_attempts: int = Field(default=4, ge=1, le=10)
+
     stack_name: str = "solver-local"
     log_level: str = "INFO"
 
@@ -119,7 +128,9 @@ class Settings(BaseSettings):
         secret-looking variables in its environment (LLM provider keys that litellm reads, say)."""
         from solver_core.agent.redact import Redactor
 
-        found = [self.e2b_api_key, self.github_token, self.database_url, *self.git_tokens.values()]
+        found = [
+            self.e2b_api_key, self.github_token, self.database_url, self.webhook_secret, *self.git_tokens.values(),
+        ]  # fmt: skip
         configured = [s.get_secret_value() for s in found if s is not None]
         return list(Redactor.from_environment(os.environ, extra=configured).secrets)
 

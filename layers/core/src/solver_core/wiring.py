@@ -24,7 +24,7 @@ from solver_core.settings import Settings
 if TYPE_CHECKING:
     from solver_core.orchestrators.local import LocalOrchestrator
     from solver_core.orchestrators.stepfunctions import SfnOrchestrator
-    from solver_core.ports import ArtifactStore, SandboxBackend
+    from solver_core.ports import ArtifactStore, Notifier, SandboxBackend
     from solver_core.services.champion import SolveFlow
     from solver_core.services.pipeline import RunPipeline
 
@@ -70,7 +70,19 @@ class Container:
     def flow(self) -> SolveFlow:
         from solver_core.services.champion import SolveFlow
 
-        return SolveFlow(self.runs, self.events, self.artifacts, max_run_attempts=self.settings.max_run_attempts)
+        return SolveFlow(
+            self.runs,
+            self.events,
+            self.artifacts,
+            max_run_attempts=self.settings.max_run_attempts,
+            notify=self.notifier.solve_changed,
+        )
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        from solver_core.notify import build_notifier
+
+        return build_notifier(self.settings)
 
 
 def build_artifact_store(settings: Settings) -> ArtifactStore:

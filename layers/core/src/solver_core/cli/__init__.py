@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from solver_core.cli import db, demo, internal, solve
+from solver_core.cli import client, db, demo, internal, serve, solve
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Turn issues into tested patches.")
 app.add_typer(db.app, name="db")
 app.add_typer(internal.app, name="internal", hidden=True)
 app.command("solve")(solve.solve)
 app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+app.command("status")(client.status)
+app.command("list")(client.list_solves)
+app.command("cancel")(client.cancel)
+app.command("events")(client.events)
 
 
 def main() -> None:

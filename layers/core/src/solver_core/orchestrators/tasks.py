@@ -95,7 +95,8 @@ def _collect(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
 
 def _verify(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
     result = ctx.pipeline.verify(_run(event))
-    return {"passed": None if result is None else result.passed}
+    run = ctx.pipeline.deps.runs.get(_run(event))
+    return {"passed": None if result is None else result.passed, "status": run.status.value, "cost_usd": run.cost_usd}
 
 
 def _release(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
@@ -104,7 +105,8 @@ def _release(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
 
 def _record_failure(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
     caught = event.error or CaughtError()
-    return {"status": ctx.pipeline.record_failure(_run(event), caught.Error, caught.message()).value}
+    status = ctx.pipeline.record_failure(_run(event), caught.Error, caught.message())
+    return {"status": status.value, "cost_usd": ctx.pipeline.deps.runs.get(_run(event)).cost_usd}
 
 
 def _pick(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:

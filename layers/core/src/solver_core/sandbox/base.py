@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from minisweagent.exceptions import Submitted
 from pydantic import BaseModel, ConfigDict, Field
 
 SUBMIT_SENTINEL = "COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
@@ -150,6 +149,8 @@ class SandboxEnvironment(ABC):
 
 def check_submitted(output: dict[str, Any]) -> None:
     """mini-swe-agent's submit convention: the sentinel as the first output line of a successful command."""
+    from minisweagent.exceptions import Submitted  # only agent runs need it: API functions stay small
+
     lines = output.get("output", "").lstrip().splitlines(keepends=True)
     if lines and lines[0].strip() == SUBMIT_SENTINEL and output.get("returncode") == 0:
         submission = "".join(lines[1:])

@@ -40,7 +40,10 @@ class Cursor:
         try:
             padded = token + "=" * (-len(token) % 4)
             created, solve_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            return cls(datetime.fromisoformat(created), UUID(solve_id))
+            at = datetime.fromisoformat(created)
+            if at.tzinfo is None:
+                raise ValueError("cursor timestamps carry a timezone")
+            return cls(at, UUID(solve_id))
         except (ValueError, TypeError, binascii.Error) as exc:
             raise BadRequest("invalid cursor", details=[{"field": "cursor", "rule": "cursor_format"}]) from exc
 

@@ -1,0 +1,33 @@
+"""POST /solves/{id}/cancel: the API's cancel router behind API Gateway (REST proxy integration)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from solver_core.api import build_app
+from solver_core.observability import (
+    API_CORRELATION_PATH,
+    configure_lambda_logging,
+    logger,
+    metrics,
+    record_api_response,
+    record_solve_cancelled,
+    tracer,
+)
+
+configure_lambda_logging()
+app = build_app(["cancel"])  # dependencies are built from the environment on the first request
+
+
+@logger.inject_lambda_context(correlation_id_path=API_CORRELATION_PATH)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = app.resolve(event, context)
+    record_api_response(int(response["statusCode"]))
+    if response["statusCode"] == 200 and json.loads(response["body"]).get("changed"):
+        record_solve_cancelled()
+    return response

@@ -1,0 +1,32 @@
+"""POST /solves: the API's start router behind API Gateway (REST proxy integration)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from solver_core.api import build_app
+from solver_core.observability import (
+    API_CORRELATION_PATH,
+    configure_lambda_logging,
+    logger,
+    metrics,
+    record_api_response,
+    record_solve_started,
+    tracer,
+)
+
+configure_lambda_logging()
+app = build_app(["start"])  # dependencies are built from the environment on the first request
+
+
+@logger.inject_lambda_context(correlation_id_path=API_CORRELATION_PATH)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = app.resolve(event, context)
+    record_api_response(int(response["statusCode"]))
+    if response["statusCode"] == 202:  # 200 is an idempotent replay: nothing new started
+        record_solve_started()
+    return response

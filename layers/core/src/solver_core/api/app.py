@@ -1,0 +1,75 @@
+"""The API application: routers assembled on a resolver, per Lambda function or all at once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from functools import cache
+from typing import Any, Literal
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+from solver_core import __version__
+from solver_core.api.deps import ApiDeps, current_deps
+from solver_core.api.errors import install_error_handlers
+from solver_core.api.resolver import SolverResolver
+from solver_core.api.routes import cancel, read, start, system
+from solver_core.api.routes.common import ERRORS, DepsGetter
+
+Part = Literal["start", "read", "cancel", "system"]
+ALL_PARTS: tuple[Part, ...] = ("start", "read", "cancel", "system")
+
+TITLE = "Solver"
+DESCRIPTION = """Turn issues into tested patches: several AI coding-agent attempts run in parallel in
+isolated sandboxes, and the best patch wins.
+
+Every request is made as a caller (IAM, a JWT or a Lambda authorizer in the cloud; a bearer token
+or the loopback interface with `solver serve`), and sees only its own solves. Every error has the
+shape `{"error": {"code", "message", "details": [{"field", "in", "rule", "message"}], "request_id"}}`."""
+
+_POWERTOOLS_ERROR_SCHEMAS = ("HTTPValidationError", "ResponseValidationError", "ValidationError")
+
+
+def build_app(parts: Iterable[Part] = ALL_PARTS, deps: DepsGetter = current_deps) -> SolverResolver:
+    """A resolver with the given routers; `deps` is called per request, never here."""
+    app = SolverResolver(max_body_bytes=lambda: deps().limits.max_body_bytes)
+    install_error_handlers(app)
+    factories: dict[Part, Callable[[], Router]] = {
+        "start": lambda: start.router(deps),
+        "read": lambda: read.router(deps),
+        "cancel": lambda: cancel.router(deps),
+        "system": lambda: system.router(deps, openapi_document),
+    }
+    for part in parts:
+        app.include_router(factories[part]())  # a fresh Router each time: a Router serves one app
+    return app
+
+
+def _no_deps() -> ApiDeps:
+    raise RuntimeError("the OpenAPI document is built without dependencies")
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every route, as committed in docs/openapi.json."""
+    app = build_app(ALL_PARTS, deps=_no_deps)
+    raw = app.get_openapi_json_schema(title=TITLE, version=__version__, description=DESCRIPTION)
+    return _tidy(json.loads(raw))
+
+
+def _tidy(document: dict[str, Any]) -> dict[str, Any]:
+    """powertools documents its own validation error shapes for 422 and 500; ours are ErrorBody."""
+    ours = {"$ref": "#/components/schemas/ErrorBody"}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+                if schema.get("$ref", "").rsplit("/", 1)[-1] in _POWERTOOLS_ERROR_SCHEMAS:
+                    response["content"]["application/json"]["schema"] = ours
+                    response["description"] = ERRORS.get(int(status), response.get("description", ""))
+    text = json.dumps(document.get("paths", {}))
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in _POWERTOOLS_ERROR_SCHEMAS:
+        if f"#/components/schemas/{name}" not in text:
+            schemas.pop(name, None)
+    return document

@@ -1,0 +1,147 @@
+"""What the API routes need, built once per process and injected: the Lambda handlers take it from
+the environment on first use (`current_deps`); `solver serve` and the tests install their own
+(`use_deps`). Nothing here connects at import time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from solver_core.rules import RequestPolicy
+from solver_core.services.catalog import CatalogService
+from solver_core.services.events import EventService
+from solver_core.services.runs import RunService
+from solver_core.services.solves import SolveService
+from solver_core.settings import Settings
+
+if TYPE_CHECKING:
+    from solver_core.models import SolveView
+    from solver_core.ports import ArtifactStore, Orchestrator, SandboxBackend
+    from solver_core.services.cancel import CancelService
+    from solver_core.wiring import Container
+
+# Far above the largest valid request (a 64 KiB issue body, two 4 KiB commands, a few URLs), with
+# room for JSON escaping; far below API Gateway's own 10 MB.
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+DEFAULT_MAX_ACTIVE_SOLVES = 10
+DEFAULT_RETRY_AFTER_S = 30
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_active_solves_per_owner: int = DEFAULT_MAX_ACTIVE_SOLVES
+    retry_after_s: int = DEFAULT_RETRY_AFTER_S
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ApiLimits:
+        return cls(
+            max_body_bytes=settings.max_request_bytes,
+            max_active_solves_per_owner=settings.max_active_solves_per_owner,
+        )
+
+
+@dataclass(frozen=True)
+class ApiDeps:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    solves: SolveService
+    events: EventService
+    runs: RunService
+    artifacts: ArtifactStore
+    orchestrator: Orchestrator
+    # A factory: only cancel and health need a sandbox backend, and building one imports its SDK.
+    sandboxes: Callable[[], SandboxBackend]
+    limits: ApiLimits = field(default_factory=ApiLimits)
+    # Told about a solve's status change made here (a cancel); see solver_core.notify.
+    notify: Callable[[SolveView], None] | None = None
+
+    @classmethod
+    def from_container(
+        cls,
+        container: Container,
+        orchestrator: Orchestrator,
+        *,
+        sandboxes: Callable[[], SandboxBackend] | None = None,
+        limits: ApiLimits | None = None,
+        notify: Callable[[SolveView], None] | None = None,
+    ) -> ApiDeps:
+        return cls(
+            settings=container.settings,
+            sessions=container.sessions,
+            solves=container.solves,
+            events=container.events,
+            runs=container.runs,
+            artifacts=container.artifacts,
+            orchestrator=orchestrator,
+            sandboxes=sandboxes or _lazy_sandboxes(container.settings),
+            limits=limits or ApiLimits.from_settings(container.settings),
+            notify=notify,
+        )
+
+    @cached_property
+    def policy(self) -> RequestPolicy:
+        return RequestPolicy.from_settings(self.settings)
+
+    @cached_property
+    def catalog(self) -> CatalogService:
+        return CatalogService(self.sessions)
+
+    def cancel_service(self) -> CancelService:
+        from solver_core.services.cancel import CancelService
+        from solver_core.services.champion import SolveFlow
+
+        return CancelService(
+            solves=self.solves,
+            runs=self.runs,
+            events=self.events,
+            sandboxes=self.sandboxes(),
+            orchestrator=self.orchestrator,
+            champion=SolveFlow(self.runs, self.events, self.artifacts, notify=self.notify),
+        )
+
+
+def _lazy_sandboxes(settings: Settings) -> Callable[[], SandboxBackend]:
+    built: list[SandboxBackend] = []
+    lock = threading.Lock()
+
+    def get() -> SandboxBackend:
+        with lock:
+            if not built:
+                from solver_core.wiring import build_sandbox_backend
+
+                built.append(build_sandbox_backend(settings))
+            return built[0]
+
+    return get
+
+
+_installed: ApiDeps | None = None
+_lock = threading.Lock()
+
+
+def use_deps(deps: ApiDeps | None) -> None:
+    """Install the dependencies every route uses (None: build them from the environment again)."""
+    global _installed  # noqa: PLW0603 - the one process-wide slot, like wiring.container()
+    with _lock:
+        _installed = deps
+
+
+def current_deps() -> ApiDeps:
+    """The installed dependencies, or (in a Lambda) the environment's, built on first use."""
+    global _installed  # noqa: PLW0603
+    with _lock:
+        if _installed is None:
+            from solver_core.notify import build_notifier
+            from solver_core.wiring import build_orchestrator, container
+
+            built = container()
+            notifier = build_notifier(built.settings)
+            orchestrator = build_orchestrator(built.settings, built)
+            _installed = ApiDeps.from_container(built, orchestrator, notify=notifier.solve_changed)
+        return _installed

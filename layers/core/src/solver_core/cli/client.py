@@ -1,0 +1,154 @@
+"""`solver status`, `solver list`, `solver cancel` and `solver events`: the API's reads and cancel,
+directly on the local database (the embedded defaults unless SOLVER_* settings say otherwise),
+as this machine's user, who owns the solves that `solver solve` and `solver serve` started."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+from uuid import UUID
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from solver_core.cli.common import console, local_owner, open_container
+from solver_core.errors import SolverError
+from solver_core.models import EventView, SolveView
+from solver_core.presenters import solve_out
+from solver_core.settings import local_cli_settings
+from solver_core.status import SOLVE_TERMINAL, EventKind, SolveStatus
+from solver_core.wiring import Container
+
+FOLLOW_POLL_S = 1.0
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+STYLE = {EventKind.STEP: "cyan", EventKind.ERROR: "red", EventKind.STATUS: "bold", EventKind.LOG: "dim"}
+
+
+@contextmanager
+def _container() -> Iterator[Container]:
+    container = open_container(local_cli_settings())
+    try:
+        yield container
+    except SolverError as exc:
+        console.print(f"[red]{escape(exc.message)}[/]")
+        raise typer.Exit(1) from exc
+    finally:
+        container.close()
+
+
+def status(solve_id: UUID, as_json: JsonFlag = False) -> None:
+    """Show a solve: its status, runs and artifact links."""
+    with _container() as container:
+        solve = container.solves.get(local_owner(), solve_id)
+        if as_json:
+            typer.echo(solve_out(solve, container.artifacts).model_dump_json(indent=2))
+            return
+        _print_solve(solve, container)
+
+
+def list_solves(
+    status: Annotated[SolveStatus | None, typer.Option(help="Only solves in this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 20,
+    cursor: Annotated[str | None, typer.Option(help="The next page, as printed after a full page.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List your solves, newest first."""
+    with _container() as container:
+        page = container.solves.list(local_owner(), status=status, limit=limit, cursor=cursor)
+        if as_json:
+            items = [solve_out(s, container.artifacts).model_dump(mode="json") for s in page.items]
+            typer.echo(json.dumps({"items": items, "next_cursor": page.next_cursor}, indent=2))
+            return
+        table = Table(title_justify="left")
+        table.add_column("id", no_wrap=True)  # copied into other commands: never split
+        for column in ("status", "created", "repository", "issue", "runs"):
+            table.add_column(column)
+        for s in page.items:
+            table.add_row(
+                str(s.id), s.status.value, f"{s.created_at:%Y-%m-%d %H:%M}", s.repo_url, s.issue.title, str(len(s.runs))
+            )
+        console.print(table)
+        if page.next_cursor:
+            console.print(f"more: solver list --cursor {page.next_cursor}")
+
+
+def cancel(solve_id: UUID, as_json: JsonFlag = False) -> None:
+    """Cancel a solve (idempotent); a finished solve is left as it is."""
+    from solver_core.services.cancel import CancelService
+    from solver_core.wiring import build_orchestrator, build_sandbox_backend
+
+    with _container() as container:
+        settings = container.settings
+        service = CancelService(
+            solves=container.solves,
+            runs=container.runs,
+            events=container.events,
+            sandboxes=build_sandbox_backend(settings),
+            orchestrator=build_orchestrator(settings, container),
+            champion=container.flow(),
+        )
+        outcome = service.cancel(local_owner(), solve_id, reason="cancelled from the command line")
+        if as_json:
+            out = solve_out(outcome.solve, container.artifacts).model_dump(mode="json")
+            typer.echo(json.dumps({"changed": outcome.changed, "solve": out}, indent=2))
+        elif outcome.changed:
+            console.print(f"solve {solve_id} {outcome.solve.status.value}")
+        else:
+            console.print(f"solve {solve_id} had already finished: {outcome.solve.status.value}")
+
+
+def events(
+    solve_id: UUID,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the solve ends.")] = False,
+    after: Annotated[int, typer.Option(min=0, help="Only events after this sequence number.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Print a solve's events; with --follow, as they happen."""
+    with _container() as container:
+        owner = local_owner()
+        try:
+            while True:
+                batch = container.events.read(owner, solve_id, after=after, limit=500)
+                for event in batch:
+                    _print_event(event, as_json=as_json)
+                after = batch[-1].seq if batch else after
+                if not follow or (not batch and container.solves.get(owner, solve_id).status in SOLVE_TERMINAL):
+                    return
+                if not batch:
+                    time.sleep(FOLLOW_POLL_S)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+
+def _print_event(event: EventView, *, as_json: bool) -> None:
+    if as_json:
+        typer.echo(event.model_dump_json())
+        return
+    style = STYLE[event.kind]
+    console.print(f"[{style}]{event.seq:>6} {event.at:%H:%M:%S} {escape(event.message)}[/]", soft_wrap=True)
+
+
+def _print_solve(solve: SolveView, container: Container) -> None:
+    console.print(f"solve {solve.id}: [bold]{solve.status.value}[/] — {escape(solve.issue.title)}")
+    console.print(f"  {solve.repo_url} @ {solve.ref or '(default branch)'}")
+    if solve.error:
+        console.print(f"  [red]{escape(solve.error)}[/]")
+    table = Table(title_justify="left")
+    for column in ("run", "model", "status", "steps", "cost", "patch", "tests"):
+        table.add_column(column)
+    for run in solve.runs:
+        stats = run.patch_stats
+        tests = "-" if run.tests is None else ("passed" if run.tests.passed else "failed")
+        champion = " *" if run.id == solve.champion_run_id else ""
+        patch = f"{stats.files} files +{stats.added} -{stats.removed}" if stats else "-"
+        table.add_row(
+            f"{run.index}{champion}", run.model, run.status.value, str(run.steps), f"${run.cost_usd:.4f}", patch, tests
+        )
+    console.print(table)
+    for run in solve.runs:
+        for kind, key in sorted(run.artifacts.items()):
+            console.print(f"  run {run.index} {kind:11} {container.artifacts.url(key)}")

@@ -1,0 +1,69 @@
+"""`solver serve`: the HTTP API on this machine, on the embedded defaults and the local orchestrator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from solver_core.api import ApiDeps, build_app
+from solver_core.api.http import ApiServer, is_loopback
+from solver_core.cli.common import console, local_owner, open_container
+from solver_core.notify import build_notifier
+from solver_core.settings import Settings
+from solver_core.wiring import build_orchestrator
+
+
+def serve_settings(*, allow_local_repos: bool, allow_replay_models: bool) -> Settings:
+    """The environment's settings; the flags can only allow more, never less. Unlike the other
+    commands, serve is strict by default: other programs (and people) may call it."""
+    settings = Settings()
+    return settings.model_copy(
+        update={
+            "allow_local_repos": settings.allow_local_repos or allow_local_repos,
+            "allow_replay_models": settings.allow_replay_models or allow_replay_models,
+        }
+    )
+
+
+def make_server(deps: Callable[[], ApiDeps], host: str, port: int, *, token: str | None, owner: str) -> ApiServer:
+    """A threaded HTTP server for the whole API (port 0 picks a free port); `deps` is asked per request."""
+    return ApiServer(
+        (host, port),
+        build_app(deps=deps),
+        owner=owner,
+        token=token,
+        max_body_bytes=lambda: deps().limits.max_body_bytes,
+    )
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8000,
+    allow_local_repos: Annotated[bool, typer.Option(help="Accept local repository paths.")] = False,
+    allow_replay_models: Annotated[bool, typer.Option(help="Accept replay:PATH models.")] = False,
+    token: Annotated[
+        str | None, typer.Option(help="Require 'Authorization: Bearer TOKEN'; without it only loopback clients.")
+    ] = None,
+) -> None:
+    """Serve the HTTP API (the same routes as the cloud API; Swagger UI at /docs)."""
+    settings = serve_settings(allow_local_repos=allow_local_repos, allow_replay_models=allow_replay_models)
+    container = open_container(settings)
+    try:
+        notify = build_notifier(settings).solve_changed
+        deps = ApiDeps.from_container(container, build_orchestrator(settings, container), notify=notify)
+        server = make_server(lambda: deps, host, port, token=token, owner=local_owner())
+    except BaseException:
+        container.close()
+        raise
+    console.print(f"Solver API on [bold]{server.url}[/] (Swagger UI: {server.url}/docs), owner {local_owner()}")
+    if token is None and not is_loopback(host):
+        console.print("[yellow]no --token: only clients on this machine's loopback interface are served[/]")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        server.server_close()
+        container.close()

@@ -1,0 +1,75 @@
+"""The API's resolver under threads (as `solver serve` runs it) and its pure helpers."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+from solver_core.api.errors import Unauthorized, format_loc, from_request_validation
+from solver_core.api.request import owner_of
+from solver_core.api.resolver import SolverResolver
+from solver_core.api.routes.common import new_router
+from solver_core.errors import BadRequest, NotFound, ValidationFailed
+from tests.support.api import rest_event
+
+pytestmark = pytest.mark.unit
+
+
+def echo_app() -> SolverResolver:
+    app = SolverResolver(max_body_bytes=lambda: 1000)
+    router = new_router()
+
+    @router.get("/echo/<n>")
+    def echo(n: int) -> dict[str, Any]:
+        time.sleep(0.001)  # let other threads interleave
+        return {"n": n, "path": router.current_event.path, "route": app.context["_route"].path}
+
+    app.include_router(router)
+    return app
+
+
+def test_concurrent_requests_each_see_their_own_event() -> None:
+    """powertools keeps the current event on a class attribute: a plain resolver answers these
+    with other threads' paths. Ours keeps it per thread."""
+    app = echo_app()
+
+    def call(i: int) -> dict[str, Any]:
+        answer: dict[str, Any] = json.loads(app.resolve(rest_event("GET", f"/echo/{i}"), None)["body"])  # type: ignore[arg-type]
+        return answer
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        answers = list(pool.map(call, range(1000)))
+    assert [a["path"] for a in answers] == [f"/echo/{i}" for i in range(1000)]
+    assert {a["route"] for a in answers} == {"/echo/<n>"}
+
+
+def test_the_body_bound_is_checked_before_routing() -> None:
+    response = echo_app().resolve(rest_event("POST", "/anything", raw_body="x" * 1001), None)  # type: ignore[arg-type]
+    assert response["statusCode"] == 413
+    assert json.loads(response["body"])["error"]["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    ("parts", "text"),
+    [(("issue", "title"), "issue.title"), (("models", 1), "models[1]"), ((), ""), (("a", 0, "b"), "a[0].b")],
+)
+def test_locations_read_like_field_paths(parts: tuple[str | int, ...], text: str) -> None:
+    assert format_loc(parts) == text
+
+
+def test_powertools_validation_errors_become_ours() -> None:
+    assert isinstance(from_request_validation([{"type": "json_invalid", "loc": ("body", 3)}]), BadRequest)
+    assert isinstance(from_request_validation([{"type": "uuid_parsing", "loc": ("path", "solve_id")}]), NotFound)
+    error = from_request_validation([{"type": "string_too_long", "loc": ("header", "idempotency-key"), "msg": "m"}])
+    assert isinstance(error, ValidationFailed)
+    assert error.details == [{"field": "Idempotency-Key", "in": "header", "rule": "string_too_long", "message": "m"}]
+
+
+def test_an_overlong_identity_is_no_owner() -> None:
+    with pytest.raises(Unauthorized, match="longer than"):
+        owner_of(APIGatewayProxyEvent(rest_event("GET", "/solves", owner="x" * 201)))
