@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from solver_core.db.schema import EventRow, RunRow, SolveRow
-from solver_core.errors import BadRequest, IdempotencyConflict, NotFound, ValidationFailed
+from solver_core.errors import BadRequest, IdempotencyConflict, NotFound, TooManyRequests, ValidationFailed
 from solver_core.models import SolveRequest
 from solver_core.rules import RequestPolicy
-from solver_core.services.solves import SolveService
+from solver_core.services.solves import ActiveCap, SolveService
 from solver_core.status import SolveStatus
 from tests.conftest import Services
 
@@ -156,3 +156,27 @@ def test_list_filters_by_status(services: Services) -> None:
 def test_a_forged_cursor_is_a_bad_request(services: Services) -> None:
     with pytest.raises(BadRequest, match="cursor"):
         services.solves.list("alice", cursor="not-a-cursor!!")
+
+
+def test_the_cap_on_unfinished_solves_holds_under_a_burst(services: Services) -> None:
+    barrier = threading.Barrier(12)
+    cap = ActiveCap(limit=5, retry_after_s=7)
+
+    def start(i: int) -> str:
+        barrier.wait()
+        try:
+            services.solves.start("alice", make_request(ref=f"b{i}"), idempotency_key=f"k{i}", active_cap=cap)
+        except TooManyRequests as exc:
+            return f"refused after {exc.retry_after_s}s"
+        return "started"
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        outcomes = list(pool.map(start, range(12)))
+    assert outcomes.count("started") == 5
+    assert outcomes.count("refused after 7s") == 7
+    assert count(services, SolveRow) == 5
+    first = outcomes.index("started")
+    replay = services.solves.start("alice", make_request(ref=f"b{first}"), idempotency_key=f"k{first}", active_cap=cap)
+    assert replay.created is False  # a replay is never refused by the cap
+    services.runs.move_solve(services.solves.list("alice").items[0].id, SolveStatus.FAILED)
+    assert services.solves.start("alice", make_request(ref="new"), active_cap=cap).created  # a slot freed up

@@ -38,7 +38,12 @@ class LocalResumer:
         self.orchestrator = orchestrator
         self.execute = True  # False: record the resume but run nothing (the execution "starts later")
         self.resumed: list[tuple[UUID, list[UUID], int]] = []
+        self.started: list[UUID] = []
         self.running: set[str] = set()
+
+    def start(self, solve_id: UUID) -> str:
+        self.started.append(solve_id)
+        return f"start:{solve_id}"
 
     def resume(self, solve_id: UUID, run_ids: list[UUID], attempt: int) -> str:
         self.resumed.append((solve_id, run_ids, attempt))
@@ -216,3 +221,16 @@ def test_the_reconciler_settles_runs_of_an_execution_that_ended(
     assert settled.status is SolveStatus.RUNNING  # the run will be retried by the sweeper
     assert sweeper.reconcile(arn.replace(str(solve.id), "not-a-solve"), "FAILED") is None
     assert container.artifacts.list(keys.run_prefix(solve.id, run_id))  # its log was kept
+
+
+def test_a_queued_solve_whose_start_failed_is_started(
+    container: Container, sandboxes: SandboxBackend, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    solve = start_solve(container, repo_url=str(repo), models=[write_replay(tmp_path / "m.yaml", "true")])
+    sweeper, resumer = sweeper_for(container, sandboxes)
+    assert sweeper.sweep(now=datetime.now(UTC)).started == []  # just created: its start may be under way
+    report = sweeper.sweep(now=LATER)
+    assert resumer.started == [solve.id]
+    assert report.started == [f"start:{solve.id}"]
+    assert container.runs.solve(solve.id).execution_ref == f"start:{solve.id}"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from solver_core.db.schema import AgentConfigRow, AIModelRow, SolveRow
-from solver_core.status import SOLVE_TERMINAL
+from solver_core.db.schema import AgentConfigRow, AIModelRow
 
 
 class ModelInfo(BaseModel):
@@ -49,21 +48,6 @@ class CatalogService:
         with self._sessions() as session:
             rows = session.scalars(select(AgentConfigRow).order_by(AgentConfigRow.name)).all()
             return [AgentConfigInfo(name=r.name, base=r.base, is_default=r.is_default) for r in rows]
-
-    def active_solves(self, owner: str) -> int:
-        """The owner's unfinished solves (queued, running or cancelling)."""
-        unfinished = SolveRow.status.not_in([s.value for s in SOLVE_TERMINAL])
-        with self._sessions() as session:
-            query = select(func.count()).select_from(SolveRow).where(SolveRow.owner == owner, unfinished)
-            return session.scalar(query) or 0
-
-    def key_used(self, owner: str, idempotency_key: str) -> bool:
-        """Whether a start with this key exists (a replay must not be refused by the cap)."""
-        with self._sessions() as session:
-            found = session.scalar(
-                select(SolveRow.id).where(SolveRow.owner == owner, SolveRow.idempotency_key == idempotency_key)
-            )
-            return found is not None
 
     def ping(self) -> None:
         """One round trip to the database (health checks)."""

@@ -9,19 +9,40 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from solver_core.db.schema import RunRow, SolveRow, utcnow
-from solver_core.errors import BadRequest, IdempotencyConflict, NotFound
+from solver_core.errors import BadRequest, IdempotencyConflict, NotFound, TooManyRequests
 from solver_core.models import SolvePage, SolveRequest, SolveView, StartResult
 from solver_core.rules import RequestPolicy
 from solver_core.services import records, registry
 from solver_core.services.views import solve_view
-from solver_core.status import EventKind, SolveStatus
+from solver_core.status import SOLVE_TERMINAL, EventKind, SolveStatus
 
 MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class ActiveCap:
+    """At most `limit` unfinished solves per owner; a refusal suggests retrying after a while."""
+
+    limit: int
+    retry_after_s: int = 30
+
+
+def _enforce_cap(session: Session, owner: str, cap: ActiveCap) -> None:
+    """Count and insert under one per-owner lock, so a burst of starts cannot overshoot the cap."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:owner))"), {"owner": f"solver:{owner}"})
+    unfinished = SolveRow.status.not_in([s.value for s in SOLVE_TERMINAL])
+    active = session.scalar(select(func.count()).select_from(SolveRow).where(SolveRow.owner == owner, unfinished))
+    if (active or 0) >= cap.limit:
+        raise TooManyRequests(
+            f"{active} unfinished solves; at most {cap.limit} may be unfinished at once",
+            retry_after_s=cap.retry_after_s,
+        )
 
 
 @dataclass(frozen=True)
@@ -53,13 +74,24 @@ class SolveService:
         self._sessions = sessions
         self._policy = policy
 
-    def start(self, owner: str, request: SolveRequest, idempotency_key: str | None = None) -> StartResult:
-        """Create the solve and its runs in one transaction; replay or refuse a reused Idempotency-Key."""
+    def start(
+        self,
+        owner: str,
+        request: SolveRequest,
+        idempotency_key: str | None = None,
+        *,
+        active_cap: ActiveCap | None = None,
+    ) -> StartResult:
+        """Create the solve and its runs in one transaction; replay or refuse a reused Idempotency-Key.
+        With `active_cap`, refuse a new solve while the owner has that many unfinished ones (a replay
+        is never refused)."""
         fingerprint = request.fingerprint()
         if idempotency_key is not None and (found := self._by_key(owner, idempotency_key)):
             return _replay(*found, fingerprint)
         try:
             with self._sessions.begin() as session:
+                if active_cap is not None:
+                    _enforce_cap(session, owner, active_cap)
                 solve = self._insert(session, owner, request, idempotency_key, fingerprint)
                 return StartResult(solve=solve, created=True)
         except IntegrityError:

@@ -5,6 +5,7 @@ changes). Together they guarantee that no run hangs and no sandbox leaks:
 - retryable failed runs are re-queued (bounded attempts, backoff) and resumed by a new execution,
   which continues from their checkpoints;
 - solves left open with nothing running and nothing to retry are finished;
+- queued solves whose execution never started (the start request failed) are started;
 - sandboxes (found by metadata) whose runs are terminal or unknown are killed;
 - an execution that is aborted, fails or times out has its unfinished runs finalized.
 """
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 
 class Resumer(Protocol):
+    def start(self, solve_id: UUID) -> str: ...
+
     def resume(self, solve_id: UUID, run_ids: list[UUID], attempt: int) -> str: ...
 
     def is_running(self, execution_ref: str | None) -> bool: ...
@@ -39,6 +42,7 @@ class Resumer(Protocol):
 
 @dataclass
 class SweepReport:
+    started: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     requeued: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
@@ -61,11 +65,27 @@ class Sweeper:
     def sweep(self, now: datetime | None = None) -> SweepReport:
         now = now or datetime.now(UTC)
         report = SweepReport()
+        self._start_forgotten(now, report)
         self._fail_stale(now, report)
         self._requeue(now, report)
         self._finish_open(now, report)
         self._reap_sandboxes(report)
         return report
+
+    def _start_forgotten(self, now: datetime, report: SweepReport) -> None:
+        cutoff = now - timedelta(seconds=self.settings.retry_backoff_s)
+        for solve in self.queries.open_solves((SolveStatus.QUEUED,), cutoff):
+            if solve.execution_ref is None:
+                ref = self.orchestrator.start(solve.id)
+            elif self.orchestrator.is_running(solve.execution_ref):
+                continue
+            else:  # its execution ended before BeginSolve ran: a fresh one, under a new name
+                queued = [r for r in solve.runs if r.status is RunStatus.QUEUED]
+                if not queued:
+                    continue
+                ref = self.orchestrator.resume(solve.id, [r.id for r in queued], max(r.attempt for r in queued))
+            self.runs.set_solve_fields(solve.id, execution_ref=ref)
+            report.started.append(ref)
 
     def _fail_stale(self, now: datetime, report: SweepReport) -> None:
         cutoff = now - timedelta(seconds=self.settings.stale_heartbeat_s)

@@ -16,9 +16,9 @@ from solver_core.api.request import base_url, owner_of, solve_links
 from solver_core.api.resolver import SolverResolver
 from solver_core.api.routes.common import DepsGetter, documented, new_router
 from solver_core.api.schemas import SolveCreated, SolveRequestBody
-from solver_core.errors import TooManyRequests
 from solver_core.models import SolveRequest, SolveView
 from solver_core.observability import bind_solve
+from solver_core.services.solves import ActiveCap
 from solver_core.status import SolveStatus
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,8 @@ def router(deps: DepsGetter) -> Router:
             request = SolveRequest.model_validate(body.root, context=d.policy)
         except ValidationError as exc:
             raise invalid_body(exc) from exc
-        check_cap(d, owner, idempotency_key)
-        result = d.solves.start(owner, request, idempotency_key)
+        cap = ActiveCap(d.limits.max_active_solves_per_owner, d.limits.retry_after_s)
+        result = d.solves.start(owner, request, idempotency_key, active_cap=cap)
         bind_solve(result.solve.id)
         if result.solve.status is SolveStatus.QUEUED:
             launch(d, result.solve)
@@ -74,19 +74,6 @@ def router(deps: DepsGetter) -> Router:
         return Response(202 if result.created else 200, "application/json", created, headers=headers)
 
     return api
-
-
-def check_cap(d: ApiDeps, owner: str, idempotency_key: str | None) -> None:
-    """Refuse a new solve beyond the caller's cap of unfinished ones; a replay is never refused.
-    (Check then insert is not atomic: a burst can overshoot the cap by its concurrency. It is a
-    guard against runaway clients, not an exact quota.)"""
-    cap = d.limits.max_active_solves_per_owner
-    active = d.catalog.active_solves(owner)
-    if active < cap or (idempotency_key is not None and d.catalog.key_used(owner, idempotency_key)):
-        return
-    raise TooManyRequests(
-        f"{active} unfinished solves; at most {cap} may be unfinished at once", retry_after_s=d.limits.retry_after_s
-    )
 
 
 def launch(d: ApiDeps, solve: SolveView) -> None:
