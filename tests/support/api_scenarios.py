@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from solver_core.api import ApiLimits, openapi_document
+from solver_core.artifacts import keys
 from solver_core.models import SolveRequest
 from solver_core.status import EventKind, RunStatus, SolveStatus
 from tests.support.api import BOB, ApiWorld, solve_body
@@ -73,6 +74,18 @@ class ApiScenarios:
         solve = world.deps.solves.get(client.owner, solve_id)
         assert solve.execution_ref == f"fake-execution:{solve_id}"
         assert [r.model for r in solve.runs] == ["anthropic/claude-sonnet-4-5"] * 2
+
+    def test_the_champion_patch_is_served_as_a_diff_once_there_is_one(self, client: ApiClient, world: ApiWorld) -> None:
+        solve_id = start(client)["id"]
+        waiting = client.call("GET", f"/solves/{solve_id}/patch")
+        assert waiting.status == 404
+        assert "no champion" in waiting.json["error"]["message"]
+        finish_solve(world, UUID(solve_id))
+        world.deps.artifacts.put(keys.champion_patch(UUID(solve_id)), b"diff --git a/x b/x\n+fixed\n")
+        answer = client.call("GET", f"/solves/{solve_id}/patch")
+        assert answer.status == 200
+        assert answer.headers["content-type"].startswith("text/x-diff")
+        assert answer.text == "diff --git a/x b/x\n+fixed\n"
 
     def test_get_answers_the_public_shape(self, client: ApiClient, world: ApiWorld) -> None:
         solve_id = start(client)["id"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
@@ -12,11 +13,12 @@ from solver_core.api.request import owner_of
 from solver_core.api.routes.common import DepsGetter, documented, new_router
 from solver_core.api.schemas import EventPage, SolveList, SolveStats
 from solver_core.api.stats import solve_stats
-from solver_core.errors import BadRequest
+from solver_core.artifacts import keys
+from solver_core.errors import NotFound
 from solver_core.observability import bind_solve
 from solver_core.presenters import SolveOut, solve_out
 from solver_core.services.events import MAX_EVENTS_PAGE
-from solver_core.services.solves import MAX_PAGE, Cursor
+from solver_core.services.solves import MAX_PAGE
 from solver_core.status import SolveStatus
 
 MAX_SEQ = 2**53  # within bigint, and exact as a JSON number for JavaScript clients
@@ -39,8 +41,6 @@ def router(deps: DepsGetter) -> Router:
     ) -> SolveList:
         d = deps()
         owner = owner_of(api.current_event)
-        if cursor:
-            check_cursor(cursor)
         page = d.solves.list(owner, status=status, limit=limit, cursor=cursor)
         return SolveList(items=[solve_out(s, d.artifacts) for s in page.items], next_cursor=page.next_cursor)
 
@@ -83,12 +83,20 @@ def router(deps: DepsGetter) -> Router:
         bind_solve(solve_id)
         return solve_stats(d.solves.get(owner_of(api.current_event), solve_id))
 
+    @api.get(
+        "/solves/<solve_id>/patch",
+        summary="The champion's patch, as a unified diff",
+        description="`git apply` it. 404 until the solve has a champion.",
+        tags=["solves"],
+        responses=documented({200: (str, "The patch (text/x-diff).")}, 401, 404),
+    )
+    def get_patch(solve_id: UUID) -> Response[str]:
+        d = deps()
+        bind_solve(solve_id)
+        solve = d.solves.get(owner_of(api.current_event), solve_id)
+        if solve.champion_run_id is None:
+            raise NotFound(f"solve {solve_id} has no champion patch (status {solve.status.value})")
+        patch = d.artifacts.get(keys.champion_patch(solve_id)).decode("utf-8", errors="replace")
+        return Response(200, "text/x-diff; charset=utf-8", patch)
+
     return api
-
-
-def check_cursor(cursor: str) -> None:
-    """A cursor must be one this API handed out; a forged one with a naive timestamp would otherwise
-    reach the database layer, which refuses naive datetimes with an error of its own."""
-    decoded = Cursor.decode(cursor)  # raises BadRequest on garbage
-    if decoded.created_at.tzinfo is None:
-        raise BadRequest("invalid cursor", details=[{"field": "cursor", "rule": "cursor_format"}])
