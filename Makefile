@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-unit lint typecheck fmt clean demo openapi
+.PHONY: setup test test-unit lint typecheck fmt clean demo openapi tools build sizes solver-wheel
 
 setup: $(STAMP)
 
@@ -26,9 +26,71 @@ test: setup
 test-unit: setup
 	$(BIN)/pytest -q -m unit $(PYTEST_ARGS)
 
-lint: setup
+lint: setup tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy layers/core/src functions tests
+	$(TOOLS)/sam validate --lint --template template.yaml --region us-east-1
+	$(TOOLS)/cfn-lint template.yaml
+	$(TOOLS)/checkov --quiet --compact --config-file .checkov.yaml --file template.yaml
+
+# ---- deployment build: `sam build` without Docker ------------------------------------------------
+# SAM's makefile builder runs the build-<LogicalId> targets below with ARTIFACTS_DIR set. Wheels are
+# the Lambda runtime's (Python 3.13, arm64), so nothing compiles and no Docker is needed.
+TOOLS          := .venv-tools/bin
+TOOLS_STAMP    := .venv-tools/.installed
+LAMBDA_PYTHON  ?= 3.13
+LAMBDA_PLATFORM ?= manylinux2014_aarch64
+BUILD_PY       ?= python3
+WHEELS         := .aws-sam/wheels
+PIP_LAMBDA      = $(BUILD_PY) -m pip install --quiet --disable-pip-version-check --no-compile --upgrade \
+                  --platform $(LAMBDA_PLATFORM) --implementation cp --python-version $(LAMBDA_PYTHON) --only-binary=:all:
+# mini-swe-agent is installed without its dependencies (they pull datasets, pandas, pyarrow and a TUI
+# that the agent core never imports); these are the ones it does import.
+AGENT_DEPS      = 'e2b>=2.5,<3' 'litellm>=1.70' 'jinja2>=3' 'tenacity>=8' 'python-dotenv>=1' 'rich>=13' 'requests>=2'
+MINI_SWE_AGENT  = 'mini-swe-agent>=2.4,<3'
+
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP):
+	test -x $(TOOLS)/python || $(PYTHON) -m venv .venv-tools
+	$(TOOLS)/pip install $(PIP_FLAGS) aws-sam-cli cfn-lint checkov
+	touch $(TOOLS_STAMP)
+
+build: tools solver-wheel
+	SAM_CLI_TELEMETRY=0 $(TOOLS)/sam build --build-in-source --parallel
+	$(MAKE) sizes
+
+sizes: setup
+	$(BIN)/python tools/lambda_build.py sizes .aws-sam/build --budget-mb 240
+
+# Built once before `sam build` (its parallel targets only read it); rebuilt when the package changes.
+solver-wheel: $(WHEELS)/.built
+
+$(WHEELS)/.built: layers/core/pyproject.toml $(shell find layers/core/src -type f -not -path '*/__pycache__/*')
+	rm -rf $(WHEELS) && $(BUILD_PY) -m pip wheel --quiet --no-deps --wheel-dir $(WHEELS) layers/core
+	touch $@
+
+build-CoreLayer: solver-wheel
+	$(PIP_LAMBDA) --target "$(ARTIFACTS_DIR)/python" "$$(ls $(WHEELS)/solver_core-*.whl)[aws]"
+	$(BUILD_PY) tools/lambda_build.py prune "$(ARTIFACTS_DIR)/python"
+	$(BUILD_PY) tools/lambda_build.py compile "$(ARTIFACTS_DIR)/python"
+
+build-StartSolveFunction build-StatusFunction build-CancelFunction build-MigrateFunction:
+	cp functions/$(FUNCTION_DIR)/app.py "$(ARTIFACTS_DIR)/app.py"
+
+build-StartSolveFunction: FUNCTION_DIR = start_solve
+build-StatusFunction: FUNCTION_DIR = status
+build-CancelFunction: FUNCTION_DIR = cancel
+build-MigrateFunction: FUNCTION_DIR = migrate
+
+# The run_solver bundle carries solver_core itself (no layer): the agent, the LLM client and e2b.
+build-RunSolverFunction build-SweeperFunction build-ReconcilerFunction: solver-wheel
+	cp functions/run_solver/app.py "$(ARTIFACTS_DIR)/app.py"
+	$(PIP_LAMBDA) --target "$(ARTIFACTS_DIR)" "$$(ls $(WHEELS)/solver_core-*.whl)[aws]" $(AGENT_DEPS)
+	$(PIP_LAMBDA) --target "$(ARTIFACTS_DIR)" --no-deps $(MINI_SWE_AGENT)
+	$(BUILD_PY) tools/lambda_build.py prune "$(ARTIFACTS_DIR)"
+	$(BUILD_PY) tools/lambda_build.py compile "$(ARTIFACTS_DIR)"
 
 typecheck: setup
 	$(BIN)/mypy layers/core/src functions tests
@@ -42,4 +104,4 @@ fmt: setup
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-tools .aws-sam .pytest_cache .mypy_cache .ruff_cache

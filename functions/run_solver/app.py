@@ -13,6 +13,7 @@ from solver_core.observability import (
     logger,
     metrics,
     record_run_finished,
+    record_sweep,
     tracer,
 )
 from solver_core.orchestrators.stepfunctions import SfnOrchestrator
@@ -58,7 +59,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @metrics.log_metrics
 def sweeper(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """EventBridge schedule: fail stale runs, resume retryable ones, finish orphans, reap sandboxes."""
-    return vars(_sweeper().sweep())
+    report = _sweeper().sweep()
+    record_sweep(stale=len(report.stale), requeued=len(report.requeued), reaped=len(report.killed_sandboxes))
+    return vars(report)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -71,3 +71,10 @@ def record_run_finished(status: str, cost_usd: float) -> None:
     ):
         pass
     metrics.add_metric(name="RunCostUSD", unit=MetricUnit.NoUnit, value=cost_usd)
+
+
+def record_sweep(*, stale: int, requeued: int, reaped: int) -> None:
+    """What the sweeper found: stale runs (the StuckRuns alarm), runs resumed, sandboxes leaked."""
+    metrics.add_metric(name="StaleRuns", unit=MetricUnit.Count, value=stale)
+    metrics.add_metric(name="RunsRequeued", unit=MetricUnit.Count, value=requeued)
+    metrics.add_metric(name="SandboxesReaped", unit=MetricUnit.Count, value=reaped)

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     e2b_api_url: str | None = None
     e2b_sandbox_url: str | None = None
 
+    # On Lambda, secrets arrive as Secrets Manager ARNs, resolved once per cold start (secrets.py).
+    database_url_secret_arn: str | None = None
+    e2b_api_key_secret_arn: str | None = None
+    github_token_secret_arn: str | None = None
+    webhook_secret_arn: str | None = None
+    llm_keys_secret_arn: str | None = None
+
     # Tokens for private repositories, by host; each is only ever sent to its own host.
     git_tokens: dict[str, SecretStr] = Field(default_factory=dict)
     github_token: SecretStr | None = None
@@ -133,6 +140,18 @@ class Settings(BaseSettings):
         ]  # fmt: skip
         configured = [s.get_secret_value() for s in found if s is not None]
         return list(Redactor.from_environment(os.environ, extra=configured).secrets)
+
+    @property
+    def secret_arns(self) -> dict[str, str]:
+        """Settings field → ARN of the secrets to resolve at start-up."""
+        arns = {
+            "database_url": self.database_url_secret_arn,
+            "e2b_api_key": self.e2b_api_key_secret_arn,
+            "github_token": self.github_token_secret_arn,
+            "webhook_secret": self.webhook_secret_arn,
+            "llm_keys": self.llm_keys_secret_arn,
+        }
+        return {field: arn for field, arn in arns.items() if arn}
 
     @property
     def uses_sqlite(self) -> bool:

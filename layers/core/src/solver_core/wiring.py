@@ -156,5 +156,7 @@ def build_container(settings: Settings) -> Container:
 
 @cache
 def container() -> Container:
-    """The process-wide container, built from the environment on first use."""
-    return build_container(Settings())
+    """The process-wide container, built from the environment (and its secret ARNs) on first use."""
+    from solver_core.secrets import resolve_secrets
+
+    return build_container(resolve_secrets(Settings()))

@@ -1,0 +1,91 @@
+"""template.yaml agrees with the code: build targets, handlers, routes, permissions, outputs."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from solver_core.api.app import openapi_document
+from tests.contract.test_state_machine_structure import template
+
+pytestmark = pytest.mark.contract
+
+ROOT = Path(__file__).resolve().parents[2]
+MAKEFILE = (ROOT / "Makefile").read_text()
+FUNCTION_DIRS = {
+    "StartSolveFunction": "start_solve",
+    "StatusFunction": "status",
+    "CancelFunction": "cancel",
+    "MigrateFunction": "migrate",
+    "RunSolverFunction": "run_solver",
+    "SweeperFunction": "run_solver",
+    "ReconcilerFunction": "run_solver",
+}
+
+
+def resources(kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template()["Resources"].items() if r["Type"] == kind}
+
+
+def test_every_makefile_built_resource_has_its_build_target() -> None:
+    built = {**resources("AWS::Serverless::Function"), **resources("AWS::Serverless::LayerVersion")}
+    assert set(built) == {*FUNCTION_DIRS, "CoreLayer"}
+    for name, resource in built.items():
+        assert resource["Metadata"]["BuildMethod"] == "makefile", name
+        assert re.search(rf"^[\w\- ]*build-{name}\b[\w\- ]*:", MAKEFILE, re.MULTILINE), f"no build-{name} target"
+
+
+def test_every_handler_exists_in_its_function_module() -> None:
+    for name, resource in resources("AWS::Serverless::Function").items():
+        module, function = resource["Properties"]["Handler"].split(".")
+        source = ROOT / "functions" / FUNCTION_DIRS[name] / f"{module}.py"
+        defined = {node.name for node in ast.parse(source.read_text()).body if isinstance(node, ast.FunctionDef)}
+        assert function in defined, f"{name}: {function} is not defined in {source}"
+
+
+def test_the_api_serves_every_documented_route() -> None:
+    routed = set()
+    for resource in resources("AWS::Serverless::Function").values():
+        for event in resource["Properties"].get("Events", {}).values():
+            if event["Type"] == "Api":
+                path = re.sub(r"\{(\w+)\}", r"{\1}", event["Properties"]["Path"])
+                routed.add((event["Properties"]["Method"].lower(), path))
+    documented = {(method, path) for path, ops in openapi_document()["paths"].items() for method in ops}
+    assert documented <= routed, f"documented but not routed: {documented - routed}"
+
+
+def test_the_api_functions_carry_no_agent_and_run_solver_no_layer() -> None:
+    functions = resources("AWS::Serverless::Function")
+    for name in ("StartSolveFunction", "StatusFunction", "CancelFunction", "MigrateFunction"):
+        assert functions[name]["Properties"]["Layers"] == [{"Ref": "CoreLayer"}]
+    for name in ("RunSolverFunction", "SweeperFunction", "ReconcilerFunction"):
+        assert "Layers" not in functions[name]["Properties"]  # the run_solver bundle carries solver_core itself
+
+
+def test_secrets_are_arns_and_never_values() -> None:
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    for name in variables:
+        assert not re.search(r"(KEY|TOKEN|PASSWORD)$", name) or name.endswith("_SECRET_ARN"), name
+    parameters = template()["Parameters"]
+    for name in ("DatabaseUrlSecretArn", "E2BApiKeySecretArn", "LlmKeysSecretArn", "GitHubTokenSecretArn"):
+        assert name in parameters
+
+
+def test_the_bucket_is_encrypted_private_tls_only_and_expires() -> None:
+    bucket = template()["Resources"]["ArtifactsBucket"]["Properties"]
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == {"Ref": "ArtifactsExpirationDays"}
+    policy = template()["Resources"]["ArtifactsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert policy["Effect"] == "Deny"
+    assert policy["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+
+
+def test_migrations_run_on_deploy_and_outputs_name_the_entry_points() -> None:
+    schema = template()["Resources"]["DatabaseSchema"]
+    assert schema["Type"] == "AWS::CloudFormation::CustomResource"
+    assert set(template()["Outputs"]) >= {"ApiUrl", "StateMachineArn", "ArtifactsBucketName"}
