@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): layers/core/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
-	$(BIN)/pip install $(PIP_FLAGS) -e 'layers/core[agent,aws,cli,dev]'
+	$(BIN)/pip install $(PIP_FLAGS) -e 'layers/core[agent,aws,tracing,cli,dev]'
 	touch $(STAMP)
 
 # The bundled example end to end on the embedded defaults: no cloud account, no keys, no LLM.
@@ -87,7 +87,7 @@ build-MigrateFunction: FUNCTION_DIR = migrate
 # The run_solver bundle carries solver_core itself (no layer): the agent, the LLM client and e2b.
 build-RunSolverFunction build-SweeperFunction build-ReconcilerFunction: solver-wheel
 	cp functions/run_solver/app.py "$(ARTIFACTS_DIR)/app.py"
-	$(PIP_LAMBDA) --target "$(ARTIFACTS_DIR)" "$$(ls $(WHEELS)/solver_core-*.whl)[aws]" $(AGENT_DEPS)
+	$(PIP_LAMBDA) --target "$(ARTIFACTS_DIR)" "$$(ls $(WHEELS)/solver_core-*.whl)[aws,tracing]" $(AGENT_DEPS)
 	$(PIP_LAMBDA) --target "$(ARTIFACTS_DIR)" --no-deps $(MINI_SWE_AGENT)
 	$(BUILD_PY) tools/lambda_build.py prune "$(ARTIFACTS_DIR)"
 	$(BUILD_PY) tools/lambda_build.py compile "$(ARTIFACTS_DIR)"

@@ -10,11 +10,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from solver_core.observability import (
     bind_solve,
     configure_lambda_logging,
+    get_tracer,
     logger,
     metrics,
     record_run_finished,
     record_sweep,
-    tracer,
 )
 from solver_core.orchestrators.stepfunctions import SfnOrchestrator
 from solver_core.orchestrators.tasks import TaskContext, handle
@@ -23,6 +23,7 @@ from solver_core.services.sweeper import Sweeper
 from solver_core.wiring import build_orchestrator, container
 
 FINISHING_STEPS = ("verify", "record_failure")  # the two ways a run ends
+tracer = get_tracer()
 
 
 @cache

@@ -14,7 +14,6 @@ from solver_core.observability import (
     metrics,
     record_api_response,
     record_solve_started,
-    tracer,
 )
 
 configure_lambda_logging()
@@ -22,7 +21,6 @@ app = build_app(["start"])  # dependencies are built from the environment on the
 
 
 @logger.inject_lambda_context(correlation_id_path=API_CORRELATION_PATH)
-@tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = app.resolve(event, context)

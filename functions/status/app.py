@@ -13,7 +13,6 @@ from solver_core.observability import (
     logger,
     metrics,
     record_api_response,
-    tracer,
 )
 
 configure_lambda_logging()
@@ -21,7 +20,6 @@ app = build_app(["read", "system"])  # dependencies are built from the environme
 
 
 @logger.inject_lambda_context(correlation_id_path=API_CORRELATION_PATH)
-@tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = app.resolve(event, context)

@@ -26,7 +26,7 @@ def test_metrics_flush_as_emf_without_any_aws_configuration(
     assert lines[0]["ApiServerErrors"] == [1.0]
     assert lines[1]["status"] == "succeeded"
     assert {d["Namespace"] for line in lines for d in line["_aws"]["CloudWatchMetrics"]} == {"Solver"}
-    assert observability.tracer.disabled  # no X-Ray daemon outside Lambda
+    assert observability.get_tracer().disabled  # no X-Ray daemon outside Lambda
 
 
 def test_logging_is_rerouted_only_inside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:

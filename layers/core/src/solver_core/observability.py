@@ -1,8 +1,10 @@
 """Logger, Tracer and Metrics (Powertools), shared by every handler and usable without AWS.
 
 - Logs are structured JSON; `solve_id` is the correlation id once a request names a solve.
-- The tracer disables itself outside Lambda (no X-Ray daemon to talk to), so local runs and tests
-  pay nothing for it.
+- The X-Ray SDK tracer is built only by the processes that ask for it (`get_tracer()`: the run steps,
+  where a step's subsegments are worth it). Importing it costs about 300 ms (it imports botocore), so
+  the API functions rely on Lambda's and API Gateway's active tracing instead, which need no SDK.
+  Outside Lambda it disables itself.
 - Metrics go to CloudWatch as EMF lines on stdout when a handler flushes them (`log_metrics`);
   the namespace is fixed here, so a missing POWERTOOLS_METRICS_NAMESPACE can never fail a flush,
   and nothing is sent anywhere by merely adding a metric.
@@ -14,9 +16,11 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import cache
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -26,8 +30,17 @@ NAMESPACE = "Solver"
 API_CORRELATION_PATH = correlation_paths.API_GATEWAY_REST
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
+
+
+@cache
+def get_tracer() -> Tracer:
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(service=SERVICE)
 
 
 def configure_lambda_logging() -> None:
@@ -44,7 +57,8 @@ def configure_lambda_logging() -> None:
 def bind_solve(solve_id: UUID | str) -> None:
     """Make the solve the correlation id of what this invocation logs and traces from here on."""
     logger.set_correlation_id(str(solve_id))
-    tracer.put_annotation(key="solve_id", value=str(solve_id))
+    if get_tracer.cache_info().currsize:  # only where a tracer is in use; never built just for this
+        get_tracer().put_annotation(key="solve_id", value=str(solve_id))
 
 
 def record_api_response(status_code: int) -> None:
