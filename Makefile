@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-unit lint typecheck fmt clean demo openapi tools build sizes solver-wheel
+.PHONY: setup test test-unit lint typecheck fmt clean demo openapi tools build sizes solver-wheel bench
 
 setup: $(STAMP)
 
@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): layers/core/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
-	$(BIN)/pip install $(PIP_FLAGS) -e 'layers/core[agent,aws,tracing,cli,dev]'
+	$(BIN)/pip install $(PIP_FLAGS) -e 'layers/core[agent,aws,tracing,publish,migrations,cli,dev]'
 	touch $(STAMP)
 
 # The bundled example end to end on the embedded defaults: no cloud account, no keys, no LLM.
@@ -29,7 +29,7 @@ test-unit: setup
 lint: setup tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/core/src functions tests
+	$(BIN)/mypy layers/core/src functions tests benchmarks
 	$(TOOLS)/sam validate --lint --template template.yaml --region us-east-1
 	$(TOOLS)/cfn-lint template.yaml
 	$(TOOLS)/checkov --quiet --compact --config-file .checkov.yaml --file template.yaml
@@ -76,24 +76,38 @@ build-CoreLayer: solver-wheel
 	$(BUILD_PY) tools/lambda_build.py prune "$(ARTIFACTS_DIR)/python"
 	$(BUILD_PY) tools/lambda_build.py compile "$(ARTIFACTS_DIR)/python"
 
-build-StartSolveFunction build-StatusFunction build-CancelFunction build-MigrateFunction:
+build-StartSolveFunction build-StatusFunction build-CancelFunction:
 	cp functions/$(FUNCTION_DIR)/app.py "$(ARTIFACTS_DIR)/app.py"
+
+# Alembic is the migration function's alone (the layer already carries SQLAlchemy, hence --no-deps).
+build-MigrateFunction:
+	cp functions/migrate/app.py "$(ARTIFACTS_DIR)/app.py"
+	$(PIP_LAMBDA) --target "$(ARTIFACTS_DIR)" --no-deps 'alembic>=1.13,<2' 'mako>=1.3' 'markupsafe>=2'
+	$(BUILD_PY) tools/lambda_build.py compile "$(ARTIFACTS_DIR)"
 
 build-StartSolveFunction: FUNCTION_DIR = start_solve
 build-StatusFunction: FUNCTION_DIR = status
 build-CancelFunction: FUNCTION_DIR = cancel
-build-MigrateFunction: FUNCTION_DIR = migrate
 
 # The run_solver bundle carries solver_core itself (no layer): the agent, the LLM client and e2b.
 build-RunSolverFunction build-SweeperFunction build-ReconcilerFunction: solver-wheel
 	cp functions/run_solver/app.py "$(ARTIFACTS_DIR)/app.py"
-	$(PIP_LAMBDA) --target "$(ARTIFACTS_DIR)" "$$(ls $(WHEELS)/solver_core-*.whl)[aws,tracing]" $(AGENT_DEPS)
+	$(PIP_LAMBDA) --target "$(ARTIFACTS_DIR)" "$$(ls $(WHEELS)/solver_core-*.whl)[aws,tracing,publish]" $(AGENT_DEPS)
 	$(PIP_LAMBDA) --target "$(ARTIFACTS_DIR)" --no-deps $(MINI_SWE_AGENT)
 	$(BUILD_PY) tools/lambda_build.py prune "$(ARTIFACTS_DIR)"
 	$(BUILD_PY) tools/lambda_build.py compile "$(ARTIFACTS_DIR)"
 
 typecheck: setup
-	$(BIN)/mypy layers/core/src functions tests
+	$(BIN)/mypy layers/core/src functions tests benchmarks
+
+# Speed and size figures (BENCHMARKS.md); `make build` first for the Lambda package figures.
+bench: setup
+	$(BIN)/python benchmarks/overhead.py --repeat 7
+	$(BIN)/python benchmarks/long_run.py
+	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/api.py
+	$(BIN)/python benchmarks/cost_per_attempt.py
+	test ! -d .aws-sam/build || $(BIN)/python benchmarks/lambda_package.py
 
 # The API's OpenAPI document, generated from the routers (a contract test checks it is current).
 openapi: setup

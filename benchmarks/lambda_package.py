@@ -17,6 +17,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,7 @@ API = ("StartSolveFunction", "StatusFunction", "CancelFunction")
 HANDLERS = {**dict.fromkeys(API, "CoreLayer"), "RunSolverFunction": None}
 LAMBDA_ENV = {
     "MSWEA_SILENT_STARTUP": "1",
-    "MSWEA_GLOBAL_CONFIG_DIR": "/tmp/mswea",
+    "MSWEA_GLOBAL_CONFIG_DIR": "/tmp/mswea",  # noqa: S108 - as the Lambda functions have it
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "POWERTOOLS_SERVICE_NAME": "solver",
     "POWERTOOLS_METRICS_NAMESPACE": "Solver",
@@ -60,7 +61,8 @@ def cold_import_ms(python: str, function: str, layer: str | None, runs: int) -> 
     paths = [str(build_twin(function))]
     if layer:
         paths.append(str(build_twin(layer) / "python"))
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PYTHONPATH": ":".join([*paths, str(runtime_packages())])}
+    home = tempfile.gettempdir()
+    env = {"PATH": "/usr/bin:/bin", "HOME": home, "PYTHONPATH": ":".join([*paths, str(runtime_packages())])}
     code = "import time; t = time.perf_counter(); import app; print((time.perf_counter() - t) * 1000)"
     times = []
     for _ in range(runs):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from solver_core.orchestrators.retry import CAPACITY, LAMBDA_TRANSIENT, UNAVAILABLE, RetryRule
+from solver_core.orchestrators.retry import CAPACITY, LAMBDA_TRANSIENT, PICK_RULES, UNAVAILABLE, RetryRule
 
 pytestmark = pytest.mark.contract
 
@@ -108,6 +108,7 @@ def test_retry_rules_agree_with_the_local_orchestrator() -> None:
     assert [as_rule(r) for r in states["LaunchSandbox"]["Retry"]] == [LAMBDA_TRANSIENT, CAPACITY, UNAVAILABLE]
     for name in ("PrepareRepository", "RunAgent", "CollectArtifacts", "VerifyPatch", "ReleaseSandbox"):
         assert [as_rule(r) for r in states[name]["Retry"]] == [LAMBDA_TRANSIENT, UNAVAILABLE], name
+    assert [as_rule(r) for r in states["PickChampion"]["Retry"]] == [LAMBDA_TRANSIENT, *PICK_RULES]
 
 
 def test_placeholders_match_the_templates_substitutions() -> None:

@@ -13,11 +13,13 @@ import os
 import subprocess
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 from urllib.parse import unquote
+
+from tests.fakes.loopback import FakeHTTPServer, Loopback
 
 _BACKEND_TIMEOUT_S = 60
 
@@ -92,28 +94,18 @@ class GitHTTPServer:
         self.auth_headers_seen: list[str] = []
         self.requests: list[str] = []
         self._lock = threading.Lock()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._loop = Loopback(_Handler, self, "fake-git")
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> GitHTTPServer:
-        if self._httpd is not None:
-            return self
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._httpd = _Server(("127.0.0.1", 0), _Handler, fake=self)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="fake-git", daemon=True)
-        self._thread.start()
+        if not self._loop.running:
+            self.root.mkdir(parents=True, exist_ok=True)
+        self._loop.start()
         return self
 
     def stop(self) -> None:
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd, self._thread = None, None
+        self._loop.stop()
 
     def __enter__(self) -> GitHTTPServer:
         return self.start()
@@ -125,9 +117,7 @@ class GitHTTPServer:
 
     @property
     def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("GitHTTPServer is not running")
-        return int(self._httpd.server_address[1])
+        return self._loop.port
 
     # -- repositories ----------------------------------------------------------------------------
 
@@ -184,15 +174,6 @@ def _git(*args: str) -> None:
     subprocess.run(["git", *args], check=True, capture_output=True, env=isolated_git_env())
 
 
-class _Server(ThreadingHTTPServer):
-    # Daemon handler threads never keep pytest alive if a client leaves a socket open.
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], *, fake: GitHTTPServer):
-        self.fake = fake
-        super().__init__(address, handler)
-
-
 class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.0 closes every connection after its response, so stop() never waits on idle keep-alives.
     protocol_version = "HTTP/1.0"
@@ -205,7 +186,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def fake(self) -> GitHTTPServer:
-        return cast(_Server, self.server).fake
+        fake: GitHTTPServer = cast(FakeHTTPServer, self.server).fake
+        return fake
 
     def _dispatch(self) -> None:
         authorization = self.headers.get("Authorization")

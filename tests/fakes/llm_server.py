@@ -13,9 +13,11 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, cast
+
+from tests.fakes.loopback import FakeHTTPServer, Loopback
 
 SUBMIT_COMMAND = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
 _COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
@@ -87,27 +89,16 @@ class FakeLLMServer:
         self._lock = threading.Lock()
         self._responses: deque[Json] = deque()
         self._failures: deque[_Failure] = deque()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._loop = Loopback(_Handler, self, "fake-llm")
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> FakeLLMServer:
-        if self._httpd is not None:
-            return self
-        self._httpd = _Server(("127.0.0.1", 0), _Handler, fake=self)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="fake-llm", daemon=True)
-        self._thread.start()
+        self._loop.start()
         return self
 
     def stop(self) -> None:
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd, self._thread = None, None
+        self._loop.stop()
 
     def __enter__(self) -> FakeLLMServer:
         return self.start()
@@ -119,9 +110,7 @@ class FakeLLMServer:
 
     @property
     def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("FakeLLMServer is not running")
-        return int(self._httpd.server_address[1])
+        return self._loop.port
 
     @property
     def base_url(self) -> str:
@@ -200,15 +189,6 @@ class FakeLLMServer:
         }
 
 
-class _Server(ThreadingHTTPServer):
-    # Daemon handler threads never keep pytest alive if a client leaves a socket open.
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], *, fake: FakeLLMServer):
-        self.fake = fake
-        super().__init__(address, handler)
-
-
 class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.0 closes every connection after its response, so stop() never waits on idle keep-alives.
     protocol_version = "HTTP/1.0"
@@ -224,7 +204,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw_body = self.rfile.read(length) if length > 0 else b""
         headers = {key.lower(): value for key, value in self.headers.items()}
         path = self.path.split("?", 1)[0]
-        reply = cast(_Server, self.server).fake.handle(path, headers, raw_body)
+        reply = cast(FakeHTTPServer, self.server).fake.handle(path, headers, raw_body)
         self._send(reply)
 
     def _send(self, reply: _Reply) -> None:

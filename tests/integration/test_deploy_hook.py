@@ -83,6 +83,11 @@ def test_a_failed_migration_is_reported_not_left_hanging(cloudformation: tuple[s
 def test_delete_leaves_the_database_alone(cloudformation: tuple[str, list[dict[str, Any]]]) -> None:
     url, answers = cloudformation
     calls: list[str] = []
-    deploy_hook.handle(event("Delete", url), lambda: calls.append("migrated") or None)
+
+    def migrate() -> str | None:
+        calls.append("migrated")
+        return None
+
+    deploy_hook.handle(event("Delete", url), migrate)
     assert calls == []
     assert answers[0]["Status"] == "SUCCESS"

@@ -169,6 +169,16 @@ def wait_for_step(container: Container, solve: SolveView, step: int, timeout: fl
     raise AssertionError(f"step {step} never came")
 
 
+def wait_until_running(sandboxes: SandboxBackend, sandbox_id: str, timeout: float = 30) -> None:
+    """Until the slow command has started (it touches a marker first), however loaded the machine is."""
+    box = sandboxes.connect(sandbox_id)
+    deadline = time.monotonic() + timeout
+    while "yes" not in box.run("test -e .started && echo yes || true", cwd=box.workdir, timeout=10).output:
+        if time.monotonic() > deadline:
+            raise AssertionError("the slow command never started")
+        time.sleep(0.1)
+
+
 def run_in_thread(pipeline: RunPipeline, solve: SolveView) -> threading.Thread:
     worker = threading.Thread(target=pipeline.run_to_end, args=(solve.runs[0].id,))
     worker.start()
@@ -179,15 +189,14 @@ def test_a_sandbox_killed_mid_run_fails_it_as_sandbox_gone_and_keeps_the_traject
     container: Container, backend: tuple[SandboxBackend, FakeE2BService | None], repo: Path, tmp_path: Path
 ) -> None:
     sandboxes, _ = backend
-    model = write_replay(
-        tmp_path / "slow.yaml", "cat calc.py", "sleep 30", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
-    )
+    slow = "touch .started && sleep 30"
+    model = write_replay(tmp_path / "slow.yaml", "cat calc.py", slow, "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
     solve = start_solve(container, repo_url=str(repo), models=[model])
     worker = run_in_thread(container.pipeline(sandboxes), solve)
     wait_for_step(container, solve, 1)
-    time.sleep(0.5)
     sandbox_id = container.runs.get(solve.runs[0].id).sandbox_id
     assert sandbox_id
+    wait_until_running(sandboxes, sandbox_id)
     sandboxes.kill(sandbox_id)
     worker.join(timeout=30)
     assert not worker.is_alive()
@@ -198,7 +207,7 @@ def test_a_sandbox_killed_mid_run_fails_it_as_sandbox_gone_and_keeps_the_traject
     assert run.retryable
     trajectory = json.loads(container.artifacts.get(run.artifacts["trajectory"]))
     commands = [a["command"] for m in trajectory["messages"] for a in (m.get("extra") or {}).get("actions", [])]
-    assert commands[:2] == ["cat calc.py", "sleep 30"]
+    assert commands[:2] == ["cat calc.py", slow]
     assert trajectory["messages"][-1]["role"] == "exit"  # the error is the trajectory's last word
 
 

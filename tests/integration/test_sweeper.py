@@ -20,6 +20,7 @@ from solver_core.orchestrators.local import LocalOrchestrator
 from solver_core.ports import SandboxBackend
 from solver_core.sandbox.base import SandboxSpec
 from solver_core.sandbox.local import LocalSandboxBackend
+from solver_core.services import agent_step
 from solver_core.services.run_queries import RunQueries
 from solver_core.services.sweeper import Sweeper
 from solver_core.status import RunStatus, SolveStatus
@@ -79,7 +80,8 @@ def sweeper_for(container: Container, sandboxes: SandboxBackend) -> tuple[Sweepe
 
 
 def fail_mid_run(container: Container, sandboxes: SandboxBackend, solve: SolveView) -> None:
-    """Run until step 3 is under way, then kill the sandbox (as if e2b lost it)."""
+    """Run until step 3 is under way (its command touches `.lost` first), then kill the sandbox (as if
+    e2b lost it)."""
     pipeline = container.pipeline(sandboxes)
     run_id = solve.runs[0].id
     worker = threading.Thread(target=pipeline.run_to_end, args=(run_id,))
@@ -87,21 +89,27 @@ def fail_mid_run(container: Container, sandboxes: SandboxBackend, solve: SolveVi
     deadline = time.monotonic() + 30
     while container.runs.get(run_id).steps < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.3)
-    sandboxes.kill(container.runs.get(run_id).sandbox_id or "")
+    sandbox_id = container.runs.get(run_id).sandbox_id or ""
+    box = sandboxes.connect(sandbox_id)
+    while "yes" not in box.run("test -e .lost && echo yes || true", cwd=box.workdir, timeout=10).output:
+        assert time.monotonic() < deadline, "step 3 never started"
+        time.sleep(0.05)
+    sandboxes.kill(sandbox_id)
     worker.join(30)
     container.flow().run_and_finish(solve.id)
 
 
 def test_a_lost_sandbox_is_resumed_from_the_checkpoint_and_counting_goes_on(
-    container: Container, sandboxes: SandboxBackend, tmp_path: Path
+    container: Container, sandboxes: SandboxBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A partial diff after every step (they are throttled to one a second), so no step is rewound.
+    monkeypatch.setattr(agent_step, "PARTIAL_DIFF_INTERVAL_S", 0.0)
     repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
     model = write_replay(
         tmp_path / "work.yaml",
         "echo one > one.txt",
         "echo two > two.txt",
-        "sleep 20",
+        "touch .lost && sleep 20",
         "echo three > three.txt",
         "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT",
     )
@@ -126,7 +134,7 @@ def test_a_lost_sandbox_is_resumed_from_the_checkpoint_and_counting_goes_on(
     trajectory = json.loads(container.artifacts.get(run.artifacts["trajectory"]))
     commands = [a["command"] for m in trajectory["messages"] for a in (m.get("extra") or {}).get("actions", [])]
     assert commands == [
-        "echo one > one.txt", "echo two > two.txt", "sleep 20", "echo three > three.txt",
+        "echo one > one.txt", "echo two > two.txt", "touch .lost && sleep 20", "echo three > three.txt",
         "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT",
     ]  # fmt: skip
     interrupted = [m for m in trajectory["messages"] if m["role"] == "tool" and "interrupted" in str(m["content"])]

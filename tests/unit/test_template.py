@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from e2b import Template
 from typer.testing import CliRunner
 
 from solver_core.cli import app
@@ -34,10 +35,10 @@ def test_build_sends_the_template_with_its_name_and_resources(monkeypatch: pytes
     calls: list[dict[str, Any]] = []
 
     def fake_build(built: Any, **kwargs: Any) -> str:
-        calls.append({"dockerfile": template.Template.to_dockerfile(built), **kwargs})
+        calls.append({"dockerfile": Template.to_dockerfile(built), **kwargs})
         return "template-id"
 
-    monkeypatch.setattr(template.Template, "build", staticmethod(fake_build))
+    monkeypatch.setattr(Template, "build", staticmethod(fake_build))
     monkeypatch.setenv("SOLVER_E2B_API_KEY", "e2b_test_key_0123456789")
     result = CliRunner().invoke(app, ["template", "build", "--name", "solver:v2", "--cpu", "4"])
     assert result.exit_code == 0, result.output

@@ -156,7 +156,12 @@ class RunCancelled(RunError):
 
 
 # Error names that are not ours but mean "the infrastructure hiccupped; the work can resume".
-TRANSIENT_FOREIGN_ERRORS = ("States.Timeout", "States.HeartbeatTimeout", "Lambda.", "Sandbox.Timedout")
+TRANSIENT_FOREIGN_ERRORS = (
+    "States.Timeout", "States.HeartbeatTimeout", "Lambda.", "Sandbox.Timedout",
+    # SQLAlchemy's names for a database that could not be reached (a Task that outlived the outage
+    # retries): the run resumes once the database is back.
+    "OperationalError", "InterfaceError",
+)  # fmt: skip
 
 
 def error_class(name: str) -> type[SolverError] | None:
@@ -175,3 +180,61 @@ def is_retryable(name: str) -> bool:
     if cls is not None:
         return cls.retryable
     return name.startswith(TRANSIENT_FOREIGN_ERRORS)
+
+
+# --- Publishing to GitHub: recorded on the solve as error events; they never fail the solve. ---
+
+
+class PublishError(SolverError):
+    """The solve's result could not be published (comment or pull request)."""
+
+    code = "publish_error"
+
+
+class PublishNotConfigured(PublishError):
+    """No GitHub credentials are configured (a token or a GitHub App)."""
+
+    code = "publish_not_configured"
+
+
+class PatchNotApplicable(PublishError):
+    """The champion patch cannot be turned into a commit on the repository's base (malformed, or its
+    preimage differs from what GitHub has)."""
+
+    code = "patch_not_applicable"
+
+
+class GitHubError(PublishError):
+    """GitHub answered with an error; `http_status` is its HTTP status (0 when it could not be reached)."""
+
+    code = "github_error"
+
+    def __init__(self, message: str, *, http_status: int = 0) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+class GitHubPermissionDenied(GitHubError):
+    """The credentials may not do this (401, or a 403 that is not a rate limit): retrying cannot help."""
+
+    code = "github_permission_denied"
+
+
+class GitHubNotFound(GitHubError):
+    """No such repository, issue or object (or, for a private repository, no access to it)."""
+
+    code = "github_not_found"
+
+
+class GitHubRateLimited(GitHubError):
+    """Rate limited for longer than Solver waits; publishing again later will work."""
+
+    code = "github_rate_limited"
+    retryable = True
+
+
+class GitHubUnavailable(GitHubError):
+    """GitHub kept failing (5xx, transport errors) after the bounded retries."""
+
+    code = "github_unavailable"
+    retryable = True

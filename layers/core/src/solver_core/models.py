@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from solver_core import rules
+from solver_core.publish.models import Publication, PublishOptions, check_publish_target
 from solver_core.status import EventKind, RunStatus, SolveStatus
 
 MAX_COMMAND_LENGTH = 4096
@@ -94,6 +95,8 @@ class SolveRequest(Input):
     test_command: Command | None = None
     callback_url: str | None = Field(default=None, max_length=rules.MAX_URL_LENGTH)
     external_ref: dict[Annotated[str, Field(max_length=64)], ShortText] | None = Field(default=None, max_length=16)
+    # Last, so that its validator sees the validated repo_url and issue.
+    publish: PublishOptions | None = Field(default=None, description="publish the result on GitHub when done")
 
     @field_validator("repo_url")
     @classmethod
@@ -111,6 +114,14 @@ class SolveRequest(Input):
         if value is None:
             return None
         return rules.check_remote_url(value, rules.policy_of(info), what="callback URL", needs_path=False)
+
+    @field_validator("publish")
+    @classmethod
+    def _publish(cls, value: PublishOptions | None, info: ValidationInfo) -> PublishOptions | None:
+        issue = info.data.get("issue")
+        if value is not None and isinstance(issue, IssueSpec):  # else issue's own error is reported
+            check_publish_target(value, issue.url, info.data.get("repo_url"))
+        return value
 
     @model_validator(mode="after")
     def _run_count(self, info: ValidationInfo) -> SolveRequest:
@@ -132,7 +143,9 @@ class SolveRequest(Input):
 
     def fingerprint(self) -> str:
         """A stable digest of the request, to tell a replayed Idempotency-Key from a reused one."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # Without publish when unset, so requests made before the option existed keep their digest.
+        exclude = {"publish"} if self.publish is None else set()
+        canonical = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -223,6 +236,8 @@ class SolveView(View):
     started_at: datetime | None
     finished_at: datetime | None
     runs: list[RunView] = Field(default_factory=list)
+    publish: PublishOptions | None = None
+    publication: Publication | None = None
 
 
 class SolvePage(View):

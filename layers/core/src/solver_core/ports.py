@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     from solver_core.models import SolveView
+    from solver_core.publish.models import PublishedComment, PublishedPull
+    from solver_core.publish.report import SolveReport
     from solver_core.sandbox.base import CommandResult, SandboxInfo, SandboxSpec
 
 
@@ -108,4 +110,19 @@ class Notifier(Protocol):
 
     def solve_changed(self, solve: SolveView) -> None:
         """Deliver, or log the failure: never raises, never fails the solve."""
+        ...
+
+
+class Publisher(Protocol):
+    """Puts a finished solve's result where its issue lives (GitHub). Publishing again updates what
+    the previous attempt left (given as `previous`) instead of adding more. Raises PublishError."""
+
+    def pull_request(self, report: SolveReport, previous: PublishedPull | None) -> PublishedPull:
+        """Create or update the draft pull request with the champion patch."""
+        ...
+
+    def comment(
+        self, report: SolveReport, previous: PublishedComment | None, pull: PublishedPull | None
+    ) -> PublishedComment:
+        """Create or update the issue comment (runs, champion diff, links; the pull request if any)."""
         ...

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from solver_core.models import IssueSpec, Limits, PatchStats, RunView, SolveView, TestResult
 from solver_core.ports import ArtifactStore
+from solver_core.publish.models import Publication, PublishOptions
 from solver_core.status import RunStatus, SolveStatus
 
 PUBLIC_ARTIFACTS = ("patch", "trajectory", "log", "tests")
@@ -49,6 +50,8 @@ class SolveOut(Out):
     created_at: datetime
     finished_at: datetime | None
     external_ref: dict[str, str] | None = None
+    publish: PublishOptions | None = None
+    publication: Publication | None = None
 
 
 class SolveWithPatch(SolveOut):

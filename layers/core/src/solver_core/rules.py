@@ -7,6 +7,7 @@ location) and the rule (the error type) it broke.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,14 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
 # Control characters other than tab and newline, plus bidi overrides that disguise text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+# Git allows these in a ref, but no plausible branch or tag carries them, and each reads as shell
+# code (`$(id)`, backticks, `main;id`) wherever a ref is quoted carelessly. Refs are passed to git as
+# data, never through a shell; refusing them keeps it that way for anything downstream.
+_REF_SHELL = re.compile(r"[$`;|&<>()'\"!]")
+# Unicode that is invisible or reorders text (format characters such as bidi overrides and
+# zero-width joiners, separators, private use, unassigned): a ref that does not read as it is.
+_REF_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp", "Zs"})
+_LINE_SEPARATORS = ("\n", "\t", "\u2028", "\u2029")
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,7 @@ def fail(rule: str, message: str) -> PydanticCustomError:
 def check_text(value: str, *, single_line: bool) -> str:
     if _CONTROL.search(value):
         raise fail("control_characters", "must not contain control or bidirectional-override characters")
-    if single_line and ("\n" in value or "\t" in value):
+    if single_line and any(separator in value for separator in _LINE_SEPARATORS):
         raise fail("single_line", "must be a single line")
     return value
 
@@ -142,6 +151,8 @@ def _ref_problem(ref: str) -> str | None:
         (not ref or len(ref) > 255, "must be 1 to 255 characters"),
         (ref.startswith("-"), "must not start with '-'"),
         (bool(_REF_FORBIDDEN.search(ref)), "must not contain spaces, control characters or ~^:?*[\\"),
+        (bool(_REF_SHELL.search(ref)), "must not contain shell characters $`;|&<>()'\"!"),
+        (any(unicodedata.category(c) in _REF_HIDDEN_CATEGORIES for c in ref), "must not contain invisible characters"),
         (".." in ref or "@{" in ref or ref == "@", "must not contain '..' or '@{' or be '@'"),
         (ref.startswith("/") or ref.endswith(("/", ".")) or "//" in ref, "bad '/' or trailing '.'"),
         (any(c.startswith(".") or c.endswith(".lock") for c in ref.split("/")), "bad component"),

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     github_token_secret_arn: str | None = None
     webhook_secret_arn: str | None = None
     llm_keys_secret_arn: str | None = None
+    github_app_private_key_secret_arn: str | None = None
 
     # Tokens for private repositories, by host; each is only ever sent to its own host.
     git_tokens: dict[str, SecretStr] = Field(default_factory=dict)
@@ -98,6 +99,16 @@ class Settings(BaseSettings):
     event_bus_name: str | None = None
     webhook_secret: SecretStr | None = None
     webhook_attempts: int = Field(default=4, ge=1, le=10)
+
+    # Publishing results to GitHub (issue comment, draft pull request; solver_core/publish). Credentials:
+    # a GitHub App (id + PEM private key; the installation is looked up per repository unless given),
+    # else the github.com token above. Rate limits are waited out up to publish_max_wait_s per request.
+    github_api_url: str = "https://api.github.com"
+    github_app_id: int | None = Field(default=None, ge=1)
+    github_app_private_key: SecretStr | None = None
+    github_app_installation_id: int | None = Field(default=None, ge=1)
+    publish_attempts: int = Field(default=4, ge=1, le=10)
+    publish_max_wait_s: int = Field(default=60, ge=0, le=900)
 
     stack_name: str = "solver-local"
     log_level: str = "INFO"
@@ -136,7 +147,8 @@ class Settings(BaseSettings):
         from solver_core.agent.redact import Redactor
 
         found = [
-            self.e2b_api_key, self.github_token, self.database_url, self.webhook_secret, *self.git_tokens.values(),
+            self.e2b_api_key, self.github_token, self.database_url, self.webhook_secret,
+            self.github_app_private_key, *self.git_tokens.values(),
         ]  # fmt: skip
         configured = [s.get_secret_value() for s in found if s is not None]
         return list(Redactor.from_environment(os.environ, extra=configured).secrets)
@@ -150,6 +162,7 @@ class Settings(BaseSettings):
             "github_token": self.github_token_secret_arn,
             "webhook_secret": self.webhook_secret_arn,
             "llm_keys": self.llm_keys_secret_arn,
+            "github_app_private_key": self.github_app_private_key_secret_arn,
         }
         return {field: arn for field, arn in arns.items() if arn}
 

@@ -19,6 +19,11 @@ class SolveStatus(StrEnum):
     CANCELLING = "cancelling"
     CANCELLED = "cancelled"
 
+    @property
+    def is_cancelled(self) -> bool:
+        """Being cancelled or cancelled: no champion is picked, nothing is published."""
+        return self in {SolveStatus.CANCELLING, SolveStatus.CANCELLED}
+
 
 class RunStatus(StrEnum):
     QUEUED = "queued"

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from solver_core.orchestrators.local import LocalOrchestrator
     from solver_core.orchestrators.stepfunctions import SfnOrchestrator
     from solver_core.ports import ArtifactStore, Notifier, SandboxBackend
+    from solver_core.publish.service import PublishService
     from solver_core.services.champion import SolveFlow
     from solver_core.services.pipeline import RunPipeline
 
@@ -76,7 +77,16 @@ class Container:
             self.artifacts,
             max_run_attempts=self.settings.max_run_attempts,
             notify=self.notifier.solve_changed,
+            publish=self.publishing.publish,
         )
+
+    @cached_property
+    def publishing(self) -> PublishService:
+        """PublishResults; the GitHub publisher is built on first use (no credentials: an event)."""
+        from solver_core.publish.github import build_publisher
+        from solver_core.publish.service import PublishService
+
+        return PublishService(self.sessions, self.events, self.artifacts, lambda: build_publisher(self.settings))
 
     @cached_property
     def notifier(self) -> Notifier:

@@ -30,6 +30,10 @@ class Counters(BaseModel):
     tokens: int = 0
     start_time: float = Field(default_factory=time.time)
     partial_diff_digest: str | None = None
+    # How many messages the stored partial diff covers, and the sandbox the state was built in: a
+    # resume in another sandbox (the checkout plus that diff) forgets the steps after it (`rewind_for`).
+    partial_diff_messages: int | None = None
+    sandbox_id: str | None = None
 
 
 class CheckpointPart(BaseModel):
@@ -50,6 +54,9 @@ class AgentState(BaseModel):
     counters: Counters = Field(default_factory=Counters)
     extra_template_vars: dict[str, Any] = Field(default_factory=dict)
     parts: int = 0
+    # How many of `messages` (a prefix) the stored parts hold. A part whose write failed leaves its
+    # messages to the next part, so a later restore never misses a step (the fault suite found one).
+    stored: int = 0
 
     def drop_error_exit(self) -> bool:
         """Forget an exit caused by an error (mini-swe-agent records a traceback for those), so a
@@ -59,6 +66,23 @@ class AgentState(BaseModel):
             self.messages.pop()
             return True
         return False
+
+    def rewind_for(self, sandbox_id: str) -> bool:
+        """Continue in `sandbox_id`. A new sandbox holds the checkout plus the last partial diff, which
+        may be older than the last step (diffs are throttled): forget the steps it does not cover,
+        so the conversation matches the files. Their cost stays counted. True when steps were dropped."""
+        counters = self.counters
+        moved = counters.sandbox_id is not None and counters.sandbox_id != sandbox_id
+        counters.sandbox_id = sandbox_id
+        covered = counters.partial_diff_messages
+        if not moved or covered is None:
+            return False
+        uncovered = self.messages[covered:]
+        # Only the action the loss cut off (no result yet): it is answered "interrupted", as before.
+        if not uncovered or (len(uncovered) == 1 and uncovered[0].get("role") == "assistant"):
+            return False
+        del self.messages[covered:]
+        return True
 
     @property
     def exit(self) -> dict[str, Any] | None:
@@ -92,20 +116,24 @@ class Checkpointer:
             if part.extra_template_vars is not None:
                 state.extra_template_vars = part.extra_template_vars
             state.parts = part.seq + 1
+        state.stored = len(state.messages)
         return state
 
     def append(self, state: AgentState, new_messages: list[dict[str, Any]], *, with_vars: bool = False) -> str:
-        """Write the next part; `state.parts` advances. Returns the part's key."""
+        """Write the next part: `new_messages` (the end of `state.messages`) and whatever earlier
+        messages a failed write left unstored; `state.parts` advances. Returns the part's key."""
+        base = min(state.stored, len(state.messages) - len(new_messages))
         part = CheckpointPart(
             seq=state.parts,
-            base=len(state.messages) - len(new_messages),
-            messages=self._redactor.redact_data(new_messages),
+            base=base,
+            messages=self._redactor.redact_data(state.messages[base:]),
             counters=state.counters,
             extra_template_vars=self._redactor.redact_data(state.extra_template_vars) if with_vars else None,
         )
         key = keys.checkpoint_part(self._solve_id, self._run_id, state.parts)
         self._store.put(key, part.model_dump_json().encode(), content_type="application/json")
         state.parts += 1
+        state.stored = len(state.messages)
         return key
 
 

@@ -102,6 +102,8 @@ class SolverAgent(DefaultAgent):
             tokens=previous.tokens,
             start_time=self._start_time,
             partial_diff_digest=previous.partial_diff_digest,
+            partial_diff_messages=previous.partial_diff_messages,
+            sandbox_id=previous.sandbox_id,
         )
 
 
@@ -138,6 +140,7 @@ class Driver:
         self.state.messages = list(first)
         self.state.extra_template_vars = dict(self.agent.extra_template_vars)
         self.state.counters = self.agent.counters(self.state.counters)
+        self.state.counters.partial_diff_messages = len(first)  # the clean checkout covers the task
         self.checkpointer.append(self.state, first, with_vars=True)
 
     def run(self, max_steps: int | None = None) -> StopReason:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from uuid import UUID
 
 import typer
 from pydantic import ValidationError
@@ -12,8 +13,10 @@ from rich.markup import escape
 from solver_core.cli.common import console, local_owner, open_container
 from solver_core.cli.render import print_summary, validation_message
 from solver_core.cli.session import champion_patch, execute
-from solver_core.models import SolveRequest
+from solver_core.errors import SolverError
+from solver_core.models import SolveRequest, SolveView
 from solver_core.presenters import SolveWithPatch, solve_out
+from solver_core.publish.models import DEFAULT_BRANCH_PREFIX
 from solver_core.rules import RequestPolicy
 from solver_core.settings import Settings, local_cli_settings
 from solver_core.status import SolveStatus
@@ -28,6 +31,7 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
     ] = None,
     issue: Annotated[str | None, typer.Option(help="The issue text.")] = None,
     title: Annotated[str | None, typer.Option(help="The issue title (default: its first line).")] = None,
+    issue_url: Annotated[str | None, typer.Option(help="The issue's URL, e.g. a GitHub issue to publish to.")] = None,
     sandbox: Annotated[str, typer.Option(help="local, docker or e2b.")] = "local",
     step_limit: Annotated[int, typer.Option(min=1)] = 50,
     cost_limit: Annotated[float, typer.Option(help="USD.")] = 3.0,
@@ -38,6 +42,11 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
     max_parallel: Annotated[int, typer.Option(min=1, help="Runs at the same time.")] = 3,
     chunk_steps: Annotated[int | None, typer.Option(min=1, help="Stop and resume every N steps.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the solve as JSON.")] = False,
+    publish_comment: Annotated[
+        bool, typer.Option("--publish-comment", help="Comment the result on the issue.")
+    ] = False,
+    publish_pr: Annotated[bool, typer.Option("--publish-pr", help="Open a draft pull request on GitHub.")] = False,
+    branch_prefix: Annotated[str, typer.Option(help="The pull request branch's prefix.")] = DEFAULT_BRANCH_PREFIX,
 ) -> None:
     """Run agent attempts on REPO for an issue, in parallel, and show the champion's patch."""
     if sandbox not in {"local", "docker", "e2b"}:
@@ -46,13 +55,14 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
     data: dict[str, object] = {
         "repo_url": str(Path(repo).resolve()) if Path(repo).exists() else repo,
         "ref": ref,
-        "issue": issue_fields(issue_text(issue_file, issue), title),
+        "issue": issue_fields(issue_text(issue_file, issue), title) | ({"url": issue_url} if issue_url else {}),
         "models": model,
         "attempts_per_model": attempts,
         "max_parallel": max_parallel,
         "limits": {"step_limit": step_limit, "cost_limit_usd": cost_limit, "time_limit_s": time_limit},
         "setup_command": setup_command,
         "test_command": test_command,
+        "publish": publish_option(publish_comment, publish_pr, branch_prefix),
     }
     request = build_request(data, RequestPolicy.from_settings(settings))
     raise typer.Exit(solve_and_report(settings, request, chunk_steps=chunk_steps, as_json=as_json))
@@ -70,6 +80,7 @@ def solve_and_report(settings: Settings, request: SolveRequest, *, chunk_steps: 
             typer.echo(shaped.model_dump_json(indent=2))
         else:
             print_summary(final, container, patch)
+            print_publication(final)
     finally:
         container.close()
     return 0 if final.status is SolveStatus.SUCCEEDED else 1
@@ -95,3 +106,40 @@ def build_request(data: dict[str, object], policy: RequestPolicy) -> SolveReques
     except ValidationError as exc:
         console.print(f"[red]invalid request:[/]\n{escape(validation_message(exc))}")
         raise typer.Exit(2) from exc
+
+
+def publish_option(comment: bool, pull_request: bool, branch_prefix: str) -> dict[str, object] | None:
+    if not (comment or pull_request):
+        return None
+    return {"comment": comment, "pull_request": pull_request, "branch_prefix": branch_prefix}
+
+
+def print_publication(solve: SolveView) -> None:
+    done = solve.publication
+    if done is None:
+        return
+    if done.comment is not None:
+        console.print(f"issue comment:      {done.comment.url}")
+    if done.pull_request is not None:
+        console.print(f"draft pull request: {done.pull_request.url}")
+    for error in done.errors:
+        console.print(f"[red]publishing failed: {escape(error)}[/]")
+
+
+def publish(solve_id: Annotated[UUID, typer.Argument(help="A finished solve that has a publish option.")]) -> None:
+    """Publish (again) a finished solve to GitHub: updates its comment and pull request in place."""
+    container = open_container(local_cli_settings())
+    try:
+        solve = container.solves.get(local_owner(), solve_id)
+        if solve.publish is None or solve.status not in {SolveStatus.SUCCEEDED, SolveStatus.FAILED}:
+            console.print("[red]only a finished solve started with --publish-comment or --publish-pr is published[/]")
+            raise typer.Exit(2)
+        container.flow().publish(solve.id)
+        final = container.runs.solve(solve.id)
+    except SolverError as exc:
+        console.print(f"[red]{escape(exc.message)}[/]")
+        raise typer.Exit(1) from exc
+    finally:
+        container.close()
+    print_publication(final)
+    raise typer.Exit(0 if final.publication and not final.publication.errors else 1)

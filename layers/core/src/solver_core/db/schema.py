@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -55,6 +56,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments an INTEGER PRIMARY KEY (its rowid); PostgreSQL gets a bigint identity.
 SeqType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+UNFINISHED_SOLVES = "status NOT IN ('succeeded', 'failed', 'cancelled')"
 
 
 def utcnow() -> datetime:
@@ -110,6 +114,8 @@ class SolveRow(Timestamps, Base):
     execution_ref: Mapped[str | None] = mapped_column(String(2048))
     champion_run_id: Mapped[UUID | None] = mapped_column(Uuid)
     error: Mapped[str | None] = mapped_column(Text)
+    publish: Mapped[dict[str, Any] | None]  # the request's publish option (PublishOptions)
+    publication: Mapped[dict[str, Any] | None]  # what publishing left on GitHub (Publication)
     # Loaded explicitly (selectinload) where needed; lazy loading would hide N+1 queries.
     runs: Mapped[list[RunRow]] = relationship(order_by="RunRow.index", lazy="raise", viewonly=True)
 
@@ -118,6 +124,14 @@ class SolveRow(Timestamps, Base):
         CheckConstraint(_in("status", SolveStatus), name="status_valid"),
         Index("ix_solves_owner_created", "owner", "created_at", "id"),
         Index("ix_solves_owner_status_created", "owner", "status", "created_at", "id"),
+        # The start route counts the owner's unfinished solves (the per-owner cap); without this it
+        # reads every solve the owner ever made.
+        Index(
+            "ix_solves_owner_unfinished",
+            "owner",
+            postgresql_where=text(UNFINISHED_SOLVES),
+            sqlite_where=text(UNFINISHED_SOLVES),
+        ),
     )
 
 

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from solver_core.errors import IllegalTransition
 from solver_core.models import SolveView
+from solver_core.orchestrators.retry import PICK_RULES, call_with_retries
 from solver_core.services.champion import SolveFlow, will_retry
 from solver_core.services.pipeline import AgentInvoker, RunPipeline
 from solver_core.status import RunStatus
@@ -78,13 +79,22 @@ class LocalOrchestrator:
             self.flow.fail(solve_id, type(exc).__name__, str(exc))
 
     def execute(self, solve_id: UUID, run_ids: list[UUID] | None = None) -> SolveView:
-        """BeginSolve → every run (at most max_parallel at once) → PickChampion → FinishSolve."""
+        """BeginSolve → every run (at most max_parallel at once) → PickChampion → FinishSolve →
+        PublishResults when the solve asked for it (it never fails the solve)."""
         begun = self.flow.begin(solve_id, run_ids)
         ids = [UUID(item["run_id"]) for item in begun["runs"]]
         if ids:
             with ThreadPoolExecutor(max_workers=begun["max_parallel"], thread_name_prefix="run") as pool:
                 list(pool.map(self._run_until_settled, ids))
-        return self.flow.run_and_finish(solve_id)
+        call_with_retries(lambda: self.flow.pick(solve_id), PICK_RULES, time_scale=self._time_scale)
+        done = self.flow.finish(solve_id)
+        if not self.flow.wants_publish(done):
+            return done
+        try:
+            self.flow.publish(solve_id)
+        except Exception:  # as the state machine's catch-all does: publishing never fails a solve
+            log.exception("publishing solve %s failed", solve_id)
+        return self.pipeline.deps.runs.solve(solve_id)
 
     def _run_until_settled(self, run_id: UUID) -> None:
         while True:

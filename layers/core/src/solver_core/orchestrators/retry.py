@@ -36,8 +36,11 @@ LAMBDA_TRANSIENT = RetryRule(
     max_attempts=6,
     backoff_rate=2.0,
 )
+# A blip of the artifact store while storing the champion's patch must not fail the whole solve.
+ARTIFACTS = RetryRule(("ArtifactError",), interval_s=2, max_attempts=3, backoff_rate=2.0)
 LAUNCH_RULES = (CAPACITY, UNAVAILABLE)
 STEP_RULES = (UNAVAILABLE,)
+PICK_RULES = (ARTIFACTS,)
 
 
 def call_with_retries(

@@ -19,7 +19,7 @@ from solver_core.settings import Settings
 
 Step = Literal[
     "begin", "launch", "prepare", "run_agent", "collect", "verify", "release", "record_failure",
-    "pick_champion", "finish", "fail",
+    "pick_champion", "finish", "publish", "fail",
 ]  # fmt: skip
 
 
@@ -115,7 +115,18 @@ def _pick(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
 
 
 def _finish(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
-    return {"status": ctx.flow.finish(event.solve_id).status.value}
+    done = ctx.flow.finish(event.solve_id)
+    return {"status": done.status.value, "publish": ctx.flow.wants_publish(done)}
+
+
+def _publish(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
+    """Ids and links only (payloads stay small); errors are recorded on the solve, never raised."""
+    done = ctx.flow.publish(event.solve_id)
+    return {
+        "comment_url": done.comment.url if done and done.comment else None,
+        "pull_request_url": done.pull_request.url if done and done.pull_request else None,
+        "errors": len(done.errors) if done else 1,
+    }
 
 
 def _fail(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
@@ -134,5 +145,6 @@ _HANDLERS: dict[str, Callable[[TaskEvent, TaskContext], dict[str, Any]]] = {
     "record_failure": _record_failure,
     "pick_champion": _pick,
     "finish": _finish,
+    "publish": _publish,
     "fail": _fail,
 }

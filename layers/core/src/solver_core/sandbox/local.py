@@ -143,6 +143,7 @@ class LocalSandbox(SandboxEnvironment):
         self._envs = {str(k): str(v) for k, v in dict(meta.get("envs") or {}).items()}  # type: ignore[call-overload]
         self._expires_at = float(meta["expires_at"])  # type: ignore[arg-type]
         self.config = backend.env_config
+        self._hidden_paths: list[Path] | None = None
 
     def ensure_alive(self) -> None:
         if (self._state / "killed").exists() or not self._state.is_dir():
@@ -183,7 +184,9 @@ class LocalSandbox(SandboxEnvironment):
         argv = [self._backend.bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc"]
         argv += ["--unshare-uts", "--unshare-cgroup-try", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         argv += ["--tmpfs", "/tmp"]  # noqa: S108 - a private /tmp, mounted before the sandbox (often under /tmp)
-        for hidden in self._hidden():
+        if self._hidden_paths is None:  # once per connection: globbing /home took ~0.5 ms per command
+            self._hidden_paths = self._hidden()
+        for hidden in self._hidden_paths:
             argv += ["--tmpfs", str(hidden)] if hidden.is_dir() else ["--ro-bind", "/dev/null", str(hidden)]
         argv += ["--bind", str(self._dir / "home"), self.home, "--clearenv"]
         for key, value in environment.items():

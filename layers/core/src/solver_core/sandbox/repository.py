@@ -155,10 +155,13 @@ def run_setup(sandbox: Sandbox, workdir: str, setup_command: str | None, timeout
 
 def _staged_diff_command(base: str, out: str, extra: str) -> str:
     # A private index, seeded from the repository's, so the agent's own staging area is untouched.
+    # The flags pin the patch format whatever the repository's own diff configuration says
+    # (external diff drivers, textconv filters, no prefixes).
     index = f"{SOLVER_DIR}/index"
     return (
         f'cp .git/index "{index}" 2>/dev/null; export GIT_INDEX_FILE="{index}" && git add -A && '
-        f'git diff --cached --binary --full-index {base} > "{out}" && {extra}'
+        f"git diff --cached --binary --full-index --no-ext-diff --no-textconv --no-renames "
+        f'--src-prefix=a/ --dst-prefix=b/ {base} > "{out}" && {extra}'
     )
 
 

@@ -7,23 +7,29 @@ step: the partial diff, a checkpoint part, the run's counters and heartbeat, and
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from solver_core.agent.checkpoint import AgentState, Checkpointer, trajectory, trajectory_bytes
+from solver_core.agent.checkpoint import AgentState, Checkpointer, Counters, trajectory, trajectory_bytes
 from solver_core.agent.config import AgentSetup, agent_setup
 from solver_core.agent.models import build_model
 from solver_core.agent.runner import Driver, SolverAgent, StepReport, StopReason
 from solver_core.artifacts import keys
 from solver_core.errors import ModelUnavailable, RunCancelled, RunError, SolverError
+from solver_core.ports import ArtifactStore, Sandbox
 from solver_core.sandbox import repository
+from solver_core.services.outage import database_unavailable
 from solver_core.services.runs import RunContext
 from solver_core.services.steps import RunSteps, issue_text
-from solver_core.status import EventKind, RunStatus
+from solver_core.status import RunStatus
+
+log = logging.getLogger(__name__)
 
 EVENT_OUTPUT_CHARS = 1500
+PARTIAL_DIFF_INTERVAL_S = 1.0
 _RETRYABLE_MODEL_ERRORS = (
     "RateLimitError", "InternalServerError", "ServiceUnavailableError", "BadGatewayError", "Timeout",
     "APIConnectionError", "APIError",
@@ -72,11 +78,26 @@ class AgentStep:
         if ctx.run.status is not RunStatus.SOLVING:
             self.deps.runs.move(run_id, RunStatus.SOLVING)
         try:
-            driver = self._driver(ctx, budget)
-            reason = driver.run(budget.max_steps)
+            driver, diffs = self._driver(ctx, budget)
         except Exception as exc:
             raise map_agent_error(exc) from exc
+        try:
+            reason = driver.run(budget.max_steps)
+            if reason in {StopReason.CHUNK, StopReason.BUDGET}:
+                diffs.cover(driver.state)  # the budget may have run out just after a step's own check
+        except Exception as exc:
+            # A failed run resumes in a new sandbox. While this one still answers (the model or the
+            # database failed, not the sandbox), leave a diff of every step, so none is rewound.
+            try:
+                diffs.cover(driver.state)
+            except Exception:
+                log.info("run %s: no partial diff after its failure; a resume rewinds to the last one", run_id)
+            self.keep_records_if_cancelled(run_id)  # the cancel killed the sandbox under the step
+            if database_unavailable(exc):
+                raise  # an outage, not the agent's doing: the caller records it as retryable
+            raise map_agent_error(exc) from exc
         if reason is StopReason.CANCELLED:
+            self.keep_records_if_cancelled(run_id)
             raise RunCancelled("the solve was cancelled")
         if reason is StopReason.EXITED:
             ended = driver.state.exit or {}
@@ -84,57 +105,65 @@ class AgentStep:
             return True
         return False
 
-    def _driver(self, ctx: RunContext, budget: Budget) -> Driver:
+    def _driver(self, ctx: RunContext, budget: Budget) -> tuple[Driver, PartialDiffs]:
         setup = self.setup(ctx)
         sandbox = self.steps.sandbox(ctx)
         sandbox.config = setup.environment
         agent = SolverAgent(build_model(ctx.model, setup.model), sandbox, **setup.agent)
         checkpointer = Checkpointer(self.deps.artifacts, ctx.solve.id, ctx.run.id, self.deps.redactor)
         restored = checkpointer.restore()
-        base = ctx.run.base_commit or ""
+        diffs = PartialDiffs(self.deps.artifacts, sandbox, ctx, budget, checkpointer)
+        # The cancel check rides on each step's own transaction (`record_step`); `run()` checked
+        # before the first step.
+        stop: list[str | None] = [None]
 
         def should_stop() -> StopReason | None:
-            if self.deps.runs.stop_reason(ctx.run.id):
+            if stop[0]:
                 return StopReason.CANCELLED
             if budget.deadline is not None and time.monotonic() >= budget.deadline:
                 return StopReason.BUDGET
             return None
 
-        def before_checkpoint(state: AgentState) -> None:
-            digest, data = repository.diff_if_changed(sandbox, base, state.counters.partial_diff_digest)
-            if data is not None:
-                self.deps.artifacts.put(keys.partial_diff(ctx.solve.id, ctx.run.id), data, content_type="text/x-diff")
-            state.counters.partial_diff_digest = digest
+        def after_step(report: StepReport) -> None:
+            stop[0] = self._after_step(ctx, report)
 
         driver = Driver(
             agent,
-            restored or AgentState(),
+            restored or AgentState(counters=Counters(sandbox_id=sandbox.id)),
             checkpointer,
             should_stop=should_stop,
-            before_checkpoint=before_checkpoint,
-            after_step=lambda report: self._after_step(ctx, report),
+            before_checkpoint=diffs.maybe,
+            after_step=after_step,
         )
         if restored is None:
             driver.start(issue_text(ctx))
         else:
             resumed_after_error = restored.drop_error_exit()
+            restored.rewind_for(sandbox.id)
             agent.load(restored)
             if resumed_after_error and (answers := agent.close_interrupted_actions()):
                 restored.messages.extend(answers)
                 checkpointer.append(restored, answers)
-        return driver
+        return driver, diffs
 
-    def _after_step(self, ctx: RunContext, report: StepReport) -> None:
+    def _after_step(self, ctx: RunContext, report: StepReport) -> str | None:
+        """Counters, heartbeat and the `step` event in one transaction; returns the stop reason."""
         counters = report.state.counters
-        self.deps.runs.record_progress(
-            ctx.run.id, steps=counters.n_calls, cost_usd=counters.cost, tokens=counters.tokens
-        )
         actions = step_actions(report.messages)
         first = actions[0]["command"].splitlines()[0][:160] if actions else "(no command)"
         data = {"step": report.step, "cost_usd": counters.cost, "actions": actions}
         if report.state.exit:
             data["exit_status"] = report.state.exit.get("exit_status")
-        self.steps.log(ctx, f"step {report.step}: {first}", kind=EventKind.STEP, data=data)
+        redact = self.deps.redactor
+        return self.deps.runs.record_step(
+            ctx.run.id,
+            ctx.solve.id,
+            steps=counters.n_calls,
+            cost_usd=counters.cost,
+            tokens=counters.tokens,
+            message=redact.redact(f"step {report.step}: {first}"),
+            data=redact.redact_data(data),
+        )
 
     def store_records(self, ctx: RunContext) -> None:
         """Write the trajectory (from the checkpoint) and the run log; used on success and failure."""
@@ -154,7 +183,18 @@ class AgentStep:
             self.deps.artifacts.put(key, trajectory_bytes(data, self.deps.redactor), content_type="application/json")
             fields["trajectory_key"] = key
         fields["log_key"] = self._store_log(ctx)
-        self.deps.runs.set_fields(ctx.run.id, **fields)
+        # Even on a run already cancelled or failed: a cancel marks runs cancelled before their own
+        # thread (or Lambda) notices, and their trajectory was then never recorded.
+        self.deps.runs.record_artifacts(ctx.run.id, **fields)
+
+    def keep_records_if_cancelled(self, run_id: UUID) -> None:
+        """A cancelled run's trajectory survives it (DESIGN §5). In the cloud nothing else writes
+        it: the cancel stops the execution, so no RecordRunFailure follows this invocation."""
+        try:
+            if self.deps.runs.stop_reason(run_id):
+                self.store_records(self.deps.runs.context(run_id))
+        except Exception:
+            log.exception("could not store the records of cancelled run %s", run_id)
 
     def _store_log(self, ctx: RunContext) -> str:
         events = self.deps.events.read(ctx.solve.owner, ctx.solve.id, limit=1000)
@@ -169,6 +209,52 @@ class AgentStep:
         key = keys.log(ctx.solve.id, ctx.run.id)
         self.deps.artifacts.put(key, self.deps.redactor.redact("\n".join(lines)).encode(), content_type="text/plain")
         return key
+
+
+class PartialDiffs:
+    """The run's partial diff (`git diff` of the working tree against the base commit), stored
+    when it changed. Each one is a sandbox command (about 10 ms locally, a round trip on e2b), which
+    on fast steps cost more than the steps themselves: one is taken at most every
+    PARTIAL_DIFF_INTERVAL_S (on LLM steps, that is every step), after the last step of an
+    invocation (whose sandbox the next one may find gone), and after a failure while the sandbox
+    still answers. The counters record how many messages it covers, so a resume in a new sandbox
+    knows where to rewind."""
+
+    def __init__(
+        self, artifacts: ArtifactStore, sandbox: Sandbox, ctx: RunContext, budget: Budget, checkpointer: Checkpointer
+    ) -> None:
+        self._artifacts = artifacts
+        self._checkpointer = checkpointer
+        self._sandbox = sandbox
+        self._base = ctx.run.base_commit or ""
+        self._key = keys.partial_diff(ctx.solve.id, ctx.run.id)
+        self._budget = budget
+        self._steps = 0
+        self._last = time.monotonic()
+
+    def maybe(self, state: AgentState) -> None:
+        self._steps += 1
+        now = time.monotonic()
+        budget = self._budget
+        last_step = (budget.max_steps is not None and self._steps >= budget.max_steps) or (
+            budget.deadline is not None and now >= budget.deadline
+        )
+        if last_step or now - self._last >= PARTIAL_DIFF_INTERVAL_S:
+            self.take(state)
+
+    def cover(self, state: AgentState) -> None:
+        """Make the stored diff cover every step taken; one more checkpoint part records that."""
+        if state.counters.partial_diff_messages != len(state.messages):
+            self.take(state)
+            self._checkpointer.append(state, [])
+
+    def take(self, state: AgentState) -> None:
+        digest, data = repository.diff_if_changed(self._sandbox, self._base, state.counters.partial_diff_digest)
+        if data is not None:
+            self._artifacts.put(self._key, data, content_type="text/x-diff")
+        state.counters.partial_diff_digest = digest
+        state.counters.partial_diff_messages = len(state.messages)
+        self._last = time.monotonic()
 
 
 def step_actions(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ that already finished is returned as it is."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from uuid import UUID
@@ -50,11 +49,10 @@ class CancelService:
         if solve.status in SOLVE_TERMINAL:
             return CancelOutcome(solve, changed=False)
         if solve.status is not SolveStatus.CANCELLING:
-            with contextlib.suppress(IllegalTransition):  # it may have finished a moment ago
+            try:
                 self._runs.move_solve(solve_id, SolveStatus.CANCELLING)
-            solve = self._solves.get(owner, solve_id)
-            if solve.status in SOLVE_TERMINAL:
-                return CancelOutcome(solve, changed=False)
+            except IllegalTransition:  # it finished (or was cancelled by another call) a moment ago
+                return CancelOutcome(self._solves.get(owner, solve_id), changed=False)
         self._events.append(solve_id, EventKind.LOG, reason)
         self._kill_sandboxes(solve)
         try:

@@ -9,6 +9,7 @@ stays running until the sweeper has resumed them.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +19,14 @@ from solver_core.artifacts import keys
 from solver_core.errors import IllegalTransition
 from solver_core.models import RunView, SolveView
 from solver_core.ports import ArtifactStore
+from solver_core.publish.models import Publication
+from solver_core.publish.service import should_publish
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunService
 from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, RunStatus, SolveStatus
 
 DEFAULT_MAX_RUN_ATTEMPTS = 3
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,12 +76,14 @@ class SolveFlow:
         *,
         max_run_attempts: int = DEFAULT_MAX_RUN_ATTEMPTS,
         notify: Callable[[SolveView], None] | None = None,
+        publish: Callable[[UUID], Publication] | None = None,
     ) -> None:
         self._runs = runs
         self._events = events
         self._artifacts = artifacts
         self.max_run_attempts = max_run_attempts
         self._notify = notify or (lambda _solve: None)
+        self._publish = publish
 
     def begin(self, solve_id: UUID, run_ids: list[UUID] | None = None) -> dict[str, Any]:
         """BeginSolve: mark the solve running and list its queued runs (all, or the given ones)."""
@@ -101,6 +107,8 @@ class SolveFlow:
     def pick(self, solve_id: UUID) -> Choice:
         """PickChampion: choose and record the champion (its patch is also stored at solve level)."""
         solve = self._runs.solve(solve_id)
+        if solve.status.is_cancelled:
+            return Choice(None, "the solve was cancelled: no champion")
         choice = pick_champion(solve.runs)
         if choice.run is not None:
             patch = self._artifacts.get(keys.patch(solve_id, choice.run.id))
@@ -154,13 +162,22 @@ class SolveFlow:
                 self._notify(self._runs.move_solve(solve_id, SolveStatus.CANCELLED))
         return self._runs.solve(solve_id)
 
+    def wants_publish(self, solve: SolveView) -> bool:
+        """FinishSolve's answer to the state machine's ShouldPublish choice."""
+        return should_publish(solve)
+
+    def publish(self, solve_id: UUID) -> Publication | None:
+        """PublishResults: post the result to GitHub. Never raises: publishing never fails a solve."""
+        if self._publish is None:
+            self._events.append(solve_id, EventKind.ERROR, "publishing failed: no publisher is configured")
+            return None
+        try:
+            return self._publish(solve_id)
+        except Exception:  # the service records its own errors; this is the last line of defence
+            log.exception("publishing solve %s failed", solve_id)
+            return None
+
     def run_and_finish(self, solve_id: UUID) -> SolveView:
         """PickChampion then FinishSolve, as one call (the local orchestrator, the CLI)."""
-        solve = self._runs.solve(solve_id)
-        if solve.status not in {SolveStatus.CANCELLING, SolveStatus.CANCELLED}:
-            self.pick(solve_id)
+        self.pick(solve_id)
         return self.finish(solve_id)
-
-
-# The name the API layer was written against; both name the same service.
-ChampionService = SolveFlow

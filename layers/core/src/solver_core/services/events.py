@@ -12,6 +12,7 @@ from solver_core.db.schema import EventRow, SolveRow
 from solver_core.errors import NotFound
 from solver_core.models import EventView
 from solver_core.services import records
+from solver_core.services.outage import survives_outage
 from solver_core.services.views import event_view
 from solver_core.status import EventKind
 
@@ -22,6 +23,7 @@ class EventService:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
+    @survives_outage
     def append(
         self,
         solve_id: UUID,

@@ -3,6 +3,7 @@ orchestrator both follow; failures go through RecordRunFailure and the sandbox i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import TypeVar
@@ -12,8 +13,9 @@ from solver_core.errors import SolverError
 from solver_core.models import RunView, TestResult
 from solver_core.orchestrators.retry import LAUNCH_RULES, STEP_RULES, RetryRule, call_with_retries
 from solver_core.services.agent_step import AgentStep, Budget
+from solver_core.services.outage import database_unavailable
 from solver_core.services.steps import RunSteps, StepDeps
-from solver_core.status import RUN_TERMINAL, RunStatus
+from solver_core.status import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +49,17 @@ class RunPipeline:
     def release(self, run_id: UUID) -> bool:
         return self.steps.release(run_id)
 
-    def record_failure(self, run_id: UUID, error: str, message: str) -> RunStatus:
+    def record_failure(self, run_id: UUID, error: str, message: str, *, retryable: bool | None = None) -> RunStatus:
         """Keep what the run produced (trajectory, log), then release and mark it."""
         try:
             ctx = self.deps.runs.context(run_id)
-            if ctx.run.status not in RUN_TERMINAL:
+            # A succeeded run's records are written; a run the cancel marked cancelled first still
+            # needs its trajectory (the fault suite found those missing).
+            if ctx.run.status is not RunStatus.SUCCEEDED:
                 self.agent.store_records(ctx)
         except Exception:  # the failure itself matters more than a missing trajectory
             log.exception("could not store the records of failed run %s", run_id)
-        return self.steps.record_failure(run_id, error, message)
+        return self.steps.record_failure(run_id, error, message, retryable=retryable)
 
     def run_to_end(
         self, run_id: UUID, *, invoke_agent: AgentInvoker | None = None, retry_time_scale: float = 1.0
@@ -69,18 +73,37 @@ class RunPipeline:
         def retried(step: Callable[[], T], rules: tuple[RetryRule, ...] = STEP_RULES) -> T:
             return call_with_retries(step, rules, time_scale=retry_time_scale)
 
+        sandbox_id: str | None = None
         try:
-            retried(lambda: self.launch(run_id), LAUNCH_RULES)
+            sandbox_id = retried(lambda: self.launch(run_id), LAUNCH_RULES)
             retried(lambda: self.prepare(run_id))
             while not retried(lambda: invoke(run_id)):
                 pass
             retried(lambda: self.collect(run_id))
             retried(lambda: self.verify(run_id))
         except SolverError as exc:
-            self.record_failure(run_id, type(exc).__name__, exc.message)
+            self._record_failure(run_id, type(exc).__name__, exc.message)
         except Exception as exc:
             log.exception("run %s failed unexpectedly", run_id)
-            self.record_failure(run_id, type(exc).__name__, str(exc))
+            # A database that stayed down longer than the services wait is an outage: resumable.
+            self._record_failure(run_id, type(exc).__name__, str(exc), retryable=database_unavailable(exc) or None)
         finally:
-            self.release(run_id)
+            self._release(run_id, sandbox_id)
         return self.deps.runs.get(run_id)
+
+    def _record_failure(self, run_id: UUID, error: str, message: str, *, retryable: bool | None = None) -> None:
+        try:
+            self.record_failure(run_id, error, message, retryable=retryable)
+        except Exception:  # the database is still down: the sweeper finds the run by its stale heartbeat
+            log.exception("could not record the failure of run %s", run_id)
+
+    def _release(self, run_id: UUID, sandbox_id: str | None) -> None:
+        """ReleaseSandbox, and if the database cannot say which sandbox, the one this run launched:
+        a sandbox must not outlive its run because the database was down."""
+        try:
+            self.release(run_id)
+        except Exception:
+            log.exception("could not release the sandbox of run %s through the database", run_id)
+            if sandbox_id is not None:
+                with contextlib.suppress(SolverError):
+                    self.deps.sandboxes.kill(sandbox_id)

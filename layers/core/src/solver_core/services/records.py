@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, CursorResult, Result, select, update
+from sqlalchemy import ColumnElement, CursorResult, Result, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from solver_core.db.schema import EventRow, RunRow, SolveRow, utcnow
@@ -29,11 +29,13 @@ from solver_core.status import (
 MAX_EVENT_MESSAGE = 4000
 
 
-def lock_solve(session: Session, solve_id: UUID) -> None:
-    """Serialise writers of one solve's events (FOR UPDATE is a no-op on SQLite, which locks the file)."""
-    found = session.execute(select(SolveRow.id).where(SolveRow.id == solve_id).with_for_update()).first()
+def lock_solve(session: Session, solve_id: UUID) -> str:
+    """Serialise writers of one solve's events (FOR UPDATE is a no-op on SQLite, which locks the file);
+    returns the solve's status, read under that lock."""
+    found = session.execute(select(SolveRow.status).where(SolveRow.id == solve_id).with_for_update()).first()
     if found is None:
         raise NotFound(f"solve {solve_id} not found")
+    return str(found[0])
 
 
 def append_event(
@@ -46,17 +48,30 @@ def append_event(
     data: dict[str, Any] | None = None,
 ) -> int:
     lock_solve(session, solve_id)
-    row = EventRow(
-        solve_id=solve_id,
-        run_id=run_id,
-        kind=kind.value,
-        message=message[:MAX_EVENT_MESSAGE],
-        data=data,
-        at=utcnow(),
-    )
-    session.add(row)
-    session.flush()
-    return row.seq
+    return insert_event(session, solve_id, kind, message, run_id=run_id, data=data)
+
+
+def insert_event(
+    session: Session,
+    solve_id: UUID,
+    kind: EventKind,
+    message: str,
+    *,
+    run_id: UUID | None = None,
+    data: dict[str, Any] | None = None,
+) -> int:
+    """Insert an event; the caller holds its solve's lock (`lock_solve`) in this transaction."""
+    # A plain INSERT … RETURNING: the ORM's unit of work cost more than the statement, once per step.
+    values = {
+        "solve_id": solve_id,
+        "run_id": run_id,
+        "kind": kind.value,
+        "message": message[:MAX_EVENT_MESSAGE],
+        "data": data,
+        "at": utcnow(),
+    }
+    table = EventRow.metadata.tables[EventRow.__tablename__]
+    return int(session.execute(insert(table).values(values).returning(table.c.seq)).scalar_one())
 
 
 def move_solve(

@@ -13,9 +13,10 @@ from solver_core.db.schema import RunRow, SolveRow, utcnow
 from solver_core.errors import NotFound
 from solver_core.models import ModelSpec, RunView, SolveView
 from solver_core.services import records, registry
+from solver_core.services.outage import survives_outage
 from solver_core.services.records import rowcount
 from solver_core.services.views import run_view, solve_view
-from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, RunStatus, SolveStatus
+from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, RunStatus, SolveStatus
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class RunService:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
+    @survives_outage
     def context(self, run_id: UUID) -> RunContext:
         with self._sessions() as session:
             run = _row(session, run_id)
@@ -54,6 +56,7 @@ class RunService:
                 agent_overrides=overrides,
             )
 
+    @survives_outage
     def stop_reason(self, run_id: UUID) -> str | None:
         """'cancelled' once the run or its solve is being cancelled; None while it may go on."""
         with self._sessions() as session:
@@ -64,15 +67,14 @@ class RunService:
             ).first()
         if found is None:
             raise NotFound(f"run {run_id} not found")
-        run_status, solve_status = found
-        if run_status == RunStatus.CANCELLED or solve_status in {SolveStatus.CANCELLING, SolveStatus.CANCELLED}:
-            return "cancelled"
-        return None
+        return _stop_reason(*found)
 
+    @survives_outage
     def get(self, run_id: UUID) -> RunView:
         with self._sessions() as session:
             return run_view(_row(session, run_id))
 
+    @survives_outage
     def move(
         self,
         run_id: UUID,
@@ -87,18 +89,21 @@ class RunService:
             records.move_run(session, run_id, target, error=error, retryable=retryable, **fields)
             return run_view(_row(session, run_id))
 
+    @survives_outage
     def solve(self, solve_id: UUID) -> SolveView:
         """A solve with its runs, not scoped by owner: for the orchestration steps only."""
         with self._sessions() as session:
             row = records.solve_row(session, solve_id)
             return solve_view(row, row.runs)
 
+    @survives_outage
     def move_solve(self, solve_id: UUID, target: SolveStatus, *, error: str | None = None, **fields: Any) -> SolveView:
         with self._sessions.begin() as session:
             records.move_solve(session, solve_id, target, error=error, **fields)
             row = records.solve_row(session, solve_id)
             return solve_view(row, row.runs)
 
+    @survives_outage
     def set_solve_fields(self, solve_id: UUID, **fields: Any) -> bool:
         """Record facts about an unfinished solve (its champion, its execution); False once it ended."""
         with self._sessions.begin() as session:
@@ -111,28 +116,66 @@ class RunService:
             )
         return updated == 1
 
+    @survives_outage
     def record_progress(self, run_id: UUID, *, steps: int, cost_usd: float, tokens: int = 0) -> bool:
         """Update counters and the heartbeat of a live run; False when the run is already terminal."""
         return self._update_live(run_id, steps=steps, cost_usd=cost_usd, tokens=tokens, heartbeat_at=utcnow())
 
+    @survives_outage
+    def record_step(
+        self,
+        run_id: UUID,
+        solve_id: UUID,
+        *,
+        steps: int,
+        cost_usd: float,
+        tokens: int,
+        message: str,
+        data: dict[str, Any] | None = None,
+    ) -> str | None:
+        """After an agent step, in one transaction: the run's counters and heartbeat, its `step`
+        event, and whether it must stop (what `stop_reason` says). One commit per step instead of
+        three: the per-step database cost was most of Solver's overhead on a fast step."""
+        with self._sessions.begin() as session:
+            values = {"steps": steps, "cost_usd": cost_usd, "tokens": tokens, "heartbeat_at": utcnow()}
+            # Run row first, then the solve's (the event lock): the order every status change takes.
+            live = self._live_update(session, run_id, values)
+            run_status = None if live else _current_status(session, run_id)  # a live run is not cancelled
+            solve_status = records.lock_solve(session, solve_id)
+            records.insert_event(session, solve_id, EventKind.STEP, message, run_id=run_id, data=data)
+        return _stop_reason(run_status, solve_status)
+
+    @survives_outage
+    def record_artifacts(self, run_id: UUID, **keys: str) -> None:
+        """Record where a run's artifacts are (trajectory_key, log_key …), whatever its status."""
+        with self._sessions.begin() as session:
+            session.execute(update(RunRow).where(RunRow.id == run_id).values(updated_at=utcnow(), **keys))
+
+    @survives_outage
     def heartbeat(self, run_id: UUID) -> bool:
         return self._update_live(run_id, heartbeat_at=utcnow())
 
+    @survives_outage
     def set_fields(self, run_id: UUID, **fields: Any) -> bool:
         """Record facts about a live run (sandbox id, base commit, artifact keys, patch stats, tests)."""
         return self._update_live(run_id, **fields)
 
     def _update_live(self, run_id: UUID, **values: Any) -> bool:
         with self._sessions.begin() as session:
-            updated = rowcount(
-                session.execute(
-                    update(RunRow)
-                    .where(RunRow.id == run_id, RunRow.status.not_in([s.value for s in RUN_TERMINAL]))
-                    .values(updated_at=utcnow(), **values)
-                )
+            return self._live_update(session, run_id, values)
+
+    @staticmethod
+    def _live_update(session: Session, run_id: UUID, values: dict[str, Any]) -> bool:
+        updated = rowcount(
+            session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.status.not_in([s.value for s in RUN_TERMINAL]))
+                .values(updated_at=utcnow(), **values)
             )
+        )
         return updated == 1
 
+    @survives_outage
     def claim_sandbox_slot(self, run_id: UUID, cap: int) -> bool:
         """Move a queued run to `launching` if fewer than `cap` runs hold (or are getting) a sandbox.
         Count and claim happen under one lock, so concurrent launches cannot both take the last slot."""
@@ -151,6 +194,19 @@ class RunService:
                 return False
             records.move_run(session, run_id, RunStatus.LAUNCHING)
             return True
+
+
+def _stop_reason(run_status: str | None, solve_status: str) -> str | None:
+    if run_status == RunStatus.CANCELLED or solve_status in {SolveStatus.CANCELLING, SolveStatus.CANCELLED}:
+        return "cancelled"
+    return None
+
+
+def _current_status(session: Session, run_id: UUID) -> str:
+    status = session.scalar(select(RunRow.status).where(RunRow.id == run_id))
+    if status is None:
+        raise NotFound(f"run {run_id} not found")
+    return status
 
 
 def _row(session: Session, run_id: UUID) -> RunRow:

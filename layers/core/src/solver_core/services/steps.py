@@ -99,7 +99,12 @@ class RunSteps:
             template=self.deps.settings.sandbox_template,
         )
         sandbox = self.deps.sandboxes.create(spec)
-        self.deps.runs.set_fields(run_id, sandbox_id=sandbox.id)
+        if not self.deps.runs.set_fields(run_id, sandbox_id=sandbox.id):
+            # The run ended (a cancel) while its sandbox was being created: no one else knows this
+            # sandbox, so no release or cancel would ever kill it (the fault suite found it leaking).
+            with contextlib.suppress(SolverError):
+                self.deps.sandboxes.kill(sandbox.id)
+            raise RunCancelled(f"run {run_id} ended while its sandbox was being created")
         self.log(ctx, f"sandbox {sandbox.id} started ({self.deps.sandboxes.name})", data={"sandbox_id": sandbox.id})
         return sandbox.id
 
@@ -206,8 +211,9 @@ class RunSteps:
         self.log(ctx, f"sandbox {ctx.run.sandbox_id} released")
         return killed
 
-    def record_failure(self, run_id: UUID, error: str, message: str) -> RunStatus:
-        """RecordRunFailure: kill the sandbox, keep the trajectory, mark the run failed (or cancelled)."""
+    def record_failure(self, run_id: UUID, error: str, message: str, *, retryable: bool | None = None) -> RunStatus:
+        """RecordRunFailure: kill the sandbox, keep the trajectory, mark the run failed (or cancelled);
+        `retryable` overrides what the error's name says."""
         ctx = self.deps.runs.context(run_id)
         self.release(run_id)
         if ctx.run.status in RUN_TERMINAL:
@@ -221,7 +227,7 @@ class RunSteps:
                 run_id,
                 target,
                 error=f"{error}: {message}",
-                retryable=None if cancelled else is_retryable(error),
+                retryable=None if cancelled else (is_retryable(error) if retryable is None else retryable),
                 exit_status=ctx.run.exit_status or error,
             )
         return target

@@ -14,6 +14,7 @@ from solver_core.models import (
     SolveView,
     TestResult,
 )
+from solver_core.publish.models import Publication, PublishOptions
 from solver_core.status import EventKind, RunStatus, SolveStatus
 
 ARTIFACT_COLUMNS = {
@@ -79,6 +80,8 @@ def solve_view(row: SolveRow, runs: Iterable[RunRow] = ()) -> SolveView:
         started_at=row.started_at,
         finished_at=row.finished_at,
         runs=[run_view(r) for r in sorted(runs, key=lambda r: r.index)],
+        publish=PublishOptions.model_construct(**row.publish) if row.publish else None,
+        publication=Publication.model_validate(row.publication) if row.publication else None,
     )
 
 

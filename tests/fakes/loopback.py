@@ -1,0 +1,53 @@
+"""A loopback HTTP server in a background thread, shared by the fakes that speak plain HTTP."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FakeHTTPServer(ThreadingHTTPServer):
+    # Daemon handler threads never keep pytest alive if a client leaves a socket open.
+    daemon_threads = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], fake: Any) -> None:
+        self.fake = fake  # handlers reach their fake as self.server.fake
+        super().__init__(("127.0.0.1", 0), handler)
+
+
+class Loopback:
+    """Serves `handler` on 127.0.0.1, on a free port, until stopped; starting twice is harmless."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], fake: Any, name: str) -> None:
+        self._handler = handler
+        self._fake = fake
+        self._name = name
+        self._httpd: FakeHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._httpd is not None
+
+    def start(self) -> None:
+        if self._httpd is not None:
+            return
+        self._httpd = FakeHTTPServer(self._handler, self._fake)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd, self._thread = None, None
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError(f"{self._name} is not running")
+        return int(self._httpd.server_address[1])
