@@ -32,7 +32,7 @@ lint: setup tools
 	$(BIN)/mypy layers/core/src functions tests benchmarks
 	$(TOOLS)/sam validate --lint --template template.yaml --region us-east-1
 	$(TOOLS)/cfn-lint template.yaml
-	$(TOOLS)/checkov --quiet --compact --config-file .checkov.yaml --file template.yaml
+	$(TOOLS)/checkov --quiet --compact --skip-download --config-file .checkov.yaml --file template.yaml
 
 # ---- deployment build: `sam build` without Docker ------------------------------------------------
 # SAM's makefile builder runs the build-<LogicalId> targets below with ARTIFACTS_DIR set. Wheels are

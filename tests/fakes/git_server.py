@@ -15,11 +15,10 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any, cast
 from urllib.parse import unquote
 
-from tests.fakes.loopback import FakeHTTPServer, Loopback
+from tests.fakes.loopback import FakeHTTPServer, Loopback, LoopbackFake
 
 _BACKEND_TIMEOUT_S = 60
 
@@ -78,7 +77,7 @@ def _parse_cgi_output(output: bytes) -> _Response:
     return _Response(status, headers, body)
 
 
-class GitHTTPServer:
+class GitHTTPServer(LoopbackFake):
     """Serves bare repositories under ``root`` at ``http://127.0.0.1:PORT/<name>.git``."""
 
     def __init__(
@@ -98,26 +97,8 @@ class GitHTTPServer:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> GitHTTPServer:
-        if not self._loop.running:
-            self.root.mkdir(parents=True, exist_ok=True)
-        self._loop.start()
-        return self
-
-    def stop(self) -> None:
-        self._loop.stop()
-
-    def __enter__(self) -> GitHTTPServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return self._loop.port
+    def _before_start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
 
     # -- repositories ----------------------------------------------------------------------------
 

@@ -14,10 +14,9 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from types import TracebackType
 from typing import Any, cast
 
-from tests.fakes.loopback import FakeHTTPServer, Loopback
+from tests.fakes.loopback import FakeHTTPServer, Loopback, LoopbackFake
 
 SUBMIT_COMMAND = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
 _COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
@@ -72,7 +71,7 @@ def _retry_after_headers(retry_after: float | None) -> dict[str, str]:
     return {"Retry-After": f"{retry_after:g}", "retry-after-ms": str(int(retry_after * 1000))}
 
 
-class FakeLLMServer:
+class FakeLLMServer(LoopbackFake):
     """Scripted OpenAI chat-completions endpoint on ``127.0.0.1`` with a free port.
 
     ``requests`` and ``headers`` record every request, refused ones included; header names are
@@ -90,27 +89,6 @@ class FakeLLMServer:
         self._responses: deque[Json] = deque()
         self._failures: deque[_Failure] = deque()
         self._loop = Loopback(_Handler, self, "fake-llm")
-
-    # -- lifecycle -------------------------------------------------------------------------------
-
-    def start(self) -> FakeLLMServer:
-        self._loop.start()
-        return self
-
-    def stop(self) -> None:
-        self._loop.stop()
-
-    def __enter__(self) -> FakeLLMServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return self._loop.port
 
     @property
     def base_url(self) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 
 class FakeHTTPServer(ThreadingHTTPServer):
@@ -51,3 +52,33 @@ class Loopback:
         if self._httpd is None:
             raise RuntimeError(f"{self._name} is not running")
         return int(self._httpd.server_address[1])
+
+
+class LoopbackFake:
+    """start/stop, a context manager and the port, for a fake that serves through `self._loop`."""
+
+    _loop: Loopback
+
+    def _before_start(self) -> None:
+        """Prepare what serving needs (a directory, say); runs on the first start only."""
+
+    def start(self) -> Self:
+        if not self._loop.running:
+            self._before_start()
+        self._loop.start()
+        return self
+
+    def stop(self) -> None:
+        self._loop.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._loop.port
