@@ -16,10 +16,10 @@ class RecordingSandboxBackend:
     healthy: bool = True
 
     def create(self, spec: Any) -> Any:
-        raise NotImplementedError("this backend only kills")
+        raise AssertionError("the API only kills and lists sandboxes; it never opens one")
 
     def connect(self, sandbox_id: str) -> Any:
-        raise NotImplementedError("this backend only kills")
+        raise AssertionError("the API only kills and lists sandboxes; it never opens one")
 
     def kill(self, sandbox_id: str) -> bool:
         self.killed.append(sandbox_id)
