@@ -15,13 +15,10 @@ from solver_core.services.champion import SolveFlow
 from solver_core.status import EventKind, SolveStatus
 from tests.contract.test_orchestration import FIX, World, final_state, make_world
 from tests.fakes.github import FakeGitHub
-from tests.support.publishing import ISSUE_URL, REPO, TOKEN
-from tests.support.runtime import make_repo, start_solve, write_replay
+from tests.support.publishing import ISSUE_URL, REPO, TOKEN, calculator_on_github
+from tests.support.runtime import start_solve, write_replay
 
 pytestmark = pytest.mark.contract
-
-BUGGY = "def mean(values):\n    return sum(values) // len(values)\n"
-TESTS = "from calc import mean\nassert mean([1, 2]) == 1.5\n"
 
 
 @pytest.fixture(params=["stepfunctions", "local"])
@@ -43,9 +40,7 @@ def fake() -> Iterator[FakeGitHub]:
 
 @pytest.fixture
 def repo(tmp_path: Path, fake: FakeGitHub) -> Path:
-    path = make_repo(tmp_path / "calc", {"calc.py": BUGGY, "test_calc.py": TESTS})
-    fake.add_repo("org", "calc", source=path).issues[12] = "mean() drops the fraction"
-    fake.add_token(TOKEN)
+    path = calculator_on_github(tmp_path, fake)
     fake.add_token("read-only", write=False)
     return path
 

@@ -22,13 +22,11 @@ from solver_core.sandbox.local import LocalSandboxBackend
 from solver_core.status import EventKind, SolveStatus
 from solver_core.wiring import Container
 from tests.fakes.github import FakeGitHub
-from tests.support.publishing import ISSUE_URL, REPO, TOKEN
-from tests.support.runtime import make_repo, runtime, start_solve, write_replay
+from tests.support.publishing import CALC_BUGGY, ISSUE_URL, REPO, TOKEN, calculator_on_github
+from tests.support.runtime import runtime, start_solve, write_replay
 
 pytestmark = pytest.mark.integration
 
-BUGGY = "def mean(values):\n    return sum(values) // len(values)\n"
-TESTS = "from calc import mean\nassert mean([1, 2]) == 1.5\n"
 FIX = ("sed -i 's|//|/|' calc.py", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
 PUBLISH = {"comment": True, "pull_request": True}
 
@@ -41,10 +39,7 @@ def fake() -> Iterator[FakeGitHub]:
 
 @pytest.fixture
 def repo(tmp_path: Path, fake: FakeGitHub) -> Path:
-    path = make_repo(tmp_path / "calc", {"calc.py": BUGGY, "test_calc.py": TESTS})
-    fake.add_repo("org", "calc", source=path).issues[12] = "mean() drops the fraction"
-    fake.add_token(TOKEN)
-    return path
+    return calculator_on_github(tmp_path, fake)
 
 
 @pytest.fixture
@@ -96,7 +91,7 @@ def test_a_solve_publishes_its_comment_and_pull_request_and_again_updates_them(
     assert (pull["draft"], pull["base"]["ref"], comment["id"]) == (True, "main", done.publication.comment.id)
     head = fake.repos[REPO].commit_or_404(done.publication.pull_request.head_sha)
     assert head.parents == [done.runs[0].base_commit] == [fake.repos[REPO].refs["main"]]
-    assert fake.files(REPO, head.sha)["calc.py"] == BUGGY.replace("//", "/").encode()
+    assert fake.files(REPO, head.sha)["calc.py"] == CALC_BUGGY.replace("//", "/").encode()
     assert f"Draft pull request: [#{pull['number']}]" in comment["body"]
     events = container.events.read("tester", solve.id, limit=500)
     assert any(e.message.startswith("published: comment https://github.com/org/calc/issues/12#") for e in events)

@@ -132,3 +132,15 @@ def publisher(
 ) -> GitHubPublisher:
     retry = RetryPolicy(attempts=4, max_wait_s=max_wait_s, backoff_s=1.0)
     return GitHubPublisher(fake.url, StaticToken(token), policy=retry, sleep=sleeps.append)
+
+
+CALC_BUGGY = "def mean(values):\n    return sum(values) // len(values)\n"
+CALC_TESTS = "from calc import mean\nassert mean([1, 2]) == 1.5\n"
+
+
+def calculator_on_github(tmp_path: Path, fake: FakeGitHub) -> Path:
+    """A local repository with a bug, the same repository on the fake GitHub (issue #12), and a token."""
+    path = make_repo(tmp_path / "calc", {"calc.py": CALC_BUGGY, "test_calc.py": CALC_TESTS})
+    fake.add_repo("org", "calc", source=path).issues[12] = "mean() drops the fraction"
+    fake.add_token(TOKEN)
+    return path
