@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
+from solver_core.sandbox.process import descendants
+
 # The whole environment a sandboxed command sees besides its sandbox's and its own envs:
 # nothing from the host process leaks in (no API keys, no tokens).
 _BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -108,9 +110,13 @@ class ProcessRecord:
                 self.popen.send_signal(signum)
 
     def kill_group(self) -> None:
-        """SIGKILL the whole process group the command started (sandbox teardown)."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
+        """SIGKILL the whole process group the command started, and every process below it that
+        made a group of its own (`timeout` does): a real sandbox's teardown ends its whole VM."""
+        for pid in [self.popen.pid, *descendants(self.popen.pid)]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
 
     def write_stdin(self, data: bytes) -> None:
         if self.popen.stdin is None:

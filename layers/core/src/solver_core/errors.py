@@ -128,6 +128,14 @@ class RepositoryError(RunError):
     code = "repository_error"
 
 
+class CommandLost(RunError):
+    """A detached command in the sandbox ended without recording its outcome (its runner was killed
+    from outside, or never started); the run resumes in a new sandbox."""
+
+    code = "command_lost"
+    retryable = True
+
+
 class ModelUnavailable(RunError):
     """The LLM provider kept failing (rate limits, server errors) after its retries."""
 

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from solver_core.publish.models import PublishedComment, PublishedPull
     from solver_core.publish.report import SolveReport
     from solver_core.sandbox.base import CommandResult, SandboxInfo, SandboxSpec
+    from solver_core.sandbox.jobs import JobStatus
 
 
 class ArtifactStore(Protocol):
@@ -65,6 +66,16 @@ class Sandbox(Protocol):
     def write_file(self, path: str, data: bytes) -> None: ...
 
     def read_file(self, path: str) -> bytes: ...
+
+    def start_job(
+        self, job_id: str, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None, timeout: float
+    ) -> None:
+        """Start a detached command that outlives this call and this process (idempotent per job id)."""
+        ...
+
+    def job_status(self, job_id: str) -> JobStatus: ...
+
+    def stop_job(self, job_id: str) -> None: ...
 
     def kill(self) -> bool: ...
 

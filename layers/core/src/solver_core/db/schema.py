@@ -160,6 +160,8 @@ class RunRow(Timestamps, Base):
     log_key: Mapped[str | None] = mapped_column(String(1024))
     patch_stats: Mapped[dict[str, Any] | None]
     tests: Mapped[dict[str, Any] | None]
+    # The detached commands of the step in progress (services/commands.py), for its next invocation.
+    commands: Mapped[dict[str, Any] | None]
 
     __table_args__ = (
         UniqueConstraint("solve_id", "index"),

@@ -8,6 +8,7 @@ is a result, not an error; a sandbox that disappears raises `SandboxGone`.
 from __future__ import annotations
 
 import platform
+import shlex
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Mapping
@@ -15,6 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from solver_core.errors import SandboxUnavailable
+from solver_core.sandbox.jobs import (
+    CONTROL_TIMEOUT_S,
+    STATUS_OUTPUT_BYTES,
+    JobStatus,
+    check_job_id,
+    parse_status,
+    runner_argv,
+)
 
 SUBMIT_SENTINEL = "COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
 TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` returns, and what we report for our own deadlines
@@ -117,6 +128,35 @@ class SandboxEnvironment(ABC):
     @abstractmethod
     def read_file(self, path: str) -> bytes: ...
 
+    # --- detached commands (docs/architecture.md, "Long commands across invocations") ---------------
+    # The runner keeps its state in the sandbox, under a random job id; `LocalSandbox` keeps it on
+    # the host instead, out of the sandbox's reach.
+
+    def job_dir(self, job_id: str) -> str:
+        return f"{self.home}/.solver/jobs/{check_job_id(job_id)}"
+
+    def start_job(
+        self, job_id: str, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None, timeout: float
+    ) -> None:
+        """Start `command` detached: it outlives this call and this process, and dies at its own
+        deadline (`timeout` seconds), when stopped, or with the sandbox. Starting the same job
+        again does nothing."""
+        argv = runner_argv("run", self.job_dir(job_id), str(max(int(timeout), 1)), "bash", "-lc", command)
+        self._spawn_detached(argv, cwd=cwd or self.home, env={**BASE_ENV, **(env or {})})
+
+    def job_status(self, job_id: str) -> JobStatus:
+        """Where the job is; for a finished one, its exit code and (the head and tail of) its output."""
+        argv = runner_argv("status", self.job_dir(job_id), str(STATUS_OUTPUT_BYTES))
+        return _status_of(job_id, self.run(shlex.join(argv), timeout=CONTROL_TIMEOUT_S))
+
+    def stop_job(self, job_id: str) -> None:
+        """Kill the job's whole process group; its exit is recorded as cancelled."""
+        self.run(shlex.join(runner_argv("stop", self.job_dir(job_id))), timeout=CONTROL_TIMEOUT_S)
+
+    @abstractmethod
+    def _spawn_detached(self, argv: list[str], *, cwd: str, env: Mapping[str, str]) -> None:
+        """Start `argv` in the sandbox without waiting for it or tying its life to this process."""
+
     def execute(self, action: dict[str, Any], cwd: str = "", *, timeout: int | None = None) -> dict[str, Any]:
         """Run one agent action in the repository; raise Submitted on the submit sentinel."""
         limit = timeout or self.config.timeout
@@ -145,6 +185,13 @@ class SandboxEnvironment(ABC):
                 }
             }
         }
+
+
+def _status_of(job_id: str, result: CommandResult) -> JobStatus:
+    status = parse_status(result.output)
+    if status is None:
+        raise SandboxUnavailable(f"could not read the state of job {job_id}: {result.output.strip()[-300:]}")
+    return status
 
 
 def check_submitted(output: dict[str, Any]) -> None:

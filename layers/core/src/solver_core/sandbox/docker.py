@@ -131,6 +131,12 @@ class DockerSandbox(SandboxEnvironment):
         timed_out = result.timed_out or result.returncode == TIMEOUT_EXIT_CODE
         return CommandResult(result.output, result.returncode, timed_out=timed_out, truncated=result.truncated)
 
+    def _spawn_detached(self, argv: list[str], *, cwd: str, env: Mapping[str, str]) -> None:
+        # `docker exec --detach` returns once the process started; it lives until it exits or the
+        # container is removed.
+        envs = [arg for k, v in env.items() for arg in ("--env", f"{k}={v}")]
+        _docker("exec", "--detach", "--workdir", cwd, *envs, self.id, *argv)
+
     def write_file(self, path: str, data: bytes) -> None:
         target = shlex.quote(path)
         _docker("exec", "-i", self.id, "bash", "-c", f"mkdir -p $(dirname {target}) && cat > {target}", data=data)

@@ -161,6 +161,13 @@ class E2BSandbox(SandboxEnvironment):
         except CommandExitException as exc:
             return int(exc.exit_code)
 
+    def _spawn_detached(self, argv: list[str], *, cwd: str, env: Mapping[str, str]) -> None:
+        # envd keeps a background process running after the client lets go of its stream; with no
+        # connection deadline (0) nothing of the SDK's kills it. Killing the sandbox does.
+        with map_errors(self.id):
+            handle = self._sandbox.commands.run(shlex.join(argv), background=True, cwd=cwd, envs=dict(env), timeout=0)
+            handle.disconnect()
+
     def write_file(self, path: str, data: bytes) -> None:
         with map_errors(self.id):
             self._sandbox.files.write(path, data)

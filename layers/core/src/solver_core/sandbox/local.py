@@ -17,6 +17,9 @@ import json
 import logging
 import os
 import shutil
+import signal
+import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -30,8 +33,10 @@ from solver_core.sandbox.base import (
     SandboxEnvironmentConfig,
     SandboxInfo,
     SandboxSpec,
+    _status_of,
 )
-from solver_core.sandbox.process import kill_group, run_process
+from solver_core.sandbox.jobs import CONTROL_TIMEOUT_S, STATUS_OUTPUT_BYTES, JobStatus, check_job_id, runner_argv
+from solver_core.sandbox.process import descendants, kill_group, run_process
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +110,10 @@ class LocalSandboxBackend:
         state = directory / "state"
         with contextlib.suppress(OSError):
             (state / "killed").touch()
+        for child in (state / "jobs").glob("*/child"):  # detached commands lead their own groups
+            if not (child.parent / "exit").exists():
+                with contextlib.suppress(OSError, ValueError):
+                    kill_tree(int(child.read_text()))
         for pid_file in (state / "pids").glob("*"):
             kill_group(int(pid_file.name))
         shutil.rmtree(directory, ignore_errors=True)
@@ -156,13 +165,7 @@ class LocalSandbox(SandboxEnvironment):
         self, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None, timeout: float
     ) -> CommandResult:
         self.ensure_alive()
-        environment = {
-            "PATH": os.environ.get("PATH", DEFAULT_PATH),
-            "HOME": self.home,
-            **BASE_ENV,
-            **self._envs,
-            **(env or {}),
-        }
+        environment = self._environment(env)
         directory = cwd or self.home
         argv = self._argv(command, environment, directory)
         pids = self._state / "pids"
@@ -177,6 +180,71 @@ class LocalSandbox(SandboxEnvironment):
         )
         self.ensure_alive()  # a kill during the command surfaces as SandboxGone, not as its output
         return result
+
+    def _environment(self, env: Mapping[str, str] | None) -> dict[str, str]:
+        return {
+            "PATH": os.environ.get("PATH", DEFAULT_PATH),
+            "HOME": self.home,
+            **BASE_ENV,
+            **self._envs,
+            **(env or {}),
+        }
+
+    # --- detached commands: the runner runs on the host, around bwrap ----------------------------
+
+    def job_dir(self, job_id: str) -> str:
+        # On the host beside the sandbox's home: under bubblewrap the sandbox sees it read-only, so
+        # nothing it runs can forge a job's exit code or output.
+        return str(self._state / "jobs" / check_job_id(job_id))
+
+    def start_job(
+        self, job_id: str, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None, timeout: float
+    ) -> None:
+        self.ensure_alive()
+        environment = self._environment(env)
+        directory = cwd or self.home
+        inner = self._argv(command, environment, directory)
+        argv = runner_argv("run", self.job_dir(job_id), str(max(int(timeout), 1)), *inner)
+        self._spawn_detached(argv, cwd=directory, env=environment)
+
+    def _spawn_detached(self, argv: list[str], *, cwd: str, env: Mapping[str, str]) -> None:
+        isolated = self._backend.bwrap is not None
+        # A session of its own, not a child tied to this thread (bwrap's --die-with-parent would
+        # follow a thread that ends with its Lambda-style invocation): `timeout` inside the runner is
+        # bwrap's parent, and the sandbox's kill reaches the runner through its pid file.
+        process = subprocess.Popen(
+            argv,
+            env={"PATH": env["PATH"]} if isolated else dict(env),
+            cwd=None if isolated else cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        pid_file = self._state / "pids" / str(process.pid)
+        pid_file.touch()
+        threading.Thread(target=_reap, args=(process, pid_file), name=f"job-{process.pid}", daemon=True).start()
+
+    def job_status(self, job_id: str) -> JobStatus:
+        self.ensure_alive()
+        return _status_of(job_id, self._control("status", job_id, str(STATUS_OUTPUT_BYTES)))
+
+    def stop_job(self, job_id: str) -> None:
+        directory = Path(self.job_dir(job_id))
+        if not directory.is_dir():
+            return
+        (directory / "cancelled").touch()  # what the runner's `stop` does, then a kill of the whole tree
+        with contextlib.suppress(OSError, ValueError):
+            kill_tree(int((directory / "child").read_text()))
+
+    def _control(self, action: str, job_id: str, *args: str) -> CommandResult:
+        return run_process(
+            runner_argv(action, self.job_dir(job_id), *args),
+            env={"PATH": os.environ.get("PATH", DEFAULT_PATH), **BASE_ENV},
+            cwd=None,
+            timeout=CONTROL_TIMEOUT_S,
+            max_output_bytes=STATUS_OUTPUT_BYTES + 4096,
+        )
 
     def _argv(self, command: str, environment: Mapping[str, str], cwd: str) -> list[str]:
         if not self._backend.bwrap:
@@ -218,6 +286,22 @@ class LocalSandbox(SandboxEnvironment):
 
     def kill(self) -> bool:
         return self._backend.kill(self.id)
+
+
+def kill_tree(root: int) -> None:
+    """Kill a detached command's process group and everything below it. bubblewrap's inner process
+    learns of its parent's death only once it has set itself up: a kill in that first instant would
+    orphan it, so the tree is listed before anything is killed."""
+    tree = [root, *descendants(root)]
+    for pid in tree:
+        kill_group(pid)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _reap(process: subprocess.Popen[bytes], pid_file: Path) -> None:
+    process.wait()
+    pid_file.unlink(missing_ok=True)
 
 
 def _sandbox_id(idempotency_key: str | None) -> str:
