@@ -51,7 +51,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     built = container()
     task = TaskContext(built.pipeline(), built.flow(), built.settings, context.get_remaining_time_in_millis)
     result = handle(event, task)
-    if event.get("step") in FINISHING_STEPS:
+    if event.get("step") in FINISHING_STEPS and result.get("done", True):  # VerifyPatch may go on
         record_run_finished(result["status"], result["cost_usd"])
     return result
 

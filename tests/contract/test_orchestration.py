@@ -95,8 +95,11 @@ def repo(tmp_path: Path) -> Path:
 
 
 @contextmanager
-def make_world(kind: str, tmp: Path, database_url: str, *, fail_connects: int = 0, **settings: Any) -> Iterator[World]:
-    """A world of `kind`: for stepfunctions, the real ASL deployed in the harness; else the local orchestrator."""
+def make_world(
+    kind: str, tmp: Path, database_url: str, *, fail_connects: int = 0, function_timeout_s: int = 900, **settings: Any
+) -> Iterator[World]:
+    """A world of `kind`: for stepfunctions, the real ASL deployed in the harness (each invocation
+    given `function_timeout_s`); else the local orchestrator."""
     wired: dict[str, Any] = {}
 
     def tasks(event: dict[str, Any], context: Any) -> Any:
@@ -109,7 +112,11 @@ def make_world(kind: str, tmp: Path, database_url: str, *, fail_connects: int = 
     with contextlib.ExitStack() as stack:
         harness = None
         if kind == "stepfunctions":
-            harness = stack.enter_context(StepFunctionsHarness({"run-solver": tasks}, retry_time_scale=TIME_SCALE))
+            harness = stack.enter_context(
+                StepFunctionsHarness(
+                    {"run-solver": tasks}, retry_time_scale=TIME_SCALE, function_timeout_s=function_timeout_s
+                )
+            )
         else:
             stack.enter_context(mock_aws())
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=BUCKET)
@@ -138,7 +145,7 @@ def make_world(kind: str, tmp: Path, database_url: str, *, fail_connects: int = 
 
 def count_calls(world: World, pipeline: RunPipeline) -> None:
     """Count the local orchestrator's step calls, as the harness counts Lambda invocations."""
-    for name in ("run_agent", "prepare"):
+    for name in ("run_agent", "prepare", "verify"):
         call = getattr(pipeline, name)
 
         def counted(*args: Any, _name: str = name, _call: Callable[..., Any] = call, **kwargs: Any) -> Any:

@@ -20,6 +20,7 @@ from solver_core.ports import Sandbox, SandboxBackend
 from solver_core.sandbox import detached
 from solver_core.sandbox.base import SandboxSpec
 from solver_core.sandbox.detached import CommandSpec, JobResult
+from solver_core.sandbox.local import LocalSandbox
 from tests.support.runtime import BACKENDS, sandbox_backend
 
 pytestmark = pytest.mark.integration
@@ -177,6 +178,7 @@ def test_a_job_that_never_started_is_started_again(backend: SandboxBackend, sand
 def test_under_bubblewrap_the_sandbox_cannot_forge_a_jobs_outcome(tmp_path: Path) -> None:
     with sandbox_backend("local-bwrap", tmp_path) as (backend, _service):
         sandbox = backend.create(SandboxSpec(metadata={"app": "solver"}, lifetime_s=300))
+        assert isinstance(sandbox, LocalSandbox)
         job = start(sandbox, "sleep 2; echo real; exit 1")
         directory = sandbox.job_dir(job.id)
         assert not directory.startswith(sandbox.home)

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     budget_margin_s: int = Field(default=180, ge=0, le=3600)
     # At most this many agent steps per RunAgent invocation (None: as many as the budget allows).
     agent_chunk_steps: int | None = Field(default=None, ge=1)
+    # Setup and tests run detached in the sandbox: a PrepareRepository or VerifyPatch invocation waits
+    # for them at most command_wait_s, then the state machine waits command_poll_s and checks again.
+    command_wait_s: int = Field(default=20, ge=0, le=900)
+    command_poll_s: int = Field(default=30, ge=0, le=3600)
 
     # Orchestration: Step Functions when a state machine is configured, in-process otherwise.
     state_machine_arn: str | None = None

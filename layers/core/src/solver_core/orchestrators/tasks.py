@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from solver_core.services.agent_step import Budget
 from solver_core.services.champion import SolveFlow
+from solver_core.services.commands import Window
 from solver_core.services.pipeline import RunPipeline
 from solver_core.settings import Settings
 
@@ -78,8 +79,15 @@ def _launch(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
     return {"sandbox_id": ctx.pipeline.launch(_run(event))}
 
 
+def _window(ctx: TaskContext) -> Window:
+    """This invocation's share: its remaining time less the margin, and the wait for a command."""
+    remaining_s = ctx.remaining_ms() / 1000
+    return Window.from_remaining(remaining_s, ctx.settings.budget_margin_s, max_wait_s=ctx.settings.command_wait_s)
+
+
 def _prepare(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
-    return {"base_commit": ctx.pipeline.prepare(_run(event))}
+    """`done: false` sends the state machine to wait `wait_s` and call again (a long setup)."""
+    return {"done": ctx.pipeline.prepare(_run(event), _window(ctx)), "wait_s": ctx.settings.command_poll_s}
 
 
 def _run_agent(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
@@ -94,9 +102,12 @@ def _collect(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
 
 
 def _verify(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
-    result = ctx.pipeline.verify(_run(event))
+    """Like `_prepare` while setup and tests run; once done, the run's verdict."""
+    if not ctx.pipeline.verify(_run(event), _window(ctx)):
+        return {"done": False, "wait_s": ctx.settings.command_poll_s}
     run = ctx.pipeline.deps.runs.get(_run(event))
-    return {"passed": None if result is None else result.passed, "status": run.status.value, "cost_usd": run.cost_usd}
+    passed = None if run.tests is None else run.tests.passed
+    return {"done": True, "passed": passed, "status": run.status.value, "cost_usd": run.cost_usd}
 
 
 def _release(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:

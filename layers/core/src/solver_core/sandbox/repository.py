@@ -1,7 +1,8 @@
 """Repository work inside a sandbox: prepare (clone, check out, set up), diff, and verify.
 
-The scripts in `sandbox/scripts` are package data, uploaded to `$HOME/.solver/` in the sandbox
-(outside the repository, so they never appear in a patch) and run there.
+The scripts in `sandbox/scripts` are package data, passed inline to `bash -c` (never a file the
+sandbox could have changed); clone and setup run as detached commands (`sandbox/detached.py`).
+Solver's own files live in `$HOME/.solver/`, outside the repository, so they never enter a patch.
 
 Paths inside command lines are written relative to `$HOME`, never as absolute host paths: a
 sandbox's home may be mapped (e2b's /home/user), and only the working directory and file API
@@ -12,19 +13,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shlex
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from solver_core.errors import RepositoryError
 from solver_core.ports import Sandbox
+from solver_core.sandbox import detached
 from solver_core.sandbox.base import CommandResult
+from solver_core.sandbox.detached import CommandSpec, JobResult
 
-SCRIPTS = ("clone.sh", "setup.sh")
+BUNDLE = ".solver/repo.bundle"  # relative to $HOME
 SOLVER_DIR = "$HOME/.solver"  # as commands see it
 WORKDIR = "repo"  # relative to $HOME; `sandbox.workdir` is the same place as an absolute path
 VERIFY_DIR = "verify"
@@ -78,10 +82,14 @@ def git_auth_env(repo_url: str, token: str) -> dict[str, str]:
     }
 
 
-def upload_scripts(sandbox: Sandbox) -> None:
-    package = resources.files("solver_core.sandbox") / "scripts"
-    for name in SCRIPTS:
-        sandbox.write_file(f"{solver_dir(sandbox)}/{name}", (package / name).read_bytes())
+@cache
+def script(name: str) -> str:
+    return (resources.files("solver_core.sandbox") / "scripts" / name).read_text()
+
+
+def inline(name: str) -> str:
+    """A command that runs one of our scripts passed inline: nothing the sandbox holds can swap it."""
+    return f"bash -c {shlex.quote(script(name))} {name}"
 
 
 def _error_of(result: CommandResult, fallback: str) -> str:
@@ -106,8 +114,52 @@ def _local_bundle(sandbox: Sandbox, path: str) -> str:
         )
         if created.returncode != 0:
             raise RepositoryError(f"could not read the local repository {path}: {created.stderr.strip()[-300:]}")
-        sandbox.write_file(f"{solver_dir(sandbox)}/repo.bundle", bundle.read_bytes())
-    return ".solver/repo.bundle"
+        sandbox.write_file(f"{sandbox.home}/{BUNDLE}", bundle.read_bytes())
+    return BUNDLE
+
+
+def clone_spec(sandbox: Sandbox, *, repo: str, ref: str | None, token: str | None, timeout_s: int) -> CommandSpec:
+    """The clone as a detached command (a local repository is uploaded as a bundle first)."""
+    is_local = repo.startswith("/")
+    source = _local_bundle(sandbox, repo) if is_local else repo
+    env = {"SOLVER_REPO": source, "SOLVER_REPO_DISPLAY": repo, "SOLVER_WORKDIR": WORKDIR}
+    if ref:
+        env["SOLVER_REF"] = ref
+    if token and not is_local:
+        env |= git_auth_env(repo, token)
+    return CommandSpec(inline("clone.sh"), timeout_s, env=env)
+
+
+def cloned(result: CommandResult, repo: str) -> str:
+    """The base commit a finished clone reports, or the reason it failed."""
+    if not result.ok:
+        raise RepositoryError(_error_of(result, f"could not clone {repo}"))
+    base = next((ln.split("=", 1)[1] for ln in result.output.splitlines() if ln.startswith("BASE_COMMIT=")), "")
+    if not base:
+        raise RepositoryError(f"cloning {repo} reported no base commit")
+    return base
+
+
+def setup_spec(sandbox: Sandbox, workdir: str, setup_command: str | None, timeout_s: int) -> CommandSpec:
+    """setup.sh in `workdir` (relative to $HOME) as a detached command."""
+    env = {"SOLVER_WORKDIR": workdir}
+    if setup_command:
+        env["SOLVER_SETUP_COMMAND"] = setup_command
+    return CommandSpec(inline("setup.sh"), timeout_s, env=env)
+
+
+def set_up(result: CommandResult) -> list[str]:
+    """The warnings of a finished setup, or the reason it failed."""
+    if not result.ok:
+        raise RepositoryError(_error_of(result, "repository setup failed"))
+    return [ln.removeprefix(WARNING_PREFIX) for ln in result.output.splitlines() if ln.startswith(WARNING_PREFIX)]
+
+
+def finish_prepare(sandbox: Sandbox, *, repo: str, issue_text: str, timeout_s: float = 30) -> None:
+    """After clone and setup: the issue where the agent finds it; an uploaded bundle removed."""
+    sandbox.write_file(f"{solver_dir(sandbox)}/issue.md", issue_text.encode())
+    if repo.startswith("/"):
+        sandbox.run(f'rm -f "$HOME/{BUNDLE}"', timeout=timeout_s)
 
 
 def prepare(
@@ -120,37 +172,15 @@ def prepare(
     token: str | None = None,
     timeouts: PrepareTimeouts = PrepareTimeouts(),
 ) -> Prepared:
-    upload_scripts(sandbox)
-    is_local = repo.startswith("/")
-    source = _local_bundle(sandbox, repo) if is_local else repo
-    env = {"SOLVER_REPO": source, "SOLVER_REPO_DISPLAY": repo, "SOLVER_WORKDIR": WORKDIR}
-    if ref:
-        env["SOLVER_REF"] = ref
-    if token and not is_local:
-        env |= git_auth_env(repo, token)
-    cloned = sandbox.run(f"bash {SOLVER_DIR}/clone.sh", env=env, timeout=timeouts.clone_s)
-    if not cloned.ok:
-        raise RepositoryError(_error_of(cloned, f"could not clone {repo}"))
-    base = next((ln.split("=", 1)[1] for ln in cloned.output.splitlines() if ln.startswith("BASE_COMMIT=")), "")
-    if not base:
-        raise RepositoryError(f"cloning {repo} reported no base commit")
-    setup = run_setup(sandbox, WORKDIR, setup_command, timeouts.setup_s)
-    sandbox.write_file(f"{solver_dir(sandbox)}/issue.md", issue_text.encode())
-    if is_local:
-        sandbox.run(f'rm -f "$HOME/{source}"', timeout=30)
-    warnings = [ln.removeprefix(WARNING_PREFIX) for ln in setup.output.splitlines() if ln.startswith(WARNING_PREFIX)]
-    return Prepared(base_commit=base, log=cloned.output + setup.output, warnings=warnings)
-
-
-def run_setup(sandbox: Sandbox, workdir: str, setup_command: str | None, timeout_s: int) -> CommandResult:
-    """Run setup.sh in `workdir` (relative to $HOME)."""
-    env = {"SOLVER_WORKDIR": workdir}
-    if setup_command:
-        env["SOLVER_SETUP_COMMAND"] = setup_command
-    result = sandbox.run(f"bash {SOLVER_DIR}/setup.sh", env=env, timeout=timeout_s)
-    if not result.ok:
-        raise RepositoryError(_error_of(result, "repository setup failed"))
-    return result
+    """Clone, check out and set up in one call (detached commands waited for here)."""
+    clone = detached.run_to_end(
+        sandbox, clone_spec(sandbox, repo=repo, ref=ref, token=token, timeout_s=timeouts.clone_s)
+    )
+    base = cloned(clone, repo)
+    setup = detached.run_to_end(sandbox, setup_spec(sandbox, WORKDIR, setup_command, timeouts.setup_s))
+    warnings = set_up(setup)
+    finish_prepare(sandbox, repo=repo, issue_text=issue_text)
+    return Prepared(base_commit=base, log=clone.output + setup.output, warnings=warnings)
 
 
 def _staged_diff_command(base: str, out: str, extra: str) -> str:
@@ -201,15 +231,42 @@ def patch_stats(patch: bytes) -> PatchStats:
     return PatchStats(files, added, removed)
 
 
-def apply_patch(sandbox: Sandbox, patch: bytes, workdir: str) -> None:
+def apply_patch(sandbox: Sandbox, patch: bytes, workdir: str, *, timeout_s: float = 120) -> None:
     """Apply a patch (e.g. a checkpointed partial diff) to a checkout (`workdir` relative to $HOME)."""
     if not patch.strip():
         return
     sandbox.write_file(f"{solver_dir(sandbox)}/apply.diff", patch)
     command = f'cd "$HOME/{workdir}" && git apply --binary --whitespace=nowarn "{SOLVER_DIR}/apply.diff"'
-    applied = sandbox.run(command, timeout=120)
+    applied = sandbox.run(command, timeout=timeout_s)
     if not applied.ok:
         raise RepositoryError(f"the patch does not apply: {applied.output.strip()[-300:]}")
+
+
+def fresh_checkout(sandbox: Sandbox, *, base: str, patch: bytes, timeout_s: float = 300) -> None:
+    """A fresh worktree of `base` with `patch` applied, for verification: nothing the agent left
+    outside its patch can make the tests pass."""
+    tree = f'"$HOME/{VERIFY_DIR}"'
+    command = f"git worktree remove --force {tree} 2>/dev/null; rm -rf {tree}; "
+    command += f"git worktree add --quiet --detach {tree} {base}"
+    fresh = sandbox.run(command, cwd=sandbox.workdir, timeout=timeout_s)
+    if not fresh.ok:
+        raise RepositoryError(f"could not make a fresh checkout for verification: {fresh.output.strip()[-300:]}")
+    apply_patch(sandbox, patch, VERIFY_DIR, timeout_s=timeout_s)
+
+
+def tests_spec(sandbox: Sandbox, test_command: str, timeout_s: int) -> CommandSpec:
+    return CommandSpec(test_command, timeout_s, cwd=f"{sandbox.home}/{VERIFY_DIR}")
+
+
+def verification(result: JobResult, test_command: str) -> Verification:
+    return Verification(
+        command=test_command,
+        exit_code=result.returncode,
+        passed=result.ok,
+        duration_s=result.duration_s,
+        output=result.output,
+        timed_out=result.timed_out,
+    )
 
 
 def verify(
@@ -222,27 +279,10 @@ def verify(
     timeout_s: int,
     setup_timeout_s: int = 1200,
 ) -> Verification:
-    """Run the tests on a fresh checkout of `base` with `patch` applied and dependencies set up
-    again, so nothing the agent left outside its patch can make them pass."""
-    tree = f'"$HOME/{VERIFY_DIR}"'
-    command = f"git worktree remove --force {tree} 2>/dev/null; rm -rf {tree}; "
-    command += f"git worktree add --quiet --detach {tree} {base}"
-    fresh = sandbox.run(command, cwd=sandbox.workdir, timeout=300)
-    if not fresh.ok:
-        raise RepositoryError(f"could not make a fresh checkout for verification: {fresh.output.strip()[-300:]}")
-    apply_patch(sandbox, patch, VERIFY_DIR)
-    run_setup(sandbox, VERIFY_DIR, setup_command, setup_timeout_s)
-    started = time.monotonic()
-    result = sandbox.run(test_command, cwd=f"{sandbox.home}/{VERIFY_DIR}", timeout=timeout_s)
-    duration = time.monotonic() - started
-    return Verification(
-        command=test_command,
-        exit_code=result.returncode,
-        passed=result.ok,
-        duration_s=round(duration, 3),
-        output=result.output,
-        timed_out=result.timed_out,
-    )
+    """Fresh checkout, setup and tests in one call (detached commands waited for here)."""
+    fresh_checkout(sandbox, base=base, patch=patch)
+    set_up(detached.run_to_end(sandbox, setup_spec(sandbox, VERIFY_DIR, setup_command, setup_timeout_s)))
+    return verification(detached.run_to_end(sandbox, tests_spec(sandbox, test_command, timeout_s)), test_command)
 
 
 def digest(data: bytes) -> str:

@@ -10,9 +10,10 @@ from typing import TypeVar
 from uuid import UUID
 
 from solver_core.errors import SolverError
-from solver_core.models import RunView, TestResult
+from solver_core.models import RunView
 from solver_core.orchestrators.retry import LAUNCH_RULES, STEP_RULES, RetryRule, call_with_retries
 from solver_core.services.agent_step import AgentStep, Budget
+from solver_core.services.commands import UNLIMITED, Window
 from solver_core.services.outage import database_unavailable
 from solver_core.services.steps import RunSteps, StepDeps
 from solver_core.status import RunStatus
@@ -32,8 +33,8 @@ class RunPipeline:
     def launch(self, run_id: UUID) -> str:
         return self.steps.launch(run_id)
 
-    def prepare(self, run_id: UUID) -> str:
-        return self.steps.prepare(run_id)
+    def prepare(self, run_id: UUID, window: Window = UNLIMITED) -> bool:
+        return self.steps.prepare(run_id, window)
 
     def run_agent(self, run_id: UUID, budget: Budget) -> bool:
         return self.agent.run(run_id, budget)
@@ -43,8 +44,8 @@ class RunPipeline:
         self.agent.store_records(self.deps.runs.context(run_id))
         return has_patch
 
-    def verify(self, run_id: UUID) -> TestResult | None:
-        return self.steps.verify(run_id)
+    def verify(self, run_id: UUID, window: Window = UNLIMITED) -> bool:
+        return self.steps.verify(run_id, window)
 
     def release(self, run_id: UUID) -> bool:
         return self.steps.release(run_id)
@@ -76,11 +77,15 @@ class RunPipeline:
         sandbox_id: str | None = None
         try:
             sandbox_id = retried(lambda: self.launch(run_id), LAUNCH_RULES)
-            retried(lambda: self.prepare(run_id))
+            # Without an invocation limit PrepareRepository and VerifyPatch wait for their commands
+            # in one call; the loops are the state machine's, for the same code path.
+            while not retried(lambda: self.prepare(run_id)):
+                pass
             while not retried(lambda: invoke(run_id)):
                 pass
             retried(lambda: self.collect(run_id))
-            retried(lambda: self.verify(run_id))
+            while not retried(lambda: self.verify(run_id)):
+                pass
         except SolverError as exc:
             self._record_failure(run_id, type(exc).__name__, exc.message)
         except Exception as exc:

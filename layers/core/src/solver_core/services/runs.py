@@ -156,6 +156,12 @@ class RunService:
         return self._update_live(run_id, heartbeat_at=utcnow())
 
     @survives_outage
+    def commands(self, run_id: UUID) -> dict[str, Any] | None:
+        """The detached commands of the run's current step (services/commands.py)."""
+        with self._sessions() as session:
+            return session.scalar(select(RunRow.commands).where(RunRow.id == run_id))
+
+    @survives_outage
     def set_fields(self, run_id: UUID, **fields: Any) -> bool:
         """Record facts about a live run (sandbox id, base commit, artifact keys, patch stats, tests)."""
         return self._update_live(run_id, **fields)

@@ -25,15 +25,19 @@ from solver_core.models import TestResult
 from solver_core.ports import ArtifactStore, Sandbox, SandboxBackend
 from solver_core.sandbox import repository
 from solver_core.sandbox.base import SandboxSpec
+from solver_core.sandbox.detached import CommandSpec
+from solver_core.services.commands import UNLIMITED, StepCommands, Window
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunContext, RunService
 from solver_core.settings import Settings
 from solver_core.status import RUN_TERMINAL, EventKind, RunStatus, SolveStatus
 
 MAX_TEST_OUTPUT = 200_000
-# A sandbox outlives its run's time limit by this much: preparation and verification happen outside
-# the agent's clock. The lifetime is the leak backstop if every cleanup path fails.
-SANDBOX_LIFETIME_MARGIN_S = 3600
+CLONE_LOG_CHARS = 4000  # what the prepare log keeps of the clone's output (a few lines when it works)
+# A sandbox outlives its run's time limit by its commands' own deadlines (clone, setup, setup again
+# and tests for verification: they happen outside the agent's clock) and this margin. The lifetime
+# is the leak backstop if every cleanup path fails.
+SANDBOX_LIFETIME_MARGIN_S = 1800
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class StepDeps:
 class RunSteps:
     def __init__(self, deps: StepDeps) -> None:
         self.deps = deps
+        self.commands = StepCommands(deps.runs)
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -94,7 +99,7 @@ class RunSteps:
                 "solve_id": str(ctx.solve.id),
                 "run_id": str(ctx.run.id),
             },
-            lifetime_s=ctx.solve.limits.time_limit_s + SANDBOX_LIFETIME_MARGIN_S,
+            lifetime_s=ctx.solve.limits.time_limit_s + self._commands_budget_s() + SANDBOX_LIFETIME_MARGIN_S,
             idempotency_key=f"{ctx.run.id}-{ctx.run.attempt}",
             template=self.deps.settings.sandbox_template,
         )
@@ -108,39 +113,67 @@ class RunSteps:
         self.log(ctx, f"sandbox {sandbox.id} started ({self.deps.sandboxes.name})", data={"sandbox_id": sandbox.id})
         return sandbox.id
 
+    def _commands_budget_s(self) -> int:
+        settings = self.deps.settings
+        return settings.clone_timeout_s + 2 * settings.setup_timeout_s + settings.verify_timeout_s
+
     def _start_solve(self, ctx: RunContext) -> None:
         if ctx.solve.status is SolveStatus.QUEUED:
             with contextlib.suppress(IllegalTransition):  # another run started it first
                 self.deps.runs.move_solve(ctx.solve.id, SolveStatus.RUNNING)
 
-    def prepare(self, run_id: UUID) -> str:
-        """PrepareRepository: clone, check out, set up; on a resumed run, re-apply its partial diff."""
+    def prepare(self, run_id: UUID, window: Window = UNLIMITED) -> bool:
+        """PrepareRepository: clone, check out and set up (detached commands, checked on across
+        invocations); on a resumed run, re-apply its partial diff. True once the repository is ready;
+        False: call again (the state machine waits, then does)."""
         self._check_cancelled(run_id)
         ctx = self.deps.runs.context(run_id)
         self._advance(ctx, RunStatus.PREPARING)
         sandbox = self.sandbox(ctx)
         settings = self.deps.settings
-        prepared = repository.prepare(
-            sandbox,
-            repo=ctx.solve.repo_url,
-            ref=ctx.solve.ref,
-            setup_command=ctx.solve.setup_command,
-            issue_text=issue_text(ctx),
-            token=settings.git_token_for(ctx.solve.repo_url),
-            timeouts=repository.PrepareTimeouts(settings.clone_timeout_s, settings.setup_timeout_s),
-        )
-        self.deps.runs.set_fields(run_id, base_commit=prepared.base_commit)
-        self.deps.artifacts.put(
-            keys.prepare_log(ctx.solve.id, run_id), self.deps.redactor.redact(prepared.log).encode()
-        )
-        for warning in prepared.warnings:
-            self.log(ctx, f"setup warning: {warning}")
+        repo = ctx.solve.repo_url
+        progress = self.commands.progress(run_id, "prepare", sandbox)
+        if not progress.finished("clone"):
+            token = settings.git_token_for(repo)
+            timeout = settings.clone_timeout_s
+
+            def clone() -> CommandSpec:
+                return repository.clone_spec(sandbox, repo=repo, ref=ctx.solve.ref, token=token, timeout_s=timeout)
+
+            cloned = self.commands.run(run_id, progress, "clone", sandbox=sandbox, spec=clone, window=window)
+            if cloned is None:
+                return False
+            base = repository.cloned(cloned, repo)
+            self.commands.complete(run_id, progress, "clone", base_commit=base, log=cloned.output[-CLONE_LOG_CHARS:])
+        if not progress.finished("setup"):
+            setup_timeout = settings.setup_timeout_s
+
+            def setup() -> CommandSpec:
+                return repository.setup_spec(sandbox, repository.WORKDIR, ctx.solve.setup_command, setup_timeout)
+
+            done = self.commands.run(run_id, progress, "setup", sandbox=sandbox, spec=setup, window=window)
+            if done is None:
+                return False
+            warnings = repository.set_up(done)
+            log = progress.facts.get("log", "") + done.output
+            self.deps.artifacts.put(keys.prepare_log(ctx.solve.id, run_id), self.deps.redactor.redact(log).encode())
+            for warning in warnings:
+                self.log(ctx, f"setup warning: {warning}")
+            self.commands.complete(run_id, progress, "setup")
+        if window.left() <= 0:
+            return False
+        base = progress.facts["base_commit"]
+        repository.finish_prepare(sandbox, repo=repo, issue_text=issue_text(ctx), timeout_s=window.bound(30))
+        self.deps.runs.set_fields(run_id, base_commit=base)
         partial = keys.partial_diff(ctx.solve.id, run_id)
-        if self.deps.artifacts.exists(partial):
-            repository.apply_patch(sandbox, self.deps.artifacts.get(partial), repository.WORKDIR)
+        if not progress.finished("resume") and self.deps.artifacts.exists(partial):
+            patch = self.deps.artifacts.get(partial)
+            repository.apply_patch(sandbox, patch, repository.WORKDIR, timeout_s=window.bound(120))
+            self.commands.complete(run_id, progress, "resume")
             self.log(ctx, "resumed: the checkpointed changes were applied to the fresh checkout")
-        self.log(ctx, f"repository ready at {prepared.base_commit[:12]}", data={"base_commit": prepared.base_commit})
-        return prepared.base_commit
+        self.commands.clear(run_id)
+        self.log(ctx, f"repository ready at {base[:12]}", data={"base_commit": base})
+        return True
 
     def collect(self, run_id: UUID) -> bool:
         """CollectArtifacts: the patch (computed by us), its stats, the trajectory and the log."""
@@ -161,33 +194,60 @@ class RunSteps:
         self.log(ctx, f"patch: {stats.files} files, +{stats.added} -{stats.removed}", data=vars(stats))
         return stats.files > 0
 
-    def verify(self, run_id: UUID) -> TestResult | None:
-        """VerifyPatch: the test command on a fresh checkout with the patch; then the run succeeds."""
+    def verify(self, run_id: UUID, window: Window = UNLIMITED) -> bool:
+        """VerifyPatch: the test command on a fresh checkout with the patch, after setting it up
+        (detached commands, checked on across invocations); then the run succeeds. True once it did;
+        False: call again."""
         ctx = self.deps.runs.context(run_id)
-        result = None
-        if ctx.solve.test_command and ctx.run.patch_stats and ctx.run.patch_stats.files:
+        command = ctx.solve.test_command
+        if command and ctx.run.patch_stats and ctx.run.patch_stats.files:
+            self._check_cancelled(run_id)
             self._advance(ctx, RunStatus.VERIFYING)
-            result = self._run_tests(ctx, ctx.solve.test_command)
+            if not self._run_tests(ctx, command, window):
+                return False
         self.deps.runs.move(run_id, RunStatus.SUCCEEDED)
-        return result
+        return True
 
-    def _run_tests(self, ctx: RunContext, command: str) -> TestResult:
+    def _run_tests(self, ctx: RunContext, command: str, window: Window) -> bool:
         assert ctx.run.base_commit is not None
-        patch = self.deps.artifacts.get(keys.patch(ctx.solve.id, ctx.run.id))
-        outcome = repository.verify(
-            self.sandbox(ctx),
-            base=ctx.run.base_commit,
-            patch=patch,
-            test_command=command,
-            setup_command=ctx.solve.setup_command,
-            timeout_s=self.deps.settings.verify_timeout_s,
-            setup_timeout_s=self.deps.settings.setup_timeout_s,
-        )
+        run_id, settings = ctx.run.id, self.deps.settings
+        sandbox = self.sandbox(ctx)
+        progress = self.commands.progress(run_id, "verify", sandbox)
+        if not progress.finished("checkout"):
+            if window.left() <= 0:
+                return False
+            patch = self.deps.artifacts.get(keys.patch(ctx.solve.id, run_id))
+            repository.fresh_checkout(sandbox, base=ctx.run.base_commit, patch=patch, timeout_s=window.bound(300))
+            self.commands.complete(run_id, progress, "checkout")
+        if not progress.finished("setup"):
+            setup_timeout = settings.setup_timeout_s
+
+            def setup() -> CommandSpec:
+                return repository.setup_spec(sandbox, repository.VERIFY_DIR, ctx.solve.setup_command, setup_timeout)
+
+            done = self.commands.run(run_id, progress, "setup", sandbox=sandbox, spec=setup, window=window)
+            if done is None:
+                return False
+            repository.set_up(done)
+            self.commands.complete(run_id, progress, "setup")
+        timeout = settings.verify_timeout_s
+
+        def tests() -> CommandSpec:
+            return repository.tests_spec(sandbox, command, timeout)
+
+        tested = self.commands.run(run_id, progress, "tests", sandbox=sandbox, spec=tests, window=window)
+        if tested is None:
+            return False
+        self._record_tests(ctx, repository.verification(tested, command))
+        self.commands.clear(run_id)
+        return True
+
+    def _record_tests(self, ctx: RunContext, outcome: repository.Verification) -> TestResult:
         output_key = keys.test_output(ctx.solve.id, ctx.run.id)
         output = self.deps.redactor.redact(outcome.output)[-MAX_TEST_OUTPUT:]
         self.deps.artifacts.put(output_key, output.encode(), content_type="text/plain")
         result = TestResult(
-            command=command,
+            command=outcome.command,
             exit_code=outcome.exit_code,
             passed=outcome.passed,
             duration_s=outcome.duration_s,
