@@ -15,6 +15,7 @@ import json
 import shlex
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Mapping
 
@@ -34,6 +35,9 @@ from solver_core.sandbox.process import run_process
 HOME = "/home/user"
 LABEL_PREFIX = "solver."
 CLIENT_TIMEOUT_S = 120
+SIGNAL_EXIT_BASE = 128  # exit codes above it are a process killed by a signal
+GONE_CHECKS = 5
+GONE_CHECK_INTERVAL_S = 0.4
 
 
 def _docker(*args: str, data: bytes | None = None, timeout: float = CLIENT_TIMEOUT_S) -> bytes:
@@ -57,7 +61,7 @@ def container_running(container: str) -> bool:
     """Whether the container exists and runs; an engine that does not answer is an error."""
     try:
         done = subprocess.run(
-            ["docker", "inspect", "--format", "{{.State.Running}}", container],
+            ["docker", "inspect", "--format", "{{.State.Running}} {{.State.Status}}", container],
             capture_output=True,
             timeout=CLIENT_TIMEOUT_S,
             check=False,
@@ -69,7 +73,8 @@ def container_running(container: str) -> bool:
         if "No such" in message:
             return False
         raise SandboxUnavailable(f"docker inspect failed: {message.strip()[-300:]}")
-    return done.stdout.decode().strip() == "true"
+    running, _, status = done.stdout.decode().strip().partition(" ")
+    return running == "true" and status not in {"removing", "exited", "dead"}
 
 
 def engine_available() -> bool:
@@ -161,11 +166,23 @@ class DockerSandbox(SandboxEnvironment):
             timeout=seconds + KILL_GRACE_S + 30,
             max_output_bytes=self.config.max_output_bytes,
         )
-        # Only the engine decides: the output is the command's, and the command may print anything.
-        if result.returncode != 0 and not container_running(self.id):
+        if result.returncode != 0 and self._gone_after(result.returncode):
             raise SandboxGone(f"container {self.id} is gone")
         timed_out = result.timed_out or result.returncode == TIMEOUT_EXIT_CODE
         return CommandResult(result.output, result.returncode, timed_out=timed_out, truncated=result.truncated)
+
+    def _gone_after(self, returncode: int) -> bool:
+        """Whether a command failed because its container is gone. Only the engine decides: the
+        output is the command's, and the command may print anything. A process killed with its
+        container (or an exec the engine refused) may be reported a moment before the engine shows
+        the container stopping, so those exit codes are looked at a few times."""
+        looks = GONE_CHECKS if returncode >= SIGNAL_EXIT_BASE or returncode in {125, 126} else 1
+        for look in range(looks):
+            if not container_running(self.id):
+                return True
+            if look + 1 < looks:
+                time.sleep(GONE_CHECK_INTERVAL_S)
+        return False
 
     def write_file(self, path: str, data: bytes) -> None:
         target = shlex.quote(path)
