@@ -197,3 +197,40 @@ def test_validation_errors_are_shown_beside_their_fields(served: Served, page: A
     expect(page.get_by_label("Steps")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#test_command-error")).to_be_hidden()
     assert page.url.endswith("/ui/new")
+
+
+def test_a_running_runs_trajectory_is_read_from_its_checkpoint_and_followed(served: Served, page: Any) -> None:
+    slow = write_replay(served.tmp / "slow.yaml", "echo first", "sleep 3", "echo third", "sleep 2", SUBMIT)
+    solve_id = start(served, slow, "follow the steps")
+    deadline = time.monotonic() + 60
+    while served.client.call("GET", f"/solves/{solve_id}").json["runs"][0]["steps"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    run_id = served.client.call("GET", f"/solves/{solve_id}").json["runs"][0]["id"]
+    page.goto(f"{served.url}/ui/solves/{solve_id}/runs/{run_id}")
+    expect(page.locator("#steps")).to_have_attribute("data-follow", "yes")  # the run is still going
+    expect(page.locator(".tools")).to_contain_text("so far")  # read from the checkpoint parts
+    expect(page.locator("#step-1 pre.out")).to_have_text("first\n")
+    page.evaluate("window.stillTheSamePage = true")
+    expect(page.locator("#step-3 pre.out")).to_have_text("third\n", timeout=60_000)
+    expect(page.locator("li.step")).to_have_count(5, timeout=60_000)
+    expect(page.locator("#run-head .status")).to_have_text("succeeded", timeout=60_000)
+    assert page.evaluate("window.stillTheSamePage") is True
+
+
+def test_sign_in_with_the_servers_token(tmp_path: Path, page: Any) -> None:
+    from tests.browser.conftest import serve
+
+    for served in serve(tmp_path, token="browser-token-123"):
+        page.goto(f"{served.url}/ui")
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        page.get_by_role("link", name="Sign in with the server's token").click()
+        page.get_by_label("Token").fill("not-it")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("alert")).to_contain_text("not this server's")
+        page.get_by_label("Token").fill("browser-token-123")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Solves")).to_be_visible()
+        cookies = page.context.cookies()
+        assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [("solver_session", True, "Strict")]
+        assert page.evaluate("document.cookie") == ""  # HttpOnly: no script reads it
