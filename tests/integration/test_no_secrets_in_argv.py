@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import pytest
 from solver_core.sandbox import docker, repository
 from solver_core.sandbox.base import CommandResult, SandboxEnvironmentConfig, SandboxSpec
 from tests.fakes.git_server import GitHTTPServer
-from tests.support.runtime import make_repo, sandbox_backend
+from tests.support.runtime import host_address_for, make_repo, sandbox_backend
 
 pytestmark = pytest.mark.integration
 
@@ -58,23 +58,21 @@ class ArgvWatcher:
         self._thread.join(10)
 
 
-@pytest.fixture
-def git_server(tmp_path: Path) -> Iterator[tuple[GitHTTPServer, str]]:
+@pytest.mark.parametrize("kind", ["local-bwrap", "local-plain", "docker"])
+def test_a_private_clone_puts_its_token_in_no_argv(kind: str, tmp_path: Path) -> None:
+    """The processes on this machine (bwrap, git, the docker client) are watched during a clone
+    from a slow private remote."""
     repo = make_repo(tmp_path / "origin", {"app.py": "print('v1')\n"})
-    with GitHTTPServer(tmp_path / "git", token=TOKEN, delay_s=0.3).start() as server:
-        yield server, server.add_repo("org/private", repo)
-
-
-@pytest.mark.parametrize("kind", ["local-bwrap", "local-plain"])
-def test_a_private_clone_puts_its_token_in_no_argv(
-    kind: str, tmp_path: Path, git_server: tuple[GitHTTPServer, str]
-) -> None:
-    server, url = git_server
     header = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
     with sandbox_backend(kind, tmp_path) as (backend, _):
         box = backend.create(SandboxSpec(metadata={"app": "solver"}, lifetime_s=300))
-        with ArgvWatcher(TOKEN, header) as watcher:
-            prepared = repository.prepare(box, repo=url, ref=None, setup_command=None, issue_text="# t\n", token=TOKEN)
+        host = host_address_for(box)
+        with GitHTTPServer(tmp_path / "git", token=TOKEN, host=host, delay_s=0.3).start() as server:
+            url = server.add_repo("org/private", repo)
+            with ArgvWatcher(TOKEN, header) as watcher:
+                prepared = repository.prepare(
+                    box, repo=url, ref=None, setup_command=None, issue_text="# t\n", token=TOKEN
+                )
         backend.kill(box.id)
     assert prepared.base_commit
     assert any(TOKEN in base64.b64decode(h.split()[-1]).decode() for h in server.auth_headers_seen if h)
