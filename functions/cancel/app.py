@@ -1,4 +1,4 @@
-"""POST /solves/{id}/cancel: the API's cancel router behind API Gateway (REST proxy integration)."""
+"""POST /solves/{id}/cancel (and /publish): the API's cancel router behind API Gateway (REST proxy integration)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from solver_core.observability import (
 )
 
 configure_lambda_logging()
-app = build_app(["cancel"])  # dependencies are built from the environment on the first request
+app = build_app(["cancel", "publish"])  # dependencies are built from the environment on the first request
 
 
 @logger.inject_lambda_context(correlation_id_path=API_CORRELATION_PATH)
