@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -14,7 +13,6 @@ from solver_core.observability import (
     logger,
     metrics,
     record_api_response,
-    record_solve_cancelled,
 )
 
 configure_lambda_logging()
@@ -26,6 +24,4 @@ app = build_app(["cancel", "publish"])  # dependencies are built from the enviro
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = app.resolve(event, context)
     record_api_response(int(response["statusCode"]))
-    if response["statusCode"] == 200 and json.loads(response["body"]).get("changed"):
-        record_solve_cancelled()
-    return response
+    return response  # SolvesCancelled is recorded by the route, once per cancel that changed something

@@ -168,7 +168,7 @@ class SolveService:
             external_ref=request.external_ref,
             models=list(request.models),
             attempts_per_model=request.attempts_per_model,
-            max_parallel=min(request.max_parallel, request.run_count),
+            max_parallel=min(request.max_parallel, request.run_count, self._policy.max_parallel),
             agent_config=agent_config,
             limits=request.limits.model_dump(mode="json"),
             setup_command=request.setup_command,
