@@ -86,6 +86,7 @@ class GitHTTPServer(LoopbackFake):
         *,
         username: str = "x-access-token",
         token: str | None = "s3cr3t-token",  # noqa: S107 - a loopback fake's well-known test credential
+        host: str = "127.0.0.1",
     ):
         self.root = Path(root)
         self.username = username
@@ -93,7 +94,7 @@ class GitHTTPServer(LoopbackFake):
         self.auth_headers_seen: list[str] = []
         self.requests: list[str] = []
         self._lock = threading.Lock()
-        self._loop = Loopback(_Handler, self, "fake-git")
+        self._loop = Loopback(_Handler, self, "fake-git", host)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -114,7 +115,7 @@ class GitHTTPServer(LoopbackFake):
         return self.url_for(name)
 
     def url_for(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}.git"
+        return f"http://{self._loop.host}:{self.port}/{name}.git"
 
     def auth_header(self) -> str:
         """The ``Authorization`` value this server accepts (for ``http.extraHeader``)."""

@@ -1,4 +1,4 @@
-"""Response bodies of the HTTP API (DESIGN §8). Field names are the contract; fields may be added."""
+"""Response bodies of the HTTP API. Field names are the contract; fields may be added."""
 
 from __future__ import annotations
 
