@@ -88,7 +88,8 @@ def test_a_draft_pull_request_of_exactly_the_patch_and_a_comment(fake: FakeGitHu
     assert f"Draft pull request: [#{pull.number}]({pull.url})" in body
     assert "| 0 🏆 | `replay:/tmp/fix.yaml` | succeeded (Submitted) | passed | 3 | $0.0000 |" in body
     assert f"`GET {API_URL}/solves/{report.solve.id}` and `GET {API_URL}/solves/{report.solve.id}/patch`" in body
-    assert "X-Amz-" not in body and "Signature" not in body  # no presigned link, even with an API URL
+    assert "X-Amz-" not in body  # no presigned link, even with an API URL
+    assert "Signature" not in body
     assert "<details><summary>Champion diff" in body
     assert "-    return sum(values) // len(values)" in body
     assert "(binary file: contents omitted)" in body

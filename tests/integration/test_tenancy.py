@@ -149,6 +149,11 @@ def test_publishing_outside_the_allowlist_never_touches_github(
     assert published is not None
     assert published.errors == []
     assert fake.calls("GET", r"/repos/org/calc/installation$") == 1
+    (comment,) = fake.repos[REPO].comments[12]
+    # An issue thread can be public: no artifact links, only how to fetch them with credentials.
+    assert "trajectory.json" not in comment["body"]
+    assert "log.txt" not in comment["body"]
+    assert f"`solver status {solve.id}`" in comment["body"]
     container.close()
 
 

@@ -12,15 +12,27 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from sqlalchemy import inspect
 
-from solver_core.cli.common import console, open_container
+from solver_core.cli.common import console
 from solver_core.errors import SolverError
 from solver_core.settings import Settings
+from solver_core.wiring import Container, build_container
 
 app = typer.Typer(no_args_is_help=True, help="Who may use the deployment's Git credentials and publishing, where.")
 
 Owner = Annotated[str, typer.Argument(help="The owner, as the API identifies callers.")]
 Target = Annotated[str, typer.Argument(help="org, org/repo, or host/org[/repo] (github.com when no host).")]
+
+
+def open_container(settings: Settings) -> Container:
+    """The deployment's database as it is: an administration command never migrates it."""
+    container = build_container(settings)
+    if "owner_allowlist" not in inspect(container.engine).get_table_names():
+        container.close()
+        console.print("[red]the database has no allowlist table yet: run `solver db upgrade` first[/]")
+        raise typer.Exit(2)
+    return container
 
 
 @app.command("list")
