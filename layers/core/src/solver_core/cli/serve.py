@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Annotated
+from uuid import UUID
 
 import typer
 
@@ -12,7 +14,7 @@ from solver_core.api.http import ApiServer, is_loopback
 from solver_core.cli.common import console, local_owner, open_container
 from solver_core.notify import build_notifier
 from solver_core.settings import Settings
-from solver_core.wiring import build_orchestrator
+from solver_core.wiring import Container, build_orchestrator
 
 
 def serve_settings(*, allow_local_repos: bool, allow_replay_models: bool) -> Settings:
@@ -41,6 +43,17 @@ def make_server(deps: Callable[[], ApiDeps], host: str, port: int, *, token: str
     )
 
 
+def background_publisher(container: Container) -> Callable[[UUID], None]:
+    """POST /solves/{id}/publish answers at once; publishing (bounded GitHub waits and retries)
+    goes on in a thread, and records its outcome on the solve."""
+    flow = container.flow()
+
+    def publish(solve_id: UUID) -> None:
+        threading.Thread(target=flow.publish, args=(solve_id,), name=f"publish-{solve_id}", daemon=True).start()
+
+    return publish
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8000,
@@ -55,7 +68,10 @@ def serve(
     container = open_container(settings)
     try:
         notify = build_notifier(settings).solve_changed
-        deps = ApiDeps.from_container(container, build_orchestrator(settings, container), notify=notify)
+        publisher = background_publisher(container)
+        deps = ApiDeps.from_container(
+            container, build_orchestrator(settings, container), notify=notify, publish=publisher
+        )
         server = make_server(lambda: deps, host, port, token=token, owner=local_owner())
     except BaseException:
         container.close()
