@@ -47,7 +47,7 @@ def test_start_from_the_form_and_watch_it_succeed_without_reloading(served: Serv
     page.get_by_label("Models, one per line").fill(fix)
     page.get_by_label("Test command").fill("python3 test_calc.py")
     page.get_by_label("Steps").fill("10")
-    page.screenshot(path=str(shots / "new.png"))
+    page.screenshot(path=str(shots / "new-filled.png"))
     page.get_by_role("button", name="Start the solve").click()
 
     page.wait_for_url(re.compile(r"/ui/solves/[0-9a-f-]{36}$"))
@@ -61,7 +61,7 @@ def test_start_from_the_form_and_watch_it_succeed_without_reloading(served: Serv
     expect(page.locator("#events")).to_contain_text("solve succeeded")  # the live feed followed it
     expect(page.locator("#timeline rect.ph-agent")).to_have_count(1)
     expect(page.locator("#timeline rect.ph-verify")).to_have_count(1)
-    page.screenshot(path=str(shots / "solve.png"), full_page=True)
+    page.screenshot(path=str(shots / "solve-live.png"), full_page=True)
 
 
 def test_the_list_follows_a_running_solve(served: Served, page: Any, shots: Path) -> None:
@@ -73,7 +73,7 @@ def test_the_list_follows_a_running_solve(served: Served, page: Any, shots: Path
     expect(row).to_contain_text("listed while it runs")  # appeared without a reload
     expect(row.locator(".status")).to_have_text("succeeded", timeout=90_000)
     expect(row.locator("td.num").first).to_have_text("1")  # one run passed
-    page.screenshot(path=str(shots / "solves.png"))
+    page.screenshot(path=str(shots / "solves-live.png"))
 
     page.select_option("#f-status", "failed")
     page.get_by_role("button", name="Filter").click()
@@ -133,7 +133,7 @@ def test_step_through_a_trajectory_with_the_keyboard(served: Served, page: Any, 
     page.keyboard.press("j")
     page.keyboard.press("k")
     assert page.evaluate(focused) == "step-2"
-    page.screenshot(path=str(shots / "run.png"))
+    page.screenshot(path=str(shots / "run-keyboard.png"))
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the raw trajectory").click()
