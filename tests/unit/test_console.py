@@ -71,12 +71,12 @@ def test_a_running_runs_steps_come_from_its_checkpoint_parts(tmp_path: Path) -> 
     error_exit = {"role": "exit", "content": "", "extra": {"exit_status": "Error", "traceback": "..."}}
     again = {"role": "assistant", "content": "fix", "extra": {"actions": [{"command": "sed"}], "cost": 0.5}}
     parts = [
-        {"seq": 0, "base": 0, "messages": [task, ask, out, error_exit]},
-        {"seq": 1, "base": 3, "messages": [again]},  # a resumed attempt dropped the error exit
+        (0, [task, ask, out, error_exit]),
+        (3, [again]),  # a resumed attempt dropped the error exit
     ]
-    for part in parts:
-        key = keys.checkpoint_part(solve_id, run_id, part["seq"])
-        store.put(key, json.dumps(part | {"counters": {}}).encode())
+    for seq, (base, messages) in enumerate(parts):
+        part = {"seq": seq, "base": base, "messages": messages, "counters": {}}
+        store.put(keys.checkpoint_part(solve_id, run_id, seq), json.dumps(part).encode())
     loaded = trajectory.load(store, solve_id, run_id, None)
     assert loaded.source == "checkpoint"
     assert loaded.task == "fix it"
