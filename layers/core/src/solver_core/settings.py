@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_attempts: int = Field(default=4, ge=1, le=10)
 
+    # `solver serve --remote URL --remote-auth cognito`: the Cognito ID token sent upstream.
+    remote_id_token: SecretStr | None = None
+
     # Publishing results to GitHub (issue comment, draft pull request; solver_core/publish). Credentials:
     # a GitHub App (id + PEM private key; the installation is looked up per repository unless given),
     # else the github.com token above. Rate limits are waited out up to publish_max_wait_s per request.
