@@ -264,3 +264,27 @@ def test_a_spent_daily_budget_refuses_new_solves_with_429(database_url: str, tmp
             assert 86_000 < int(header(refused, "Retry-After") or 0) <= 86_400
         finally:
             use_deps(None)
+
+
+def test_the_console_is_served_by_the_status_function_behind_the_authorizer(world: ApiWorld) -> None:
+    created = body_of(call(start_app.handler, rest_event("POST", "/solves", body=solve_body(), stage="prod")))
+    listing = call(status_app.handler, rest_event("GET", "/ui", stage="prod"))
+    assert listing["statusCode"] == 200
+    assert "script-src 'self'" in str(header(listing, "Content-Security-Policy"))
+    assert f'href="/prod/ui/solves/{created["id"]}"' in listing["body"]  # links carry the stage
+    assert 'src="/prod/ui/static/console.js' in listing["body"]
+
+    script = call(status_app.handler, rest_event("GET", "/ui/static/console.js", stage="prod"))
+    assert script["statusCode"] == 200
+    assert not script.get("isBase64Encoded")  # text passes API Gateway without binary media types
+    assert "trajectoryViewer" in script["body"]
+
+    anonymous = call(status_app.handler, rest_event("GET", f"/ui/solves/{created['id']}", auth=None))
+    assert anonymous["statusCode"] == 401
+    stranger = call(
+        status_app.handler, rest_event("GET", f"/ui/solves/{created['id']}", owner="arn:aws:iam::1:user/eve")
+    )
+    assert stranger["statusCode"] == 404
+
+    publish = call(cancel_app.handler, rest_event("POST", f"/solves/{created['id']}/publish", body={}))
+    assert publish["statusCode"] == 409  # unfinished (and no publish option); never published from here

@@ -119,6 +119,12 @@ def test_pages_need_an_identity_and_send_a_strict_csp(server: Server) -> None:
         # No inline scripts or event handlers for the CSP to block: every script has a src.
         assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", page.body) == []
         assert re.findall(r"\son[a-z]+\s*=", page.body) == []
+        # Every form control has a label (hidden inputs excepted), and the page says its language.
+        controls = re.findall(r"<(?:input|select|textarea)\b(?![^>]*type=\"hidden\")[^>]*\bid=\"([^\"]+)\"", page.body)
+        assert len(controls) >= {"/ui": 2, "/ui/new": 16, "/ui/login": 1}[path]
+        unlabelled = [c for c in controls if f'<label for="{c}"' not in page.body]
+        assert unlabelled == [], path
+        assert '<html lang="en">' in page.body
 
 
 def test_login_sets_an_httponly_strict_cookie_and_a_wrong_token_does_not(server: Server) -> None:

@@ -31,10 +31,9 @@ MAX_EVENTS = 20_000  # the timeline reads at most this many events of one solve
 FEED_EVENTS = 200  # the feed shows the latest ones; the script follows from there
 MAX_PATCH_BYTES = 2 * 1024 * 1024  # a larger patch is offered as a download only
 MAX_FILTER = 2048
-STATIC_TYPES = {
+STATIC_TYPES = {  # text only (see `static`)
     ".css": "text/css; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
-    ".svg": "image/svg+xml",
     ".txt": "text/plain; charset=utf-8",
 }
 
@@ -162,13 +161,14 @@ def router(deps: DepsGetter) -> Router:
         return Response(200, "application/json", json.dumps(loaded.raw, indent=2), headers=headers)
 
     @ui.get("/ui/static/<name>", include_in_schema=False)
-    def static(name: str) -> Response[bytes]:
+    def static(name: str) -> Response[str]:
+        # Text, not bytes: API Gateway would pass a base64 body through as it is without binary media types.
         data = static_file(name)
         suffix = name[name.rfind(".") :] if "." in name else ""
         if data is None or suffix not in STATIC_TYPES:
             raise NotFound(f"no static file {name}")
         headers = {**SECURITY_HEADERS, "Cache-Control": "public, max-age=86400"}
-        return Response(200, STATIC_TYPES[suffix], data, headers=headers)
+        return Response(200, STATIC_TYPES[suffix], data.decode("utf-8"), headers=headers)
 
     return ui
 
