@@ -256,3 +256,16 @@ def test_the_pages_read_without_javascript(served: Served, browser: Any) -> None
         expect(page.locator("#step-3 pre.out")).to_contain_text("ok")
     finally:
         context.close()
+
+
+def test_what_the_reader_opened_stays_open_while_the_page_refreshes(served: Served, page: Any) -> None:
+    slow = write_replay(served.tmp / "slow.yaml", "sleep 60")
+    solve_id = start(served, slow, "stay open")
+    wait_status(served, solve_id, {"running"})
+    page.goto(f"{served.url}/ui/solves/{solve_id}")
+    page.get_by_text("Issue text").click()
+    expect(page.locator("details.issue-body")).to_have_attribute("open", "")
+    page.evaluate("document.getElementById('solve-head').dataset.marker = 'old'")
+    expect(page.locator("#solve-head")).not_to_have_attribute("data-marker", "old")  # replaced by a refresh
+    expect(page.locator("details.issue-body")).to_have_attribute("open", "")
+    served.client.call("POST", f"/solves/{solve_id}/cancel")
