@@ -15,6 +15,8 @@ from solver_core.agent.redact import Redactor
 from solver_core.artifacts import keys
 from solver_core.errors import (
     IllegalTransition,
+    RepositoryError,
+    RepositoryNotAllowed,
     RunCancelled,
     SandboxCapacityExceeded,
     SandboxGone,
@@ -25,7 +27,8 @@ from solver_core.models import TestResult
 from solver_core.ports import ArtifactStore, Sandbox, SandboxBackend
 from solver_core.sandbox import repository
 from solver_core.sandbox.base import SandboxSpec
-from solver_core.sandbox.detached import CommandSpec
+from solver_core.sandbox.detached import CommandSpec, JobResult
+from solver_core.services.allowlist import AllowlistService
 from solver_core.services.commands import UNLIMITED, StepCommands, Window
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunContext, RunService
@@ -48,6 +51,7 @@ class StepDeps:
     artifacts: ArtifactStore
     sandboxes: SandboxBackend
     redactor: Redactor
+    allowlist: AllowlistService
 
 
 class RunSteps:
@@ -83,14 +87,15 @@ class RunSteps:
     # --- the steps ---------------------------------------------------------------------------
 
     def launch(self, run_id: UUID) -> str:
-        """LaunchSandbox: respect the global cap, then create (or find again) the run's sandbox."""
+        """LaunchSandbox: respect the global cap and the owner's share of it, then create (or find
+        again) the run's sandbox."""
         self._check_cancelled(run_id)
         ctx = self.deps.runs.context(run_id)
         if ctx.run.status is RunStatus.LAUNCHING and ctx.run.sandbox_id:
             return ctx.run.sandbox_id
-        cap = self.deps.settings.max_live_sandboxes
-        if not self.deps.runs.claim_sandbox_slot(run_id, cap):
-            raise SandboxCapacityExceeded(f"{cap} sandboxes are already live")
+        cap, share = self.deps.settings.max_live_sandboxes, self.deps.settings.max_live_sandboxes_per_owner
+        if not self.deps.runs.claim_sandbox_slot(run_id, cap, share):
+            raise SandboxCapacityExceeded(f"no sandbox slot: at most {cap} may be live, {share} of them per owner")
         self._start_solve(ctx)
         spec = SandboxSpec(
             metadata={
@@ -134,7 +139,7 @@ class RunSteps:
         repo = ctx.solve.repo_url
         progress = self.commands.progress(run_id, "prepare", sandbox)
         if not progress.finished("clone"):
-            token = settings.git_token_for(repo)
+            token, withheld = self._clone_token(ctx)
             timeout = settings.clone_timeout_s
 
             def clone() -> CommandSpec:
@@ -143,7 +148,7 @@ class RunSteps:
             cloned = self.commands.run(run_id, progress, "clone", sandbox=sandbox, spec=clone, window=window)
             if cloned is None:
                 return False
-            base = repository.cloned(cloned, repo)
+            base = self._cloned(cloned, repo, withheld=withheld)
             self.commands.complete(run_id, progress, "clone", base_commit=base, log=cloned.output[-CLONE_LOG_CHARS:])
         if not progress.finished("setup"):
             setup_timeout = settings.setup_timeout_s
@@ -174,6 +179,27 @@ class RunSteps:
         self.commands.clear(run_id)
         self.log(ctx, f"repository ready at {base[:12]}", data={"base_commit": base})
         return True
+
+    @staticmethod
+    def _cloned(result: JobResult, repo: str, *, withheld: bool) -> str:
+        try:
+            return repository.cloned(result, repo)
+        except RepositoryError as exc:
+            if withheld and exc.message.startswith("could not clone"):
+                raise RepositoryNotAllowed(
+                    f"{exc.message} (cloned anonymously: the deployment's credentials are not used for this "
+                    "repository because it is not on the owner's allowlist; if it is private, an administrator "
+                    "adds it with `solver owners add`)"
+                ) from exc
+            raise
+
+    def _clone_token(self, ctx: RunContext) -> tuple[str | None, bool]:
+        """The deployment's token for the repository's host, only where the owner's allowlist covers
+        the repository; otherwise the clone is anonymous. Also says whether a token was withheld."""
+        token = self.deps.settings.host_token(ctx.solve.repo_url)
+        if token is None or self.deps.allowlist.grant(ctx.solve.owner, ctx.solve.repo_url) is not None:
+            return token, False
+        return None, True
 
     def collect(self, run_id: UUID) -> bool:
         """CollectArtifacts: the patch (computed by us), its stats, the trajectory and the log."""
