@@ -12,6 +12,7 @@ import functools
 import os
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -87,8 +88,10 @@ class GitHTTPServer(LoopbackFake):
         username: str = "x-access-token",
         token: str | None = "s3cr3t-token",  # noqa: S107 - a loopback fake's well-known test credential
         host: str = "127.0.0.1",
+        delay_s: float = 0.0,
     ):
         self.root = Path(root)
+        self.delay_s = delay_s  # per request: a slow remote, so a clone lasts long enough to watch
         self.username = username
         self.token = token
         self.auth_headers_seen: list[str] = []
@@ -172,6 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
         return fake
 
     def _dispatch(self) -> None:
+        time.sleep(self.fake.delay_s)
         authorization = self.headers.get("Authorization")
         self.fake.record(self.path, authorization)
         user = self.fake.authenticate(authorization)

@@ -86,6 +86,11 @@ class CancelResult(Out):
     solve: SolveOut
 
 
+class PublishAccepted(Out):
+    id: UUID
+    accepted: bool = Field(description="publishing runs in the background; see the solve's publication")
+
+
 class RunStats(Out):
     id: UUID
     index: int

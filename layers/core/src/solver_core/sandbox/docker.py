@@ -7,11 +7,14 @@ as container labels. The container sleeps out its lifetime and is started with `
 removes it when its lifetime ends; `docker rm -f` removes it earlier. A command whose container was
 removed or stopped under it raises `SandboxGone` (the `docker exec` client just reports the killed
 process's exit code, so the container's state is checked whenever a command does not succeed).
+Environment variables are named in the argv (`--env NAME`) and their values travel in the docker
+client's own environment, so a secret (a clone's auth header) never appears in an argv.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -35,14 +38,28 @@ from solver_core.sandbox.process import run_process
 HOME = "/home/user"
 LABEL_PREFIX = "solver."
 CLIENT_TIMEOUT_S = 120
+CLIENT_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
 SIGNAL_EXIT_BASE = 128  # exit codes above it are a process killed by a signal
 GONE_CHECKS = 5
 GONE_CHECK_INTERVAL_S = 0.4
 
 
-def _docker(*args: str, data: bytes | None = None, timeout: float = CLIENT_TIMEOUT_S) -> bytes:
+def env_by_name(env: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """`--env NAME` arguments, and the client environment that carries their values (the docker
+    client reads a named variable's value from its own environment)."""
+    if clash := sorted(k for k in env if k.startswith("DOCKER_") or "=" in k or not k):
+        raise ValueError(f"environment variables the docker client would misread: {', '.join(clash)}")
+    return [arg for k in env for arg in ("--env", k)], dict(env)
+
+
+def _docker(
+    *args: str, data: bytes | None = None, timeout: float = CLIENT_TIMEOUT_S, env: Mapping[str, str] | None = None
+) -> bytes:
+    client_env = {**os.environ, **env} if env else None  # None: the client inherits ours
     try:
-        done = subprocess.run(["docker", *args], input=data, capture_output=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            ["docker", *args], input=data, capture_output=True, timeout=timeout, check=False, env=client_env
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SandboxUnavailable(f"docker {args[0]} failed: {exc}") from exc
     if done.returncode != 0:
@@ -99,12 +116,12 @@ class DockerSandboxBackend:
         if existing:
             return self.connect(existing)
         labels = [arg for k, v in spec.metadata.items() for arg in ("--label", f"{LABEL_PREFIX}{k}={v}")]
-        envs = [arg for k, v in spec.envs.items() for arg in ("--env", f"{k}={v}")]
+        names, values = env_by_name(spec.envs)
         # HOME is the sandbox's home whatever user the image runs as (root's would be /root).
         command = ["run", "--detach", "--rm", "--name", name, "--workdir", HOME, "--env", f"HOME={HOME}"]
-        command += [*labels, *envs]
+        command += [*labels, *names]
         command += [spec.template or self.image, "bash", "-c", f"mkdir -p {HOME} && exec sleep {spec.lifetime_s}"]
-        container = _docker(*command, timeout=600).decode().strip()
+        container = _docker(*command, timeout=600, env=values).decode().strip()
         return DockerSandbox(container[:12], self.env_config)
 
     def _find(self, name: str) -> str | None:
@@ -156,12 +173,12 @@ class DockerSandbox(SandboxEnvironment):
         self, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None, timeout: float
     ) -> CommandResult:
         seconds = max(int(timeout), 1)
-        envs = [arg for k, v in {**BASE_ENV, **(env or {})}.items() for arg in ("--env", f"{k}={v}")]
-        argv = ["docker", "exec", "--workdir", cwd or self.home, *envs, self.id]
+        names, values = env_by_name({**BASE_ENV, **(env or {})})
+        argv = ["docker", "exec", "--workdir", cwd or self.home, *names, self.id]
         argv += ["timeout", "-k", str(KILL_GRACE_S), str(seconds), "bash", "-lc", command]
         result = run_process(
             argv,
-            env={"PATH": "/usr/local/bin:/usr/bin:/bin"},
+            env={**CLIENT_ENV, **values},
             cwd=None,
             timeout=seconds + KILL_GRACE_S + 30,
             max_output_bytes=self.config.max_output_bytes,
