@@ -101,7 +101,8 @@ class Evaluator:
             report = InstanceReport(patch_is_None=record.solve_id is None, patch_exists=False)
         else:
             try:
-                report = self._run(instance, patch)
+                assert record.solve_id is not None  # a patch comes from a solve
+                report = self._run(instance, patch, self.container.runs.solve(record.solve_id).owner)
             except SolverError as exc:
                 log.warning("evaluating %s failed: %s", instance.instance_id, exc)
                 report = InstanceReport(patch_exists=True, error=f"{type(exc).__name__}: {exc.message}")
@@ -116,7 +117,16 @@ class Evaluator:
         except ArtifactNotFound:
             return b""
 
-    def _run(self, instance: Instance, patch: bytes) -> InstanceReport:
+    def _token(self, owner: str, url: str) -> str | None:
+        """The deployment's token for the host, only where the owner's allowlist covers the
+        repository (as for the runs' own clones)."""
+        deps = self.container.pipeline().deps
+        token = deps.settings.host_token(url)
+        if token is None or deps.allowlist.grant(owner, url) is not None:
+            return token
+        return None
+
+    def _run(self, instance: Instance, patch: bytes, owner: str) -> InstanceReport:
         settings = self.container.settings
         sandboxes = self.container.pipeline().deps.sandboxes
         image = instance.image or (swebench_image(instance.instance_id) if settings.sandbox in IMAGE_BACKENDS else None)
@@ -134,7 +144,7 @@ class Evaluator:
                 ref=instance.base_commit,
                 setup_command=instance.setup_command,
                 issue_text="",
-                token=settings.git_token_for(instance.source),
+                token=self._token(owner, instance.source),
             )
             try:
                 repository.apply_patch(sandbox, patch, repository.WORKDIR)
