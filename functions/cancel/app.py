@@ -1,8 +1,7 @@
-"""POST /solves/{id}/cancel: the API's cancel router behind API Gateway (REST proxy integration)."""
+"""POST /solves/{id}/cancel (and /publish): the API's cancel router behind API Gateway (REST proxy integration)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,12 +14,11 @@ from solver_core.observability import (
     logger,
     metrics,
     record_api_response,
-    record_solve_cancelled,
 )
 
 configure_lambda_logging()
 # Dependencies are built from the environment on the first request, with only this function's secrets.
-app = build_app(["cancel"], deps=lambda_deps("CancelFunction"))
+app = build_app(["cancel", "publish"], deps=lambda_deps("CancelFunction"))
 
 
 @logger.inject_lambda_context(correlation_id_path=API_CORRELATION_PATH)
@@ -28,6 +26,4 @@ app = build_app(["cancel"], deps=lambda_deps("CancelFunction"))
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = app.resolve(event, context)
     record_api_response(int(response["statusCode"]))
-    if response["statusCode"] == 200 and json.loads(response["body"]).get("changed"):
-        record_solve_cancelled()
-    return response
+    return response  # SolvesCancelled is recorded by the route, once per cancel that changed something

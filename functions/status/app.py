@@ -1,4 +1,4 @@
-"""GET /solves, /solves/{id}, events, stats, /health, /models, /openapi.json and /docs."""
+"""GET /solves, /solves/{id}, events, stats, /health, /models, /openapi.json, /docs and the /ui console."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from solver_core.observability import (
 
 configure_lambda_logging()
 # Dependencies are built from the environment on the first request, with only this function's secrets.
-app = build_app(["read", "system"], deps=lambda_deps("StatusFunction"))
+app = build_app(["read", "system", "console"], deps=lambda_deps("StatusFunction"))
 
 
 @logger.inject_lambda_context(correlation_id_path=API_CORRELATION_PATH)

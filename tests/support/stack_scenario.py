@@ -274,7 +274,7 @@ class DeployedStack:
         outcome = self.harness.wait(self._execution(solve_id), timeout_s=120)
         assert outcome["status"] == "SUCCEEDED", outcome
         for path in ("/solves", f"/solves/{solve_id}", f"/solves/{solve_id}/events", f"/solves/{solve_id}/stats",
-                     f"/solves/{solve_id}/patch", "/health", "/models"):  # fmt: skip
+                     f"/solves/{solve_id}/patch", "/health", "/models", "/ui", f"/ui/solves/{solve_id}"):  # fmt: skip
             answer = self._status(path)
             assert answer["statusCode"] in (200, 302, 303), (path, answer)
 

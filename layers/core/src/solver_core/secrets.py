@@ -81,21 +81,19 @@ def _needs(function: str, required: set[SecretName], optional: set[SecretName] |
 
 # Webhooks are signed with the webhook secret wherever a solve's status changes (the run steps'
 # FinishSolve, a cancel, the sweeper and the reconciler finishing solves); the GitHub token clones
-# private repositories and publishes, as the GitHub App does; the e2b key reaches sandboxes (launch,
+# private repositories and publishes, as the GitHub App does (the run steps' PublishResults, and the
+# sweeper and reconciler publishing the solves they finish); the e2b key reaches sandboxes (launch,
 # kill, the health check). template.yaml grants each function exactly these (tests/contract/test_iam.py).
+PUBLISHING: set[SecretName] = {"github_token", "webhook_secret", "github_app_private_key"}
 FUNCTION_SECRETS: dict[str, SecretNeeds] = {
     needs.function: needs
     for needs in (
         _needs("StartSolveFunction", {"database_url"}),
         _needs("StatusFunction", {"database_url", "e2b_api_key"}),
         _needs("CancelFunction", {"database_url", "e2b_api_key"}, {"webhook_secret"}),
-        _needs(
-            "RunSolverFunction",
-            {"database_url", "e2b_api_key", "llm_keys"},
-            {"github_token", "webhook_secret", "github_app_private_key"},
-        ),
-        _needs("SweeperFunction", {"database_url", "e2b_api_key"}, {"webhook_secret"}),
-        _needs("ReconcilerFunction", {"database_url", "e2b_api_key"}, {"webhook_secret"}),
+        _needs("RunSolverFunction", {"database_url", "e2b_api_key", "llm_keys"}, PUBLISHING),
+        _needs("SweeperFunction", {"database_url", "e2b_api_key"}, PUBLISHING),
+        _needs("ReconcilerFunction", {"database_url", "e2b_api_key"}, PUBLISHING),
         _needs("MigrateFunction", {"database_url"}),
     )
 }
