@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session, sessionmaker
 
 from solver_core.rules import RequestPolicy
+from solver_core.services.allowlist import AllowlistService
 from solver_core.services.catalog import CatalogService
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunService
@@ -46,12 +47,14 @@ class ApiLimits:
     # A body that would not fit in a response this large is sent as a redirect to a download link instead
     # (when the artifact store has such links).
     max_response_bytes: int = LAMBDA_RESPONSE_BYTES
+    owner_daily_cost_usd: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiLimits:
         return cls(
             max_body_bytes=settings.max_request_bytes,
             max_active_solves_per_owner=settings.max_active_solves_per_owner,
+            owner_daily_cost_usd=settings.owner_daily_cost_usd,
         )
 
 
@@ -101,6 +104,10 @@ class ApiDeps:
     @cached_property
     def policy(self) -> RequestPolicy:
         return RequestPolicy.from_settings(self.settings)
+
+    @cached_property
+    def allowlist(self) -> AllowlistService:
+        return AllowlistService(self.sessions, trusted_owner=self.settings.trusted_owner)
 
     @cached_property
     def catalog(self) -> CatalogService:
