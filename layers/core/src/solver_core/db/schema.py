@@ -109,6 +109,7 @@ class SolveRow(Timestamps, Base):
     setup_command: Mapped[str | None] = mapped_column(Text)
     test_command: Mapped[str | None] = mapped_column(Text)
     callback_url: Mapped[str | None] = mapped_column(String(2048))
+    sandbox_image: Mapped[str | None] = mapped_column(String(512))  # overrides the deployment's image
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
     execution_ref: Mapped[str | None] = mapped_column(String(2048))

@@ -219,6 +219,7 @@ class SolveService:
             setup_command=request.setup_command,
             test_command=request.test_command,
             callback_url=request.callback_url,
+            sandbox_image=request.sandbox_image,
             publish=request.publish.model_dump(mode="json") if request.publish else None,
             idempotency_key=key,
             request_hash=fingerprint,
