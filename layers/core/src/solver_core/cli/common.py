@@ -23,8 +23,13 @@ def local_owner() -> str:
         return "local:user"
 
 
-def open_container(settings: Settings) -> Container:
-    """The container on migrated storage: the embedded database is created or upgraded on first use."""
+def open_container(settings: Settings, *, settle: bool = True) -> Container:
+    """The container on migrated storage: the embedded database is created or upgraded on first use.
+    Solves left unfinished by a process that ended are settled first (cli/liveness.py)."""
     container = build_container(settings)
     upgrade(container.engine)
+    if settle:
+        from solver_core.cli.liveness import settle_orphans
+
+        settle_orphans(container)
     return container
