@@ -17,7 +17,7 @@ def settle_orphans(container: Container) -> list[str]:
     """Settle the solves whose local process ended (one query when there are none): their runs
     are failed as retryable and their sandboxes killed, so `solver resume` can continue them."""
     queries = RunQueries(container.sessions)
-    orphans = [s for s in queries.open_solves_run_by(process_ref.PREFIX) if not _alive(s.execution_ref)]
+    orphans = [s for s in queries.open_solves_run_by(process_ref.PREFIX) if process_ref.process_ended(s.execution_ref)]
     if not orphans:
         return []
     from solver_core.orchestrators.local import LocalOrchestrator
@@ -37,11 +37,6 @@ def settle_orphans(container: Container) -> list[str]:
     for error in report.errors:
         console.print(f"[red]could not settle an unfinished solve: {error}[/]")
     return report.settled
-
-
-def _alive(execution_ref: str | None) -> bool:
-    ref = process_ref.parse(execution_ref)
-    return ref is None or process_ref.process_alive(ref)
 
 
 def stalled_note(solve: SolveView, stale_after_s: int, now: datetime | None = None) -> str | None:

@@ -74,3 +74,10 @@ def process_alive(ref: LocalRef) -> bool:
             return True
         return False
     return ref.start in {start, "0"}
+
+
+def process_ended(execution_ref: str | None) -> bool:
+    """Whether the execution is another process's on this machine, and that process is gone
+    (this process's own executions are its threads: the orchestrator knows about those)."""
+    ref = parse(execution_ref)
+    return ref is not None and not is_this_process(ref) and not process_alive(ref)

@@ -90,7 +90,7 @@ class Sweeper:
 
     def _settle_orphans(self, now: datetime, report: SweepReport) -> None:
         for solve in self.queries.open_solves_run_by(process_ref.PREFIX):
-            if not self.orchestrator.is_running(solve.execution_ref):
+            if process_ref.process_ended(solve.execution_ref):
                 why = "the process running it ended"
                 _guarded(report, "settle orphan", str(solve.id), partial(self._settle, solve.id, why, report))
 
