@@ -15,15 +15,19 @@ import secrets
 import stat
 import threading
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
 import typer
+from rich.markup import escape
 
 from solver_core.api import ApiDeps, build_app
 from solver_core.api.http import ApiServer, is_loopback, is_wildcard
 from solver_core.cli.common import console, local_owner, open_container
+from solver_core.console.remote import BearerSigner, RemoteProxy, Signer, iam_signer
+from solver_core.errors import ConfigurationError
 from solver_core.notify import build_notifier
 from solver_core.orchestrators.local import LocalOrchestrator
 from solver_core.sandbox.local import bwrap_path
@@ -39,10 +43,13 @@ def serve_settings(*, allow_local_repos: bool, allow_replay_models: bool) -> Set
     """The environment's settings; the flags can only allow more, never less. Unlike the other
     commands, serve is strict by default: other programs (and people) may call it."""
     settings = Settings()
+    # Every request is the machine's user's (api/http.py): allowed every repository, every sandbox slot.
+    single_owner = {"trusted_owner": local_owner(), "owner_sandbox_share": 1.0}
     return settings.model_copy(
         update={
             "allow_local_repos": settings.allow_local_repos or allow_local_repos,
             "allow_replay_models": settings.allow_replay_models or allow_replay_models,
+            **{k: v for k, v in single_owner.items() if k not in settings.model_fields_set},
         }
     )
 
@@ -145,6 +152,36 @@ def start_sweeper(container: Container, orchestrator: object, interval_s: float)
     return stop
 
 
+class RemoteAuth(StrEnum):
+    IAM = "iam"
+    COGNITO = "cognito"
+
+
+def remote_signer(remote: str, auth: RemoteAuth, *, region: str | None, settings: Settings) -> Signer:
+    if auth is RemoteAuth.COGNITO:
+        if settings.remote_id_token is None:
+            raise ConfigurationError("--remote-auth cognito needs the user pool's ID token in SOLVER_REMOTE_ID_TOKEN")
+        return BearerSigner(settings.remote_id_token.get_secret_value())
+    return iam_signer(remote, region or settings.aws_region)
+
+
+def serve_remote(host: str, port: int, remote: str, auth: RemoteAuth, *, region: str | None, token: str | None) -> None:
+    """A local proxy to a deployed API that authenticates every request (docs/architecture.md)."""
+    try:
+        signer = remote_signer(remote, auth, region=region, settings=Settings())
+        proxy = RemoteProxy((host, port), remote, signer, token=token)
+    except ConfigurationError as exc:
+        console.print(f"[red]{escape(exc.message)}[/]")
+        raise typer.Exit(2) from exc
+    console.print(f"Proxy to {escape(remote)} ({auth.value}) on [bold]{proxy.url}[/]: open {proxy.url}/ui")
+    try:
+        proxy.serve_forever()
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        proxy.server_close()
+
+
 def background_publisher(container: Container) -> Callable[[UUID], None]:
     """POST /solves/{id}/publish answers at once; publishing (bounded GitHub waits and retries)
     goes on in a thread, and records its outcome on the solve."""
@@ -173,13 +210,26 @@ def serve(  # noqa: PLR0917 - a typer command takes its options as parameters
         bool, typer.Option("--unsafe-no-isolation", help="Run agents' commands without bubblewrap.")
     ] = False,
     token: Annotated[str | None, typer.Option(hidden=True)] = None,
+    remote: Annotated[
+        str | None, typer.Option(help="Proxy a deployed API (its URL with the stage) instead of serving one here.")
+    ] = None,
+    remote_auth: Annotated[
+        RemoteAuth, typer.Option(help="How --remote requests authenticate: SigV4 (iam) or SOLVER_REMOTE_ID_TOKEN.")
+    ] = RemoteAuth.IAM,
+    region: Annotated[str | None, typer.Option(help="AWS region of --remote (default: from its URL).")] = None,
 ) -> None:
-    """Serve the HTTP API (the same routes as the cloud API; Swagger UI at /docs).
+    """Serve the HTTP API (the same routes as the cloud API; Swagger UI at /docs, console at /ui).
 
     The token comes from SOLVER_SERVE_TOKEN or --token-file; on loopback, one is generated when
     neither is given."""
     if token is not None:
         raise refuse("--token is gone (every user can read a command line): use SOLVER_SERVE_TOKEN or --token-file")
+    if remote is not None:
+        secret, generated = resolve_token(Settings(), host, token_file, no_token)
+        if generated:
+            console.print(f"token (generated): [bold]{secret}[/] (send 'Authorization: Bearer <token>')")
+        serve_remote(host, port, remote, remote_auth, region=region, token=secret)
+        return
     settings = serve_settings(allow_local_repos=allow_local_repos, allow_replay_models=allow_replay_models)
     hosts = tuple(allowed_host or ())
     check_hosts(host, list(hosts))
