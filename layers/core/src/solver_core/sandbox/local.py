@@ -25,6 +25,8 @@ from pathlib import Path
 from solver_core.errors import SandboxGone
 from solver_core.sandbox.base import (
     BASE_ENV,
+    SOLVER_SHELL,
+    STARTUP_VARIABLES,
     CommandResult,
     SandboxEnvironment,
     SandboxEnvironmentConfig,
@@ -153,7 +155,13 @@ class LocalSandbox(SandboxEnvironment):
             raise SandboxGone(f"sandbox {self.id} reached the end of its lifetime")
 
     def run(
-        self, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None, timeout: float
+        self,
+        command: str,
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float,
+        login: bool = False,
     ) -> CommandResult:
         self.ensure_alive()
         environment = {
@@ -163,8 +171,12 @@ class LocalSandbox(SandboxEnvironment):
             **self._envs,
             **(env or {}),
         }
+        if not login:
+            for name in STARTUP_VARIABLES:
+                environment.pop(name, None)
         directory = cwd or self.home
-        argv = self._argv(command, environment, directory)
+        shell = ["bash", "-c"] if login else list(SOLVER_SHELL)
+        argv = self._argv([*shell, command], environment, directory)
         pids = self._state / "pids"
         result = run_process(
             argv,
@@ -178,9 +190,9 @@ class LocalSandbox(SandboxEnvironment):
         self.ensure_alive()  # a kill during the command surfaces as SandboxGone, not as its output
         return result
 
-    def _argv(self, command: str, environment: Mapping[str, str], cwd: str) -> list[str]:
+    def _argv(self, command: list[str], environment: Mapping[str, str], cwd: str) -> list[str]:
         if not self._backend.bwrap:
-            return ["bash", "-c", command]
+            return command
         argv = [self._backend.bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc"]
         argv += ["--unshare-uts", "--unshare-cgroup-try", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         argv += ["--tmpfs", "/tmp"]  # noqa: S108 - a private /tmp, mounted before the sandbox (often under /tmp)
@@ -191,7 +203,7 @@ class LocalSandbox(SandboxEnvironment):
         argv += ["--bind", str(self._dir / "home"), self.home, "--clearenv"]
         for key, value in environment.items():
             argv += ["--setenv", key, value]
-        return [*argv, "--chdir", cwd, "--", "bash", "-c", command]
+        return [*argv, "--chdir", cwd, "--", *command]
 
     def _hidden(self) -> list[Path]:
         homes = {Path.home(), *Path("/home").glob("*")}
@@ -206,9 +218,10 @@ class LocalSandbox(SandboxEnvironment):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
 
-    def read_file(self, path: str) -> bytes:
+    def read_file(self, path: str, *, limit: int | None = None) -> bytes:
         self.ensure_alive()
-        return self._inside(path).read_bytes()
+        with self._inside(path).open("rb") as stream:
+            return stream.read() if limit is None else stream.read(limit + 1)
 
     def _inside(self, path: str) -> Path:
         target = Path(path if path.startswith("/") else f"{self.home}/{path}").resolve()
