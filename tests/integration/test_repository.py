@@ -14,14 +14,14 @@ from solver_core.ports import Sandbox, SandboxBackend
 from solver_core.sandbox import repository
 from solver_core.sandbox.base import SandboxSpec
 from tests.fakes.git_server import GitHTTPServer
-from tests.support.runtime import BACKENDS, commit_files, git, make_repo, sandbox_backend
+from tests.support.runtime import BACKENDS, commit_files, git, host_address_for, make_repo, sandbox_backend
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "ghp_privateToken1234567890abcdefABCDEF"
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[*BACKENDS, "docker"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SandboxBackend]:
     with sandbox_backend(request.param, tmp_path) as (made, _service):
         yield made
@@ -155,7 +155,7 @@ def test_a_patch_over_the_limit_is_measured_in_the_sandbox_and_never_read(sandbo
 
 
 def test_a_private_clone_leaves_its_token_nowhere(sandbox: Sandbox, repo: Path, tmp_path: Path) -> None:
-    with GitHTTPServer(tmp_path / "git", token=TOKEN).start() as server:
+    with GitHTTPServer(tmp_path / "git", token=TOKEN, host=host_address_for(sandbox)).start() as server:
         url = server.add_repo("org/private", repo)
         with pytest.raises(RepositoryError, match="could not clone"):
             repository.prepare(sandbox, repo=url, ref="main", setup_command=None, issue_text="#t\n")

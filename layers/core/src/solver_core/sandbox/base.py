@@ -123,6 +123,11 @@ class SandboxEnvironment(ABC):
         `login` the shell reads no startup file (`~/.profile`, `~/.bashrc`, `$BASH_ENV`): Solver's
         own commands must not run what the agent wrote there."""
 
+    def run_action(self, command: str, *, cwd: str, env: Mapping[str, str], timeout: float) -> CommandResult:
+        """An agent's command (a backend may restrict these more than its own setup commands); it
+        runs as the agent's own login shell."""
+        return self.run(command, cwd=cwd, env=env, timeout=timeout, login=True)
+
     @abstractmethod
     def write_file(self, path: str, data: bytes) -> None: ...
 
@@ -132,12 +137,8 @@ class SandboxEnvironment(ABC):
     def execute(self, action: dict[str, Any], cwd: str = "", *, timeout: int | None = None) -> dict[str, Any]:
         """Run one agent action in the repository; raise Submitted on the submit sentinel."""
         limit = timeout or self.config.timeout
-        result = self.run(
-            action.get("command", ""),
-            cwd=cwd or self.config.cwd or self.workdir,
-            env=self.config.env,
-            timeout=limit,
-            login=True,
+        result = self.run_action(
+            action.get("command", ""), cwd=cwd or self.config.cwd or self.workdir, env=self.config.env, timeout=limit
         )
         output: dict[str, Any] = {"output": result.output, "returncode": result.returncode, "exception_info": ""}
         if result.timed_out:

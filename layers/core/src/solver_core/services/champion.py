@@ -1,4 +1,4 @@
-"""The solve-level steps around the runs: BeginSolve, PickChampion, FinishSolve, FailSolve (DESIGN §5).
+"""The solve-level steps around the runs: BeginSolve, PickChampion, FinishSolve, FailSolve.
 
 Champion order: tests passed > the patch leaves existing tests and their configuration alone
 (`modifies_tests`) > the agent submitted > a smaller patch > a lower cost (then the lower index, so
