@@ -72,16 +72,26 @@ def solver_dir(sandbox: Sandbox) -> str:
     return f"{sandbox.home}/.solver"
 
 
-def git_auth_env(repo_url: str, token: str) -> dict[str, str]:
-    """Git configuration, through the environment of one command, that sends a Basic auth header
-    to the repository's own host only (so a redirect elsewhere never carries the token)."""
+def git_config_env(*pairs: tuple[str, str]) -> dict[str, str]:
+    """Git configuration through the environment (`GIT_CONFIG_COUNT`/`_KEY_n`/`_VALUE_n`), which
+    outranks every config file and lives only as long as the command."""
+    env = {"GIT_CONFIG_COUNT": str(len(pairs))}
+    for number, (key, value) in enumerate(pairs):
+        env |= {f"GIT_CONFIG_KEY_{number}": key, f"GIT_CONFIG_VALUE_{number}": value}
+    return env
+
+
+def git_auth_config(repo_url: str, token: str) -> tuple[str, str]:
+    """A Basic auth header sent to the repository's own host only (so a redirect elsewhere never
+    carries the token)."""
     parts = urlsplit(repo_url)
     basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    return {
-        "GIT_CONFIG_COUNT": "1",
-        "GIT_CONFIG_KEY_0": f"http.{parts.scheme}://{parts.netloc}/.extraHeader",
-        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
-    }
+    return f"http.{parts.scheme}://{parts.netloc}/.extraHeader", f"Authorization: Basic {basic}"
+
+
+def git_auth_env(repo_url: str, token: str) -> dict[str, str]:
+    """The auth header as the configuration of one command's environment."""
+    return git_config_env(git_auth_config(repo_url, token))
 
 
 def upload_scripts(sandbox: Sandbox, *, home: str | None = None) -> None:
@@ -235,16 +245,10 @@ def patch_stats(patch: bytes) -> PatchStats:
     return PatchStats(files, added, removed)
 
 
-# Git configuration, through the environment (it outranks every config file), for every command
-# of a verification: no hooks, no fsmonitor command, no replacement objects.
-VERIFY_GIT_ENV = {
-    "GIT_CONFIG_COUNT": "2",
-    "GIT_CONFIG_KEY_0": "core.hooksPath",
-    "GIT_CONFIG_VALUE_0": "/dev/null",
-    "GIT_CONFIG_KEY_1": "core.fsmonitor",
-    "GIT_CONFIG_VALUE_1": "false",
-    "GIT_NO_REPLACE_OBJECTS": "1",
-}
+# Git configuration for every command of a verification: no hooks, no fsmonitor command, no
+# replacement objects.
+VERIFY_GIT_CONFIG = (("core.hooksPath", "/dev/null"), ("core.fsmonitor", "false"))
+VERIFY_GIT_ENV = {**git_config_env(*VERIFY_GIT_CONFIG), "GIT_NO_REPLACE_OBJECTS": "1"}
 
 
 def apply_patch(sandbox: Sandbox, patch: bytes, workdir: str, env: Mapping[str, str] | None = None) -> None:
@@ -282,9 +286,9 @@ def verify_fresh(sandbox: Sandbox, job: VerifyJob, *, repo: str, token: str | No
     is_local = repo.startswith("/")
     source = _local_bundle(sandbox, repo) if is_local else repo
     env = {"SOLVER_REPO": source, "SOLVER_REPO_DISPLAY": repo, "SOLVER_WORKDIR": WORKDIR, "SOLVER_REF": job.base}
-    if token and not is_local:
-        env |= git_auth_env(repo, token)
-    cloned = sandbox.run(f"bash {SOLVER_DIR}/clone.sh", env=env | VERIFY_GIT_ENV, timeout=job.clone_timeout_s)
+    config = VERIFY_GIT_CONFIG + ((git_auth_config(repo, token),) if token and not is_local else ())
+    env |= {**VERIFY_GIT_ENV, **git_config_env(*config)}  # the auth header for the clone alone
+    cloned = sandbox.run(f"bash {SOLVER_DIR}/clone.sh", env=env, timeout=job.clone_timeout_s)
     if not cloned.ok:
         raise RepositoryError(_error_of(cloned, f"could not clone {repo} for verification"))
     if f"BASE_COMMIT={job.base}" not in cloned.output.splitlines():
