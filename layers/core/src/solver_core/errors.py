@@ -42,6 +42,12 @@ class ValidationFailed(SolverError):
     status = 422
 
 
+class ReplayNotFound(ValidationFailed):
+    """A batch's replay folder has no file for an instance: that instance fails, the others run."""
+
+    code = "replay_not_found"
+
+
 class NotFound(SolverError):
     code = "not_found"
     status = 404
@@ -71,6 +77,20 @@ class TooManyRequests(SolverError):
     def __init__(self, message: str, *, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class Forbidden(SolverError):
+    """The caller is known but may not do this."""
+
+    code = "forbidden"
+    status = 403
+
+
+class NotOnAllowlist(Forbidden):
+    """The deployment's Git credentials or publishing were asked for a repository outside the
+    owner's allowlist (`solver owners`)."""
+
+    code = "not_on_allowlist"
 
 
 class ConfigurationError(SolverError):
@@ -126,6 +146,14 @@ class RepositoryError(RunError):
     """The repository could not be cloned, checked out or set up."""
 
     code = "repository_error"
+
+
+class RepositoryNotAllowed(RepositoryError):
+    """An anonymous clone failed, and the deployment's credentials for the host are not the owner's
+    to use on this repository (it is not on the owner's allowlist)."""
+
+    code = "repository_not_allowed"
+    status = 403
 
 
 class PatchTooLarge(RunError):
@@ -208,6 +236,14 @@ class PatchNotApplicable(PublishError):
     preimage differs from what GitHub has)."""
 
     code = "patch_not_applicable"
+
+
+class WorkflowChangeRefused(PublishError):
+    """A draft pull request would change .github/workflows/, and the owner's allowlist entry does
+    not permit it."""
+
+    code = "workflow_change_refused"
+    status = 403
 
 
 class GitHubError(PublishError):

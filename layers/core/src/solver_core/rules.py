@@ -138,6 +138,25 @@ def _check_repo_path(path: str, query: str, fragment: str, what: str) -> None:
         raise fail("url_path", f"{what} must look like https://host/owner/repo")
 
 
+def repository_key(location: str) -> str | None:
+    """`https://github.com/Org/Repo.git` → `github.com/org/repo`; None for local paths and anything
+    that is not a repository URL."""
+    try:
+        parts = urlsplit(location)
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in {"https", "http"} or not host:
+        return None
+    host = host.removeprefix("www.") + (f":{port}" if port else "")
+    segments = [s.lower() for s in parts.path.split("/") if s]
+    if len(segments) < 2:
+        return None
+    segments[-1] = segments[-1].removesuffix(".git")
+    return "/".join([host, *segments])
+
+
 def check_git_ref(ref: str) -> str:
     """Git's check-ref-format rules for a branch or tag name, or a hex commit sha."""
     if _HEX_SHA.match(ref):
@@ -160,6 +179,17 @@ def _ref_problem(ref: str) -> str | None:
         (any(c.startswith(".") or c.endswith(".lock") for c in ref.split("/")), "bad component"),
     )
     return next((message for broken, message in checks if broken), None)
+
+
+# A docker image reference or an e2b template name: registry/path:tag@digest characters only.
+_IMAGE = re.compile(r"^[a-z0-9][A-Za-z0-9._/:@-]{0,511}$")
+
+
+def check_image_name(name: str) -> str:
+    """A sandbox image or template name; it reaches the engine as one argument, never a shell."""
+    if not _IMAGE.match(name) or ".." in name or name.startswith("-"):
+        raise fail("image_name", f"'{name[:80]}' is not a valid image or template name")
+    return name
 
 
 def check_model_name(name: str, policy: RequestPolicy) -> str:

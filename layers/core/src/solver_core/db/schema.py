@@ -111,6 +111,7 @@ class SolveRow(Timestamps, Base):
     # Where VerifyPatch runs the tests (models.VerifyIn).
     verify_in: Mapped[str] = mapped_column(String(20), default="fresh_sandbox", server_default="fresh_sandbox")
     callback_url: Mapped[str | None] = mapped_column(String(2048))
+    sandbox_image: Mapped[str | None] = mapped_column(String(512))  # overrides the deployment's image
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
     execution_ref: Mapped[str | None] = mapped_column(String(2048))
@@ -210,4 +211,16 @@ class AgentConfigRow(Base):
     base: Mapped[str] = mapped_column(String(255))
     overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AllowlistRow(Base):
+    """A repository (`host/org/repo`) or organisation (`host/org`) for which an owner may use the
+    deployment's Git credentials and publishing (services/allowlist.py)."""
+
+    __tablename__ = "owner_allowlist"
+
+    owner: Mapped[str] = mapped_column(String(200), primary_key=True)
+    target: Mapped[str] = mapped_column(String(512), primary_key=True)
+    allow_workflows: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
