@@ -145,5 +145,7 @@ def test_no_command_starts_without_time_left_to_record_it(tmp_path: Path, postgr
 
 
 def _running(token: str) -> bool:
-    found = subprocess.run(["pgrep", "-f", f"^bash -l?c [^#]*{token}"], capture_output=True, check=False)
+    found = subprocess.run(
+        ["pgrep", "-f", f"^bash (--noprofile --norc )?-l?c [^#]*{token}"], capture_output=True, check=False
+    )
     return found.returncode == 0

@@ -52,7 +52,9 @@ def marked(command: str) -> tuple[str, str]:
 
 def running(token: str) -> bool:
     """The command's own shell runs (the runner's command line holds the token too, after a `#`)."""
-    found = subprocess.run(["pgrep", "-f", f"^bash -l?c [^#]*{token}"], capture_output=True, check=False)
+    found = subprocess.run(
+        ["pgrep", "-f", f"^bash (--noprofile --norc )?-l?c [^#]*{token}"], capture_output=True, check=False
+    )
     return found.returncode == 0
 
 
