@@ -20,7 +20,7 @@ from pydantic import (
 
 from solver_core import rules
 from solver_core.publish.models import Publication, PublishOptions, check_publish_target
-from solver_core.status import EventKind, RunStatus, SolveStatus
+from solver_core.status import EventKind, Outcome, RunStatus, SolveStatus
 
 MAX_COMMAND_LENGTH = 4096
 MAX_BODY_LENGTH = 65_536
@@ -93,6 +93,11 @@ class SolveRequest(Input):
     limits: Limits = Field(default_factory=Limits)
     setup_command: Command | None = None
     test_command: Command | None = None
+    detect_tests: bool = Field(
+        default=True,
+        description="without test_command, detect the repository's test command (pytest, npm test, go test, …); "
+        "false runs no tests",
+    )
     callback_url: str | None = Field(default=None, max_length=rules.MAX_URL_LENGTH)
     external_ref: dict[Annotated[str, Field(max_length=64)], ShortText] | None = Field(default=None, max_length=16)
     # Last, so that its validator sees the validated repo_url and issue.
@@ -145,6 +150,7 @@ class SolveRequest(Input):
         """A stable digest of the request, to tell a replayed Idempotency-Key from a reused one."""
         # Without publish when unset, so requests made before the option existed keep their digest.
         exclude = {"publish"} if self.publish is None else set()
+        exclude |= {"detect_tests"} if self.detect_tests else set()
         canonical = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -185,6 +191,7 @@ class TestResult(View):
     passed: bool
     duration_s: float
     output_key: str | None = None
+    detected: bool = Field(default=False, description="the command was detected from the repository, not given")
 
 
 class RunView(View):
@@ -206,6 +213,8 @@ class RunView(View):
     tests: TestResult | None
     error: str | None
     artifacts: dict[str, str] = Field(description="artifact kind → store key")
+    detected_test_command: str | None = None
+    outcome: Outcome = Outcome.PENDING
     heartbeat_at: datetime | None
     created_at: datetime
     started_at: datetime | None
@@ -229,6 +238,8 @@ class SolveView(View):
     callback_url: str | None
     external_ref: dict[str, str] | None
     execution_ref: str | None
+    detect_tests: bool = True
+    outcome: Outcome = Outcome.PENDING
     champion_run_id: UUID | None
     error: str | None
     created_at: datetime

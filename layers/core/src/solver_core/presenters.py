@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from solver_core.models import IssueSpec, Limits, PatchStats, RunView, SolveView, TestResult
 from solver_core.ports import ArtifactStore
 from solver_core.publish.models import Publication, PublishOptions
-from solver_core.status import RunStatus, SolveStatus
+from solver_core.status import Outcome, RunStatus, SolveStatus
 
 PUBLIC_ARTIFACTS = ("patch", "trajectory", "log", "tests")
 
@@ -31,6 +31,7 @@ class RunOut(Out):
     tokens: int
     patch_stats: PatchStats | None
     tests: TestResult | None
+    outcome: Outcome = Field(description="what the run produced, apart from its lifecycle status")
     error: str | None
     artifacts: dict[str, str]
     started_at: datetime | None
@@ -44,6 +45,7 @@ class SolveOut(Out):
     ref: str | None
     issue: IssueSpec
     limits: Limits
+    outcome: Outcome = Field(description="the champion's outcome; no_patch when there is none")
     champion_run_id: UUID | None
     error: str | None
     runs: list[RunOut]

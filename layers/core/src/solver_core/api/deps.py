@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -61,6 +61,9 @@ class ApiDeps:
     limits: ApiLimits = field(default_factory=ApiLimits)
     # Told about a solve's status change made here (a cancel); see solver_core.notify.
     notify: Callable[[SolveView], None] | None = None
+    # Where runs execute in this process (`solver serve`), their models' keys are checked at
+    # request time: raises ModelNotConfigured (422). In the cloud the keys live in the run function.
+    check_models: Callable[[Sequence[str]], None] | None = None
 
     @classmethod
     def from_container(
@@ -71,6 +74,7 @@ class ApiDeps:
         sandboxes: Callable[[], SandboxBackend] | None = None,
         limits: ApiLimits | None = None,
         notify: Callable[[SolveView], None] | None = None,
+        check_models: Callable[[Sequence[str]], None] | None = None,
     ) -> ApiDeps:
         return cls(
             settings=container.settings,
@@ -83,6 +87,7 @@ class ApiDeps:
             sandboxes=sandboxes or _lazy_sandboxes(container.settings),
             limits=limits or ApiLimits.from_settings(container.settings),
             notify=notify,
+            check_models=check_models,
         )
 
     @cached_property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from solver_core.cli import client, db, demo, internal, serve, solve, template
+from solver_core.cli import client, db, demo, doctor, internal, serve, solve, template
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Turn issues into tested patches.")
 app.add_typer(db.app, name="db")
@@ -14,6 +14,7 @@ app.command("solve")(solve.solve)
 app.command("publish")(solve.publish)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+app.command("doctor")(doctor.run_doctor)
 app.command("status")(client.status)
 app.command("list")(client.list_solves)
 app.command("cancel")(client.cancel)

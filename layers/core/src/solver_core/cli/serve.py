@@ -9,8 +9,9 @@ import typer
 
 from solver_core.api import ApiDeps, build_app
 from solver_core.api.http import ApiServer, is_loopback
-from solver_core.cli.common import console, local_owner, open_container
+from solver_core.cli.common import console, ensure_ready, local_owner, open_container
 from solver_core.notify import build_notifier
+from solver_core.readiness.models import preflight_models
 from solver_core.settings import Settings
 from solver_core.wiring import build_orchestrator
 
@@ -49,10 +50,14 @@ def serve(
 ) -> None:
     """Serve the HTTP API (the same routes as the cloud API; Swagger UI at /docs)."""
     settings = serve_settings(allow_local_repos=allow_local_repos, allow_replay_models=allow_replay_models)
+    ensure_ready(settings)
     container = open_container(settings)
     try:
         notify = build_notifier(settings).solve_changed
-        deps = ApiDeps.from_container(container, build_orchestrator(settings, container), notify=notify)
+        orchestrator = build_orchestrator(settings, container)
+        # Runs execute in this process unless a state machine is configured: check their keys here.
+        check = None if settings.state_machine_arn else preflight_models
+        deps = ApiDeps.from_container(container, orchestrator, notify=notify, check_models=check)
         server = make_server(lambda: deps, host, port, token=token, owner=local_owner())
     except BaseException:
         container.close()

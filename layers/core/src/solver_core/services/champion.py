@@ -49,6 +49,8 @@ def _rank(run: RunView) -> tuple[bool, bool, int, float, int]:
 def describe(run: RunView) -> str:
     stats = run.patch_stats
     tests = "no tests run" if run.tests is None else ("tests passed" if run.tests.passed else "tests failed")
+    if run.tests is not None and run.tests.detected:
+        tests += f" (detected: {run.tests.command})"
     submitted = "submitted" if run.exit_status == "Submitted" else f"ended {run.exit_status or 'unknown'}"
     size = f"+{stats.added} -{stats.removed}" if stats else "no patch"
     return f"run {run.index} ({run.model}): {tests}, {submitted}, {size}, ${run.cost_usd:.4f}"

@@ -151,6 +151,7 @@ class SolveService:
             limits=request.limits.model_dump(mode="json"),
             setup_command=request.setup_command,
             test_command=request.test_command,
+            detect_tests=request.detect_tests,
             callback_url=request.callback_url,
             publish=request.publish.model_dump(mode="json") if request.publish else None,
             idempotency_key=key,

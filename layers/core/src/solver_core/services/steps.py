@@ -128,19 +128,33 @@ class RunSteps:
             issue_text=issue_text(ctx),
             token=settings.git_token_for(ctx.solve.repo_url),
             timeouts=repository.PrepareTimeouts(settings.clone_timeout_s, settings.setup_timeout_s),
+            detect_tests=ctx.solve.test_command is None and ctx.solve.detect_tests,
         )
-        self.deps.runs.set_fields(run_id, base_commit=prepared.base_commit)
+        detected = prepared.tests.command if prepared.tests else None
+        self.deps.runs.set_fields(run_id, base_commit=prepared.base_commit, detected_test_command=detected)
         self.deps.artifacts.put(
             keys.prepare_log(ctx.solve.id, run_id), self.deps.redactor.redact(prepared.log).encode()
         )
         for warning in prepared.warnings:
             self.log(ctx, f"setup warning: {warning}")
+        self._log_tests(ctx, prepared.tests)
         partial = keys.partial_diff(ctx.solve.id, run_id)
         if self.deps.artifacts.exists(partial):
             repository.apply_patch(sandbox, self.deps.artifacts.get(partial), repository.WORKDIR)
             self.log(ctx, "resumed: the checkpointed changes were applied to the fresh checkout")
         self.log(ctx, f"repository ready at {prepared.base_commit[:12]}", data={"base_commit": prepared.base_commit})
         return prepared.base_commit
+
+    def _log_tests(self, ctx: RunContext, found: repository.DetectedTests | None) -> None:
+        if ctx.solve.test_command is not None:
+            return
+        if not ctx.solve.detect_tests:
+            self.log(ctx, "tests: none (detection turned off); the champion is chosen without tests")
+        elif found is None:
+            self.log(ctx, "tests: no test command given and none detected; give one with --test-command")
+        else:
+            data = {"test_command": found.command, "detected": True, "reason": found.reason}
+            self.log(ctx, f"tests: detected `{found.command}` ({found.reason})", data=data)
 
     def collect(self, run_id: UUID) -> bool:
         """CollectArtifacts: the patch (computed by us), its stats, the trajectory and the log."""
@@ -165,13 +179,14 @@ class RunSteps:
         """VerifyPatch: the test command on a fresh checkout with the patch; then the run succeeds."""
         ctx = self.deps.runs.context(run_id)
         result = None
-        if ctx.solve.test_command and ctx.run.patch_stats and ctx.run.patch_stats.files:
+        command, detected = test_command_of(ctx)
+        if command and ctx.run.patch_stats and ctx.run.patch_stats.files:
             self._advance(ctx, RunStatus.VERIFYING)
-            result = self._run_tests(ctx, ctx.solve.test_command)
+            result = self._run_tests(ctx, command, detected=detected)
         self.deps.runs.move(run_id, RunStatus.SUCCEEDED)
         return result
 
-    def _run_tests(self, ctx: RunContext, command: str) -> TestResult:
+    def _run_tests(self, ctx: RunContext, command: str, *, detected: bool = False) -> TestResult:
         assert ctx.run.base_commit is not None
         patch = self.deps.artifacts.get(keys.patch(ctx.solve.id, ctx.run.id))
         outcome = repository.verify(
@@ -192,10 +207,13 @@ class RunSteps:
             passed=outcome.passed,
             duration_s=outcome.duration_s,
             output_key=output_key,
+            detected=detected,
         )
         self.deps.runs.set_fields(ctx.run.id, tests=result.model_dump(mode="json"))
         verdict = "passed" if outcome.passed else ("timed out" if outcome.timed_out else "failed")
-        self.log(ctx, f"tests {verdict} (exit {outcome.exit_code}, {outcome.duration_s:.1f}s)", data=vars(result))
+        how = f", detected `{command}`" if detected else ""
+        self.log(ctx, f"tests {verdict} (exit {outcome.exit_code}, {outcome.duration_s:.1f}s{how})",
+                 data=result.model_dump(mode="json"))  # fmt: skip
         return result
 
     def release(self, run_id: UUID) -> bool:
@@ -231,6 +249,15 @@ class RunSteps:
                 exit_status=ctx.run.exit_status or error,
             )
         return target
+
+
+def test_command_of(ctx: RunContext) -> tuple[str | None, bool]:
+    """(the command to verify with, whether it was detected): an explicit command always wins."""
+    if ctx.solve.test_command:
+        return ctx.solve.test_command, False
+    if ctx.solve.detect_tests and ctx.run.detected_test_command:
+        return ctx.run.detected_test_command, True
+    return None, False
 
 
 def issue_text(ctx: RunContext) -> str:

@@ -97,7 +97,10 @@ def router(deps: DepsGetter) -> Router:
         bind_solve(solve_id)
         solve = d.solves.get(owner_of(api.current_event), solve_id)
         if solve.champion_run_id is None:
-            raise NotFound(f"solve {solve_id} has no champion patch (status {solve.status.value})")
+            raise NotFound(
+                f"solve {solve_id} has no champion patch (status {solve.status.value})",
+                hint="wait until it succeeds (`solver status ID`); a failed solve has none",
+            )
         patch = d.artifacts.get(keys.champion_patch(solve_id)).decode("utf-8", errors="replace")
         return Response(200, "text/x-diff; charset=utf-8", patch)
 

@@ -59,6 +59,8 @@ def router(deps: DepsGetter) -> Router:
             request = SolveRequest.model_validate(body.root, context=d.policy)
         except ValidationError as exc:
             raise invalid_body(exc) from exc
+        if d.check_models is not None:
+            d.check_models(request.models)
         cap = ActiveCap(d.limits.max_active_solves_per_owner, d.limits.retry_after_s)
         result = d.solves.start(owner, request, idempotency_key, active_cap=cap)
         bind_solve(result.solve.id)
