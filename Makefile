@@ -48,7 +48,7 @@ PIP_LAMBDA      = $(BUILD_PY) -m pip install --quiet --disable-pip-version-check
 # mini-swe-agent is installed without its dependencies (they pull datasets, pandas, pyarrow and a TUI
 # that the agent core never imports); these are the ones it does import.
 AGENT_DEPS      = 'e2b>=2.5,<3' 'litellm>=1.70' 'jinja2>=3' 'tenacity>=8' 'python-dotenv>=1' 'rich>=13' 'requests>=2'
-MINI_SWE_AGENT  = 'mini-swe-agent>=2.4,<3'
+MINI_SWE_AGENT  = 'mini-swe-agent>=2.4,<2.5'
 
 tools: $(TOOLS_STAMP)
 

@@ -1,8 +1,7 @@
-"""POST /solves/{id}/cancel: the API's cancel router behind API Gateway (REST proxy integration)."""
+"""POST /solves/{id}/cancel (and /publish): the API's cancel router behind API Gateway (REST proxy integration)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -14,11 +13,10 @@ from solver_core.observability import (
     logger,
     metrics,
     record_api_response,
-    record_solve_cancelled,
 )
 
 configure_lambda_logging()
-app = build_app(["cancel"])  # dependencies are built from the environment on the first request
+app = build_app(["cancel", "publish"])  # dependencies are built from the environment on the first request
 
 
 @logger.inject_lambda_context(correlation_id_path=API_CORRELATION_PATH)
@@ -26,6 +24,4 @@ app = build_app(["cancel"])  # dependencies are built from the environment on th
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = app.resolve(event, context)
     record_api_response(int(response["statusCode"]))
-    if response["statusCode"] == 200 and json.loads(response["body"]).get("changed"):
-        record_solve_cancelled()
-    return response
+    return response  # SolvesCancelled is recorded by the route, once per cancel that changed something

@@ -61,7 +61,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def sweeper(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """EventBridge schedule: fail stale runs, resume retryable ones, finish orphans, reap sandboxes."""
     report = _sweeper().sweep()
-    record_sweep(stale=len(report.stale), requeued=len(report.requeued), reaped=len(report.killed_sandboxes))
+    record_sweep(
+        stale=len(report.stale),
+        requeued=len(report.requeued),
+        reaped=len(report.killed_sandboxes),
+        errors=len(report.errors),
+    )
     return vars(report)
 
 

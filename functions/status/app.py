@@ -1,4 +1,4 @@
-"""GET /solves, /solves/{id}, events, stats, /health, /models, /openapi.json and /docs."""
+"""GET /solves, /solves/{id}, events, stats, /health, /models, /openapi.json, /docs and the /ui console."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from solver_core.observability import (
 )
 
 configure_lambda_logging()
-app = build_app(["read", "system"])  # dependencies are built from the environment on the first request
+app = build_app(["read", "system", "console"])  # dependencies are built from the environment on the first request
 
 
 @logger.inject_lambda_context(correlation_id_path=API_CORRELATION_PATH)

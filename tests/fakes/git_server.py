@@ -12,6 +12,7 @@ import functools
 import os
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -86,14 +87,17 @@ class GitHTTPServer(LoopbackFake):
         *,
         username: str = "x-access-token",
         token: str | None = "s3cr3t-token",  # noqa: S107 - a loopback fake's well-known test credential
+        host: str = "127.0.0.1",
+        delay_s: float = 0.0,
     ):
         self.root = Path(root)
+        self.delay_s = delay_s  # per request: a slow remote, so a clone lasts long enough to watch
         self.username = username
         self.token = token
         self.auth_headers_seen: list[str] = []
         self.requests: list[str] = []
         self._lock = threading.Lock()
-        self._loop = Loopback(_Handler, self, "fake-git")
+        self._loop = Loopback(_Handler, self, "fake-git", host)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -114,7 +118,7 @@ class GitHTTPServer(LoopbackFake):
         return self.url_for(name)
 
     def url_for(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}.git"
+        return f"http://{self._loop.host}:{self.port}/{name}.git"
 
     def auth_header(self) -> str:
         """The ``Authorization`` value this server accepts (for ``http.extraHeader``)."""
@@ -171,6 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
         return fake
 
     def _dispatch(self) -> None:
+        time.sleep(self.fake.delay_s)
         authorization = self.headers.get("Authorization")
         self.fake.record(self.path, authorization)
         user = self.fake.authenticate(authorization)

@@ -12,15 +12,17 @@ class FakeHTTPServer(ThreadingHTTPServer):
     # Daemon handler threads never keep pytest alive if a client leaves a socket open.
     daemon_threads = True
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], fake: Any) -> None:
+    def __init__(self, handler: type[BaseHTTPRequestHandler], fake: Any, host: str = "127.0.0.1") -> None:
         self.fake = fake  # handlers reach their fake as self.server.fake
-        super().__init__(("127.0.0.1", 0), handler)
+        super().__init__((host, 0), handler)
 
 
 class Loopback:
-    """Serves `handler` on 127.0.0.1, on a free port, until stopped; starting twice is harmless."""
+    """Serves `handler` on 127.0.0.1 (or `host`: a container reaches the host on its bridge address),
+    on a free port, until stopped; starting twice is harmless."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], fake: Any, name: str) -> None:
+    def __init__(self, handler: type[BaseHTTPRequestHandler], fake: Any, name: str, host: str = "127.0.0.1") -> None:
+        self.host = host
         self._handler = handler
         self._fake = fake
         self._name = name
@@ -34,7 +36,7 @@ class Loopback:
     def start(self) -> None:
         if self._httpd is not None:
             return
-        self._httpd = FakeHTTPServer(self._handler, self._fake)
+        self._httpd = FakeHTTPServer(self._handler, self._fake, self.host)
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name=self._name, daemon=True)
         self._thread.start()
 

@@ -150,6 +150,25 @@ def test_handlers_emit_cold_start_and_solve_metrics(world: ApiWorld, capsys: pyt
     assert all(d["Namespace"] == "Solver" for line in lines for d in line["_aws"]["CloudWatchMetrics"])
 
 
+def _metric_values(out: str, name: str) -> list[float]:
+    values: list[float] = []
+    for line in out.splitlines():
+        if line.startswith('{"_aws"') and name in (emf := json.loads(line)):
+            value = emf[name]
+            values += value if isinstance(value, list) else [value]
+    return values
+
+
+def test_a_cancel_is_counted_once(world: ApiWorld, capsys: pytest.CaptureFixture[str]) -> None:
+    created = body_of(call(start_app.handler, rest_event("POST", "/solves", body=solve_body())))
+    capsys.readouterr()
+    assert body_of(call(cancel_app.handler, rest_event("POST", f"/solves/{created['id']}/cancel")))["changed"]
+    assert sum(_metric_values(capsys.readouterr().out, "SolvesCancelled")) == 1
+    again = call(cancel_app.handler, rest_event("POST", f"/solves/{created['id']}/cancel"))
+    assert body_of(again)["changed"] is False
+    assert sum(_metric_values(capsys.readouterr().out, "SolvesCancelled")) == 0
+
+
 def test_the_api_imports_neither_the_agent_nor_litellm(tmp_path: Path) -> None:
     """The API Lambdas ship without mini-swe-agent and litellm: a cold start through every
     function, and requests to each route, must not import them (a fresh interpreter, since this

@@ -1,14 +1,20 @@
-"""What bubblewrap adds to the local sandbox: a read-only host, a private /tmp, hidden credentials."""
+"""What bubblewrap adds to the local sandbox: a read-only host, a private /tmp, hidden home
+directories (whatever appears in them), toolchains that still work, and a network switch."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from solver_core.errors import ConfigurationError
 from solver_core.ports import Sandbox
 from solver_core.sandbox.base import SandboxSpec
 from solver_core.sandbox.local import LocalSandboxBackend
@@ -16,9 +22,23 @@ from tests.support.runtime import require_bwrap
 
 pytestmark = pytest.mark.integration
 
+MARKER = "PRIVATE-c2f1b7"
+
 
 @pytest.fixture
-def isolated(tmp_path: Path) -> Iterator[tuple[Sandbox, Path]]:
+def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A home directory of our own: the tests never read or write the one they find. Not under
+    /tmp, which the sandbox replaces anyway: a home must be hidden for being a home."""
+    path = Path(tempfile.mkdtemp(prefix="solver-test-home-", dir="/var/tmp"))
+    monkeypatch.setenv("HOME", str(path))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, home: Path) -> Iterator[tuple[Sandbox, Path]]:
     require_bwrap()
     secret_dir = tmp_path / "solver-home"
     secret_dir.mkdir()
@@ -50,20 +70,102 @@ def test_tmp_is_private(isolated: tuple[Sandbox, Path]) -> None:
         host_marker.unlink()
 
 
-def test_credentials_and_solver_data_are_hidden(isolated: tuple[Sandbox, Path]) -> None:
+CREDENTIALS = (
+    ".ssh/id_ed25519", ".bash_history", ".zsh_history", ".python_history", "work/project/.env",
+    ".cargo/credentials.toml", ".docker/config.json", ".kube/config", ".netrc", ".aws/credentials",
+    ".config/gh/hosts.yml", ".mozilla/firefox/abc.default/logins.json",
+    ".config/google-chrome/Default/Login Data",
+)  # fmt: skip
+
+
+def test_credentials_and_solver_data_are_hidden(isolated: tuple[Sandbox, Path], home: Path) -> None:
+    """Everything in the home directory is hidden, including what appears after the sandbox started."""
     box, secret_dir = isolated
     assert "private database" not in box.run(f"cat {secret_dir}/solver.db 2>&1", timeout=30).output
-    ssh = Path.home() / ".ssh"
-    created = not ssh.exists()
-    ssh.mkdir(exist_ok=True)
-    key = ssh / "solver_test_key"
-    key.write_text("PRIVATE")
+    assert box.run("true", timeout=30).ok  # the sandbox is in use before the credentials appear
+    for name in CREDENTIALS:
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / name).write_text(MARKER)
+    for name in CREDENTIALS:
+        assert MARKER not in box.run(f"cat '{home / name}' 2>&1", timeout=30).output, name
+    assert box.run(f"ls -A '{home}'", timeout=30).output.strip() == ""
+    assert box.run("ls -A /home", timeout=30).output.strip() == ""
+
+
+def test_the_python_toolchain_still_works(isolated: tuple[Sandbox, Path]) -> None:
+    """Python may live in a home directory (pyenv's ~/.pyenv): the sandbox still runs it and a
+    repository's tests, through a virtualenv as setup makes one."""
+    box, _ = isolated
+    host = subprocess.run(
+        ["python3", "-c", "import sys; print(sys.base_prefix)"], capture_output=True, text=True, check=True
+    )
+    inside = box.run("python3 -c 'import sys; print(sys.base_prefix)'", timeout=60)
+    assert inside.ok, inside.output
+    assert inside.output.strip() == host.stdout.strip()
+    test = b"import unittest\n\nclass T(unittest.TestCase):\n    def test_ok(self):\n        pass\n"
+    box.write_file("proj/test_one.py", test)
+    venv = box.run("python3 -m venv .venv && .venv/bin/python -m unittest -q 2>&1", cwd=f"{box.home}/proj", timeout=120)
+    assert venv.ok, venv.output
+    has_pytest = subprocess.run(["python3", "-m", "pytest", "--version"], capture_output=True, check=False)
+    if has_pytest.returncode == 0:  # the host's python3 has pytest: so does the sandbox's
+        ran = box.run("python3 -m pytest -q -p no:cacheprovider test_one.py", cwd=f"{box.home}/proj", timeout=120)
+        assert ran.ok, ran.output
+        assert "1 passed" in ran.output
+
+
+def test_toolchains_in_a_home_are_visible_but_nothing_next_to_them(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_bwrap()
+    tool = home / ".tool" / "bin" / "mytool"
+    tool.parent.mkdir(parents=True)
+    tool.write_text("#!/bin/sh\necho tool-ran\n")
+    tool.chmod(0o755)
+    (home / ".tool" / "credentials").write_text(MARKER)
+    extra = home / ".sdk"
+    extra.mkdir()
+    (extra / "version.txt").write_text("sdk-1.2")
+    monkeypatch.setenv("PATH", f"{tool.parent}{os.pathsep}{os.environ['PATH']}")
+    backend = LocalSandboxBackend(tmp_path / "sandboxes", isolation="bwrap", read_paths=(extra,))
+    box = backend.create(SandboxSpec(metadata={"app": "solver"}, lifetime_s=300))
     try:
-        assert "PRIVATE" not in box.run(f"cat {key} 2>&1", timeout=30).output
+        assert box.run("mytool", timeout=30).output.strip() == "tool-ran"
+        assert MARKER not in box.run(f"cat '{home}/.tool/credentials' 2>&1", timeout=30).output
+        assert box.run(f"cat '{extra}/version.txt'", timeout=30).output.strip() == "sdk-1.2"
+        assert "Read-only" in box.run(f"touch '{extra}/x' 2>&1", timeout=30).output
     finally:
-        key.unlink()
-        if created:
-            ssh.rmdir()
+        backend.kill(box.id)
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A TCP port on the host's loopback that accepts connections."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("agent_network", [True, False])
+def test_the_network_switch_cuts_agent_commands_off(tmp_path: Path, listener: int, agent_network: bool) -> None:
+    require_bwrap()
+    backend = LocalSandboxBackend(tmp_path / "sandboxes", isolation="bwrap", agent_network=agent_network)
+    box = backend.create(SandboxSpec(metadata={"app": "solver"}, lifetime_s=300))
+    connect = f"(exec 3<>/dev/tcp/127.0.0.1/{listener}) 2>/dev/null && echo connected || echo refused"
+    try:
+        assert box.run(connect, timeout=30).output.strip() == "connected"  # setup: always on the network
+        action = box.execute({"command": connect}, cwd=box.home)
+        assert action["output"].strip() == ("connected" if agent_network else "refused")
+    finally:
+        backend.kill(box.id)
+
+
+def test_the_network_cannot_be_switched_off_without_bubblewrap(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="SOLVER_SANDBOX_NETWORK"):
+        LocalSandboxBackend(tmp_path / "sandboxes", isolation="none", agent_network=False)
 
 
 def test_processes_do_not_see_the_host(isolated: tuple[Sandbox, Path]) -> None:

@@ -14,14 +14,14 @@ from solver_core.ports import Sandbox
 from solver_core.sandbox import repository
 from solver_core.sandbox.base import SandboxSpec
 from tests.fakes.git_server import GitHTTPServer
-from tests.support.runtime import BACKENDS, commit_files, git, make_repo, sandbox_backend
+from tests.support.runtime import BACKENDS, commit_files, git, host_address_for, make_repo, sandbox_backend
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "ghp_privateToken1234567890abcdefABCDEF"
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[*BACKENDS, "docker"])
 def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sandbox]:
     with sandbox_backend(request.param, tmp_path) as (backend, _service):
         box = backend.create(SandboxSpec(metadata={"app": "solver"}, lifetime_s=600))
@@ -106,7 +106,7 @@ def test_the_patch_applies_to_a_fresh_checkout_and_verify_runs_tests_there(sandb
 
 
 def test_a_private_clone_leaves_its_token_nowhere(sandbox: Sandbox, repo: Path, tmp_path: Path) -> None:
-    with GitHTTPServer(tmp_path / "git", token=TOKEN).start() as server:
+    with GitHTTPServer(tmp_path / "git", token=TOKEN, host=host_address_for(sandbox)).start() as server:
         url = server.add_repo("org/private", repo)
         with pytest.raises(RepositoryError, match="could not clone"):
             repository.prepare(sandbox, repo=url, ref="main", setup_command=None, issue_text="#t\n")

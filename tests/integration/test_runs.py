@@ -46,7 +46,7 @@ def container(tmp_path: Path) -> Iterator[Container]:
     built.close()
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[*BACKENDS, "docker"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[SandboxBackend, FakeE2BService | None]]:
     with sandbox_backend(request.param, tmp_path) as pair:
         yield pair

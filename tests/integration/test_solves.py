@@ -180,3 +180,18 @@ def test_the_cap_on_unfinished_solves_holds_under_a_burst(services: Services) ->
     assert replay.created is False  # a replay is never refused by the cap
     services.runs.move_solve(services.solves.list("alice").items[0].id, SolveStatus.FAILED)
     assert services.solves.start("alice", make_request(ref="new"), active_cap=cap).created  # a slot freed up
+
+
+def test_the_deployment_bounds_max_parallel(services: Services) -> None:
+    """SOLVER_MAX_PARALLEL caps every solve's concurrent runs; the solve shows the bound it runs with."""
+    bounded = SolveService(services.sessions, RequestPolicy(max_parallel=2))
+    solve = bounded.start("alice", make_request(max_parallel=4)).solve
+    assert solve.max_parallel == 2
+    assert services.solves.start("alice", make_request(max_parallel=4)).solve.max_parallel == 4
+
+
+def test_max_parallel_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from solver_core.settings import Settings
+
+    monkeypatch.setenv("SOLVER_MAX_PARALLEL", "3")
+    assert RequestPolicy.from_settings(Settings()).max_parallel == 3

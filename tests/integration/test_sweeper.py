@@ -242,3 +242,108 @@ def test_a_queued_solve_whose_start_failed_is_started(
     assert resumer.started == [solve.id]
     assert report.started == [f"start:{solve.id}"]
     assert container.runs.solve(solve.id).execution_ref == f"start:{solve.id}"
+
+
+class RefusingResumer(LocalResumer):
+    """Step Functions refusing to start one solve's execution (throttled, say)."""
+
+    def __init__(self, orchestrator: LocalOrchestrator, refused: UUID) -> None:
+        super().__init__(orchestrator)
+        self.refused = refused
+
+    def start(self, solve_id: UUID) -> str:
+        if solve_id == self.refused:
+            raise RuntimeError("ThrottlingException: rate exceeded")
+        return super().start(solve_id)
+
+
+def test_one_failing_item_does_not_stop_the_sweep(
+    container: Container, sandboxes: SandboxBackend, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    model = write_replay(tmp_path / "m.yaml", "true")
+    first, second = (start_solve(container, repo_url=str(repo), models=[model]) for _ in range(2))
+    leaked = sandboxes.create(
+        SandboxSpec(metadata={"app": "solver", "stack": container.settings.stack_name, "run_id": "x"}, lifetime_s=300)
+    ).id
+    sweeper, _ = sweeper_for(container, sandboxes)
+    resumer = RefusingResumer(sweeper.orchestrator.orchestrator, refused=first.id)  # type: ignore[attr-defined]
+    sweeper.orchestrator = resumer
+    report = sweeper.sweep(now=LATER)
+    assert resumer.started == [second.id]  # the refused start did not stop the next one
+    assert len(report.errors) == 1
+    assert str(first.id) in report.errors[0]
+    assert "ThrottlingException" in report.errors[0]
+    assert report.killed_sandboxes == [leaked]  # reaping ran after the failure
+    assert container.runs.solve(first.id).execution_ref is None  # still forgotten: the next sweep tries again
+
+
+def test_reaping_runs_even_when_the_database_queries_fail(
+    container: Container, sandboxes: SandboxBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leaked = sandboxes.create(
+        SandboxSpec(metadata={"app": "solver", "stack": container.settings.stack_name, "run_id": "x"}, lifetime_s=300)
+    ).id
+    sweeper, _ = sweeper_for(container, sandboxes)
+
+    def broken(*_args: object, **_kwargs: object) -> list[object]:
+        raise RuntimeError("the query failed")
+
+    monkeypatch.setattr(sweeper.queries, "open_solves", broken)
+    monkeypatch.setattr(sweeper.queries, "stale_runs", broken)
+    report = sweeper.sweep(now=LATER)
+    assert report.killed_sandboxes == [leaked]
+    assert len(report.errors) == 3  # start forgotten, fail stale, finish open
+
+
+def publishing_solve(container: Container, tmp_path: Path, *commands: str) -> SolveView:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    return start_solve(
+        container,
+        repo_url=str(repo),
+        models=[write_replay(tmp_path / "m.yaml", *commands)],
+        issue={"title": "Fix the bug", "url": "https://github.com/org/repo/issues/1"},
+        publish={"comment": True},
+    )
+
+
+def publish_attempts(container: Container, solve: SolveView) -> list[str]:
+    """Publishing without GitHub credentials records why on the solve: proof that it was attempted."""
+    events = container.events.read("tester", solve.id, limit=500)
+    return [e.message for e in events if e.kind.value == "error" and "publish" in e.message.lower()]
+
+
+def test_a_solve_the_sweeper_finishes_is_published(
+    container: Container, sandboxes: SandboxBackend, tmp_path: Path
+) -> None:
+    solve = publishing_solve(container, tmp_path, "true")
+    run_id = solve.runs[0].id
+    container.runs.move_solve(solve.id, SolveStatus.RUNNING)
+    container.runs.move(run_id, RunStatus.LAUNCHING)
+    container.runs.move(run_id, RunStatus.FAILED, error="SandboxGone: lost", retryable=False)
+    sweeper, _ = sweeper_for(container, sandboxes)
+    report = sweeper.sweep(now=LATER)
+    assert report.finished == [f"{solve.id}:failed"]
+    assert report.published == [str(solve.id)]
+    assert publish_attempts(container, solve)
+    assert container.runs.solve(solve.id).publication is not None
+
+
+def test_a_solve_the_reconciler_finishes_is_published(
+    container: Container, sandboxes: SandboxBackend, tmp_path: Path
+) -> None:
+    solve = publishing_solve(container, tmp_path, "sleep 30")
+    run_id = solve.runs[0].id
+    container.runs.move_solve(solve.id, SolveStatus.RUNNING)
+    for _ in range(2):  # its last attempt: the execution's end leaves nothing to retry
+        container.runs.move(run_id, RunStatus.LAUNCHING)
+        container.runs.move(run_id, RunStatus.FAILED, error="SandboxGone: lost", retryable=True)
+        container.runs.move(run_id, RunStatus.QUEUED)
+    container.runs.move(run_id, RunStatus.LAUNCHING)
+    arn = f"arn:aws:states:us-east-1:123456789012:execution:solver-solve:{solve.id}"
+    container.runs.set_solve_fields(solve.id, execution_ref=arn)
+    sweeper, _ = sweeper_for(container, sandboxes)
+    settled = sweeper.reconcile(arn, "ABORTED")
+    assert settled is not None
+    assert settled.status is SolveStatus.FAILED
+    assert publish_attempts(container, solve)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import struct
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -13,9 +15,9 @@ from typing import Any
 import pytest
 
 from solver_core.models import SolveRequest, SolveView
-from solver_core.ports import SandboxBackend
+from solver_core.ports import Sandbox, SandboxBackend
 from solver_core.rules import RequestPolicy
-from solver_core.sandbox.docker import DockerSandboxBackend, engine_available
+from solver_core.sandbox.docker import DockerSandbox, DockerSandboxBackend, engine_available
 from solver_core.sandbox.e2b import E2BSandboxBackend
 from solver_core.sandbox.local import LocalSandboxBackend, bwrap_path
 from solver_core.settings import Settings
@@ -23,6 +25,8 @@ from solver_core.wiring import Container, build_container
 from tests.fakes.e2b import FakeE2BService
 
 BACKENDS = ["local-bwrap", "local-plain", "e2b"]
+# Built offline by `tools/docker-test-image.sh` (Debian bookworm with git, python3 and pytest); `.ci/run` builds it.
+DOCKER_TEST_IMAGE = os.environ.get("SOLVER_TEST_DOCKER_IMAGE", "solver-test/bookworm:latest")
 GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0"}
 
 
@@ -58,6 +62,30 @@ def commit_files(repo: Path, files: Mapping[str, str | bytes], message: str) -> 
     return git(repo, "rev-parse", "HEAD")
 
 
+def require_docker(image: str = DOCKER_TEST_IMAGE) -> None:
+    """Skip without an engine or the test image; with CI set, fail instead (CI must run the docker tests)."""
+    reason = None
+    if not engine_available():
+        reason = "no Docker engine answers on this machine (the docker client alone is not enough)"
+    elif subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode != 0:
+        reason = f"the docker test image {image} is missing: run tools/docker-test-image.sh"
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the docker tests: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def host_address_for(sandbox: Sandbox) -> str:
+    """Where a sandbox reaches a server on this machine: loopback, or for a container its default
+    gateway, the bridge's address on the host (a container's 127.0.0.1 is its own)."""
+    if not isinstance(sandbox, DockerSandbox):
+        return "127.0.0.1"
+    routes = sandbox.run("cat /proc/net/route", timeout=30).output.splitlines()
+    gateway = next(line.split()[2] for line in routes[1:] if line.split()[1] == "00000000")
+    return socket.inet_ntoa(struct.pack("<L", int(gateway, 16)))
+
+
 def require_bwrap() -> None:
     if bwrap_path() is None:
         if os.environ.get("CI"):
@@ -76,9 +104,8 @@ def sandbox_backend(kind: str, tmp_path: Path) -> Iterator[tuple[SandboxBackend,
             )
         return
     if kind == "docker":
-        if not engine_available():
-            pytest.skip("no Docker engine answers on this machine (the docker client alone is not enough)")
-        yield DockerSandboxBackend(image="python:3.12-slim"), None
+        require_docker()
+        yield DockerSandboxBackend(image=DOCKER_TEST_IMAGE), None
         return
     if kind == "local-bwrap":
         require_bwrap()

@@ -1,4 +1,4 @@
-"""The `replay:PATH` model driving mini-swe-agent's DefaultAgent over a local shell (DESIGN §7)."""
+"""The `replay:PATH` model driving mini-swe-agent's DefaultAgent over a local shell."""
 
 from __future__ import annotations
 

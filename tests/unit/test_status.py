@@ -1,4 +1,4 @@
-"""The status diagram of DESIGN §4."""
+"""The status diagram (docs/architecture.md, Persistence decisions)."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ class Limits(Input):
 
 
 class SolveRequest(Input):
-    """POST /solves, and what `solver solve` builds from its options (DESIGN §8)."""
+    """POST /solves, and what `solver solve` builds from its options."""
 
     repo_url: str = Field(min_length=1)
     ref: str | None = Field(default=None, description="branch, tag or commit sha; default branch when omitted")

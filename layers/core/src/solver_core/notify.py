@@ -17,10 +17,8 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-import random
 import socket
 import time
-import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
@@ -30,6 +28,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
+from solver_core import outbound
 from solver_core.models import SolveView
 from solver_core.ports import Notifier
 from solver_core.status import SolveStatus
@@ -108,11 +107,6 @@ class WebhookRefused(Exception):
     """The callback URL may not be called (scheme, host or address)."""
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a redirect could lead anywhere, http or internal: it is an answer, not a hop
-
-
 class WebhookNotifier:
     def __init__(
         self,
@@ -128,13 +122,14 @@ class WebhookNotifier:
     ) -> None:
         self._secret = secret.encode()
         self._trusted = frozenset(h.lower() for h in allowed_http_hosts)
-        self._attempts = max(1, attempts)
+        self._policy = outbound.RetryPolicy(
+            attempts=max(1, attempts), backoff_s=backoff_s, max_backoff_s=max_backoff_s, jitter=True
+        )
         self._timeout = timeout_s
-        self._backoff = backoff_s
-        self._max_backoff = max_backoff_s
         self._stack = stack
         self._sleep = sleep
-        self._opener = urllib.request.build_opener(_NoRedirects)
+        # A redirect could lead anywhere, http or internal: it is an answer, not a hop.
+        self._opener = outbound.opener()
 
     def solve_changed(self, solve: SolveView) -> None:
         if not solve.callback_url:
@@ -146,7 +141,7 @@ class WebhookNotifier:
             log.exception("the webhook of solve %s failed", solve.id)
             return
         if not delivered:
-            log.error("gave up on the webhook of solve %s after %d attempts", solve.id, self._attempts)
+            log.error("gave up on the webhook of solve %s after %d attempts", solve.id, self._policy.attempts)
 
     def deliver(self, url: str, body: bytes) -> bool:
         """POST the body; True once the receiver answered 2xx. Raises WebhookRefused for a URL
@@ -159,37 +154,28 @@ class WebhookNotifier:
             "X-Solver-Event": "solve.status_changed",
             "X-Solver-Delivery": str(uuid.uuid4()),  # the same on every retry: receivers can dedupe
         }
-        for attempt in range(1, self._attempts + 1):
-            retry, wait = self._post(url, body, headers)
-            if retry is None:
-                return True
-            if not retry or attempt == self._attempts:
-                return False
-            self._sleep(wait if wait is not None else self._delay(attempt))
-        return False
-
-    def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[bool | None, float | None]:
-        """(None, _) delivered; (True, wait) try again, after `wait` if the receiver said; (False, _) give up."""
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - checked
-        try:
-            with self._opener.open(request, timeout=self._timeout) as answer:
-                return (None, None) if 200 <= answer.status < 300 else (False, None)
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            log.warning("webhook %s answered %s", _redact(url), exc.code)
-            return exc.code in RETRYABLE_STATUS, self._retry_after(exc.headers.get("Retry-After"))
-        except (urllib.error.URLError, OSError) as exc:  # refused, reset, DNS, timeouts
-            log.warning("webhook %s unreachable: %s", _redact(url), exc)
-            return True, None
 
-    def _delay(self, attempt: int) -> float:
-        base: float = min(self._backoff * 2.0 ** (attempt - 1), self._max_backoff)
-        return base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not secrecy
+        def attempt() -> bool:
+            answer = outbound.send(self._opener, request, self._timeout)
+            if answer is None:
+                raise outbound.TryAgain("unreachable")
+            if 200 <= answer.status < 300:
+                return True
+            log.warning("webhook %s answered %s", _redact(url), answer.status)
+            if answer.status in RETRYABLE_STATUS:
+                raise outbound.TryAgain(str(answer.status), wait_s=self._retry_after(answer.headers.get("retry-after")))
+            return False
+
+        try:
+            return self._policy.call(attempt, sleep=self._sleep)
+        except outbound.TryAgain:
+            return False
 
     def _retry_after(self, value: str | None) -> float | None:
         if value is None or not value.strip().isdigit():
             return None
-        return min(float(value), self._max_backoff)
+        return min(float(value), self._policy.max_backoff_s)
 
     def check_destination(self, url: str) -> None:
         parts = urlsplit(url)

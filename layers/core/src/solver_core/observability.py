@@ -87,8 +87,10 @@ def record_run_finished(status: str, cost_usd: float) -> None:
     metrics.add_metric(name="RunCostUSD", unit=MetricUnit.NoUnit, value=cost_usd)
 
 
-def record_sweep(*, stale: int, requeued: int, reaped: int) -> None:
-    """What the sweeper found: stale runs (the StuckRuns alarm), runs resumed, sandboxes leaked."""
+def record_sweep(*, stale: int, requeued: int, reaped: int, errors: int = 0) -> None:
+    """What the sweeper found: stale runs (the StuckRuns alarm), runs resumed, sandboxes leaked,
+    and the items it could not handle (each logged with its error)."""
+    metrics.add_metric(name="SweepErrors", unit=MetricUnit.Count, value=errors)
     metrics.add_metric(name="StaleRuns", unit=MetricUnit.Count, value=stale)
     metrics.add_metric(name="RunsRequeued", unit=MetricUnit.Count, value=requeued)
     metrics.add_metric(name="SandboxesReaped", unit=MetricUnit.Count, value=reaped)

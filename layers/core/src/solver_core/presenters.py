@@ -1,4 +1,4 @@
-"""The public shape of a solve (DESIGN §8), shared by the API and `solver solve --json`."""
+"""The public shape of a solve, shared by the API and `solver solve --json`."""
 
 from __future__ import annotations
 

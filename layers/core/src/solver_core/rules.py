@@ -47,6 +47,7 @@ class RequestPolicy:
     allow_replay_models: bool = False
     allow_unregistered_models: bool = False
     max_runs: int = 16
+    max_parallel: int = 8  # the deployment's bound on a solve's concurrent runs (SOLVER_MAX_PARALLEL)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RequestPolicy:
@@ -57,6 +58,7 @@ class RequestPolicy:
             allow_replay_models=settings.allow_replay_models,
             allow_unregistered_models=settings.allow_unregistered_models,
             max_runs=settings.max_runs_per_solve,
+            max_parallel=settings.max_parallel,
         )
 
 

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     sandbox: Literal["local", "docker", "e2b"] = "local"
     sandbox_dir: Path | None = None
     sandbox_isolation: Literal["auto", "bwrap", "none"] = "auto"
+    # The local sandbox: whether agent commands reach the network (setup always does), and host
+    # paths inside the hidden home directories that commands may read (toolchains).
+    sandbox_network: Literal["on", "off"] = "on"
+    sandbox_read_paths: CommaList = Field(default_factory=list)
     sandbox_template: str | None = None
     docker_image: str = "python:3.12"
     max_live_sandboxes: int = Field(default=20, ge=1, le=10_000)
@@ -100,6 +104,9 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_attempts: int = Field(default=4, ge=1, le=10)
 
+    # `solver serve --remote URL --remote-auth cognito`: the Cognito ID token sent upstream.
+    remote_id_token: SecretStr | None = None
+
     # Publishing results to GitHub (issue comment, draft pull request; solver_core/publish). Credentials:
     # a GitHub App (id + PEM private key; the installation is looked up per repository unless given),
     # else the github.com token above. Rate limits are waited out up to publish_max_wait_s per request.
@@ -118,6 +125,20 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("sandbox_read_paths", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("sandbox_read_paths")
+    @classmethod
+    def _absolute_paths(cls, value: list[str]) -> list[str]:
+        if relative := [p for p in value if not p.startswith("/")]:
+            raise ValueError(f"must be absolute paths: {', '.join(relative)}")
         return value
 
     @property

@@ -1,4 +1,4 @@
-"""Statuses of solves and runs and the only transitions allowed between them (DESIGN §4).
+"""Statuses of solves and runs and the only transitions allowed between them.
 
 Transitions are checked here and enforced in the database by conditional updates
 (`UPDATE … WHERE status IN sources_of(target)`), so two concurrent writers cannot both win and a

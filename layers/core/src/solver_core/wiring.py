@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache, cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -132,6 +133,8 @@ def build_sandbox_backend(settings: Settings) -> SandboxBackend:
         settings.resolved_sandbox_dir,
         isolation=settings.sandbox_isolation,
         hidden_paths=(settings.home,),
+        read_paths=tuple(Path(p) for p in settings.sandbox_read_paths),
+        agent_network=settings.sandbox_network == "on",
     )
 
 

@@ -20,6 +20,18 @@ from minisweagent.exceptions import FormatError, InterruptAgentFlow
 
 from solver_core.agent.checkpoint import AgentState, Checkpointer, Counters
 
+# What `SolverAgent` mirrors of mini-swe-agent's `DefaultAgent` (the package is pinned to its minor
+# version in pyproject.toml): a SHA-256 prefix of each method's dedented source. A test compares
+# them with the installed package and names what changed, so an upgrade that alters the loop fails
+# loudly instead of drifting silently; re-read `begin`/`advance` against the new source, then update.
+MIRRORED_UPSTREAM: dict[str, str] = {
+    "DefaultAgent.run": "a26ce815cd196f66",
+    "DefaultAgent.step": "62d7dd0371d98096",
+    "DefaultAgent.add_messages": "e67c3299e214b3be",
+    "DefaultAgent.handle_uncaught_exception": "01295f7e3919439f",
+    "DefaultAgent._render_template": "a03ea1ba08fe4aea",
+}
+
 
 class StopReason(StrEnum):
     EXITED = "exited"  # the agent finished: submitted, a limit, an error

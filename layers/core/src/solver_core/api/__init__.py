@@ -1,4 +1,4 @@
-"""The HTTP API (DESIGN §8), shared by the Lambda functions and `solver serve`.
+"""The HTTP API, shared by the Lambda functions and `solver serve`.
 
 `build_app(parts, deps)` assembles routers on a powertools REST resolver; `openapi_document()` is
 the committed docs/openapi.json. Importing this package connects to nothing and imports neither

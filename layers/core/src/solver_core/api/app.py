@@ -13,11 +13,11 @@ from solver_core import __version__
 from solver_core.api.deps import ApiDeps, current_deps
 from solver_core.api.errors import install_error_handlers
 from solver_core.api.resolver import SolverResolver
-from solver_core.api.routes import cancel, read, start, system
+from solver_core.api.routes import cancel, publish, read, start, system
 from solver_core.api.routes.common import ERRORS, DepsGetter
 
-Part = Literal["start", "read", "cancel", "system"]
-ALL_PARTS: tuple[Part, ...] = ("start", "read", "cancel", "system")
+Part = Literal["start", "read", "cancel", "system", "publish", "console"]
+ALL_PARTS: tuple[Part, ...] = ("start", "read", "cancel", "system", "publish", "console")
 
 TITLE = "Solver"
 DESCRIPTION = """Turn issues into tested patches: several AI coding-agent attempts run in parallel in
@@ -39,10 +39,19 @@ def build_app(parts: Iterable[Part] = ALL_PARTS, deps: DepsGetter = current_deps
         "read": lambda: read.router(deps),
         "cancel": lambda: cancel.router(deps),
         "system": lambda: system.router(deps, openapi_document),
+        "publish": lambda: publish.router(deps),
+        "console": lambda: console_router(deps),
     }
     for part in parts:
         app.include_router(factories[part]())  # a fresh Router each time: a Router serves one app
     return app
+
+
+def console_router(deps: DepsGetter) -> Router:
+    """The web console's pages (imported only by the functions that serve them: Jinja and Pygments)."""
+    from solver_core.console.routes import router
+
+    return router(deps)
 
 
 def _no_deps() -> ApiDeps:

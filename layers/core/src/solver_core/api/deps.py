@@ -21,6 +21,8 @@ from solver_core.services.solves import SolveService
 from solver_core.settings import Settings
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from solver_core.models import SolveView
     from solver_core.ports import ArtifactStore, Orchestrator, SandboxBackend
     from solver_core.services.cancel import CancelService
@@ -61,6 +63,9 @@ class ApiDeps:
     limits: ApiLimits = field(default_factory=ApiLimits)
     # Told about a solve's status change made here (a cancel); see solver_core.notify.
     notify: Callable[[SolveView], None] | None = None
+    # Publishes a finished solve again, in the background (`solver serve`); None where the API
+    # cannot reach GitHub's credentials (the Lambda API functions: the state machine publishes).
+    publish: Callable[[UUID], None] | None = None
     # Where runs execute in this process (`solver serve`), their models' keys are checked at
     # request time: raises ModelNotConfigured (422). In the cloud the keys live in the run function.
     check_models: Callable[[Sequence[str]], None] | None = None
@@ -74,6 +79,7 @@ class ApiDeps:
         sandboxes: Callable[[], SandboxBackend] | None = None,
         limits: ApiLimits | None = None,
         notify: Callable[[SolveView], None] | None = None,
+        publish: Callable[[UUID], None] | None = None,
         check_models: Callable[[Sequence[str]], None] | None = None,
     ) -> ApiDeps:
         return cls(
@@ -87,6 +93,7 @@ class ApiDeps:
             sandboxes=sandboxes or _lazy_sandboxes(container.settings),
             limits=limits or ApiLimits.from_settings(container.settings),
             notify=notify,
+            publish=publish,
             check_models=check_models,
         )
 

@@ -23,10 +23,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from solver_core.api.errors import PayloadTooLarge, proxy_error
 from solver_core.api.resolver import SolverResolver
+from solver_core.console import session
 from solver_core.errors import BadRequest, SolverError
 
 log = logging.getLogger(__name__)
 
+SESSION_PATHS = frozenset({"/ui/login", "/ui/logout"})
 SOCKET_TIMEOUT_S = 60  # a client that stops sending does not hold a thread for ever
 
 
@@ -132,6 +134,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True  # an unread body would be taken for the next request
             self._send(proxy_error(exc))
             return
+        if self.command == "POST" and urlsplit(self.path).path in SESSION_PATHS:
+            self._session(body)
+            return
         event = proxy_event(
             self.command, self.path, self._headers(), body, client_ip=self.client_address[0], owner=self._owner()
         )
@@ -164,7 +169,20 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         scheme, _, given = self.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
             return self.server.owner
+        if session.cookie_authorizes(self._single_headers(), self.command, token):
+            return self.server.owner
         return None
+
+    def _single_headers(self) -> dict[str, str]:
+        return {name: value for name, value in self.headers.items()}
+
+    def _session(self, body: bytes) -> None:
+        """The console's sign-in and sign-out (see solver_core.console.session)."""
+        if urlsplit(self.path).path == "/ui/logout":
+            status, headers = session.logout()
+        else:
+            status, headers = session.login(self._single_headers(), body, self.server.token)
+        self._send({"statusCode": status, "headers": headers, "body": ""})
 
     def _send(self, response: Mapping[str, Any]) -> None:
         raw = response.get("body") or ""

@@ -1,4 +1,4 @@
-"""Response bodies of the HTTP API (DESIGN §8). Field names are the contract; fields may be added."""
+"""Response bodies of the HTTP API. Field names are the contract; fields may be added."""
 
 from __future__ import annotations
 
@@ -84,6 +84,11 @@ class EventPage(Out):
 class CancelResult(Out):
     changed: bool = Field(description="false when the solve had already finished or been cancelled")
     solve: SolveOut
+
+
+class PublishAccepted(Out):
+    id: UUID
+    accepted: bool = Field(description="publishing runs in the background; see the solve's publication")
 
 
 class RunStats(Out):

@@ -1,4 +1,4 @@
-"""Where each artifact lives in the store (DESIGN §5). Keys are relative, '/'-separated and
+"""Where each artifact lives in the store. Keys are relative, '/'-separated and
 validated, so no caller can escape the store's root or bucket prefix."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The relational schema (DESIGN §4), for PostgreSQL and SQLite alike.
+"""The relational schema, for PostgreSQL and SQLite alike.
 
 Changing it means adding an Alembic revision under `db/migrations/versions`; a test checks that
 the migrations and these models agree.

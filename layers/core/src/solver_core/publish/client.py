@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from solver_core import outbound
 from solver_core.errors import (
     GitHubError,
     GitHubNotFound,
@@ -35,18 +35,13 @@ SECONDARY_LIMIT_WAIT_S = 60.0  # GitHub: wait at least a minute after a secondar
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 4
+class RetryPolicy(outbound.RetryPolicy):
+    """The shared policy, plus the longest rate-limit wait worth sitting out."""
+
     max_wait_s: float = 60.0
-    backoff_s: float = 1.0
 
 
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
+class _Answer(outbound.Answer):
     def message(self) -> str:
         """GitHub's message, with the details of a 422 (they say *what* failed validation)."""
         try:
@@ -57,11 +52,6 @@ class _Answer:
             return ""
         details = [str(e.get("message") or e.get("code")) for e in payload.get("errors", []) if isinstance(e, dict)]
         return "; ".join([str(payload.get("message", "")), *details])[:500]
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a redirect would carry the token elsewhere
 
 
 class GitHubClient:
@@ -81,7 +71,7 @@ class GitHubClient:
         self._sleep = sleep
         self._clock = clock
         self._timeout = timeout_s
-        self._opener = urllib.request.build_opener(_NoRedirects)
+        self._opener = outbound.opener()  # a redirect would carry the token elsewhere
 
     def get(self, path: str, **params: str | int) -> Any:
         return self.request("GET", path, params=params)
@@ -97,14 +87,14 @@ class GitHubClient:
     ) -> Any:
         url = self._api + path + (f"?{urlencode(params)}" if params else "")
         data = None if body is None else json.dumps(body).encode()
-        for attempt in range(1, self._policy.attempts + 1):
+
+        def attempt() -> Any:
             answer = self._send(method, url, data)
             if answer is not None and answer.status < 300:
                 return json.loads(answer.body) if answer.body.strip() else None
-            wait = self._wait_before_retry(method, path, answer, attempt)
-            log.warning("GitHub %s %s: %s; retrying in %.1fs", method, path, _describe(answer), wait)
-            self._sleep(wait)
-        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
+            raise self._verdict(f"GitHub {method} {path}", answer)
+
+        return self._policy.call(attempt, sleep=self._sleep)
 
     def _send(self, method: str, url: str, data: bytes | None) -> _Answer | None:
         """The answer, or None when GitHub could not be reached."""
@@ -117,32 +107,29 @@ class GitHubClient:
         if data is not None:
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - configured URL
-        try:
-            with self._opener.open(request, timeout=self._timeout) as response:
-                return _Answer(response.status, _lower(response.headers.items()), response.read())
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return _Answer(exc.code, _lower(exc.headers.items()), exc.read())
-        except (urllib.error.URLError, OSError) as exc:
-            log.warning("GitHub unreachable: %s", exc)
-            return None
+        answer = outbound.send(self._opener, request, self._timeout)
+        return None if answer is None else _Answer(answer.status, answer.headers, answer.body)
 
-    def _wait_before_retry(self, method: str, path: str, answer: _Answer | None, attempt: int) -> float:
-        """How long to wait before the next attempt; raises the typed error when there is none."""
-        last = attempt >= self._policy.attempts
-        what = f"GitHub {method} {path}"
+    def _verdict(self, what: str, answer: _Answer | None) -> Exception:
+        """What a failed attempt raises: TryAgain (with the typed error for when none is left), or
+        the typed error itself when no retry can help."""
         if answer is None or answer.status >= 500:
-            if last:
-                status = 0 if answer is None else answer.status
-                raise GitHubUnavailable(f"{what}: {_describe(answer)} after {attempt} attempts", http_status=status)
-            return float(self._policy.backoff_s * 2 ** (attempt - 1))
+            status = 0 if answer is None else answer.status
+            final = GitHubUnavailable(
+                f"{what}: {_describe(answer)} after {self._policy.attempts} attempts", http_status=status
+            )
+            log.warning("%s: %s; retrying", what, _describe(answer))
+            return outbound.TryAgain(_describe(answer), final=final)
         rate_wait = self._rate_limit_wait(answer)
-        if rate_wait is not None:
-            if last or rate_wait > self._policy.max_wait_s:
-                message = f"{what}: rate limited; retry in {rate_wait:.0f}s ({answer.message()})"
-                raise GitHubRateLimited(message, http_status=answer.status)
-            return rate_wait
-        raise _error(what, answer)
+        if rate_wait is None:
+            return _error(what, answer)
+        limited = GitHubRateLimited(
+            f"{what}: rate limited; retry in {rate_wait:.0f}s ({answer.message()})", http_status=answer.status
+        )
+        if rate_wait > self._policy.max_wait_s:
+            return limited
+        log.warning("%s: rate limited; retrying in %.1fs", what, rate_wait)
+        return outbound.TryAgain("rate limited", wait_s=rate_wait, final=limited)
 
     def _rate_limit_wait(self, answer: _Answer) -> float | None:
         if answer.status not in {403, 429}:
@@ -169,7 +156,3 @@ def _error(what: str, answer: _Answer) -> GitHubError:
 
 def _describe(answer: _Answer | None) -> str:
     return "unreachable" if answer is None else f"{answer.status} {answer.message()}"
-
-
-def _lower(items: Any) -> dict[str, str]:
-    return {str(k).lower(): str(v) for k, v in items}

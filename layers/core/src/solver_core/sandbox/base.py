@@ -111,6 +111,10 @@ class SandboxEnvironment(ABC):
     ) -> CommandResult:
         """Run a shell command in the sandbox; the whole process tree dies at the deadline."""
 
+    def run_action(self, command: str, *, cwd: str, env: Mapping[str, str], timeout: float) -> CommandResult:
+        """An agent's command (a backend may restrict these more than its own setup commands)."""
+        return self.run(command, cwd=cwd, env=env, timeout=timeout)
+
     @abstractmethod
     def write_file(self, path: str, data: bytes) -> None: ...
 
@@ -120,7 +124,7 @@ class SandboxEnvironment(ABC):
     def execute(self, action: dict[str, Any], cwd: str = "", *, timeout: int | None = None) -> dict[str, Any]:
         """Run one agent action in the repository; raise Submitted on the submit sentinel."""
         limit = timeout or self.config.timeout
-        result = self.run(
+        result = self.run_action(
             action.get("command", ""), cwd=cwd or self.config.cwd or self.workdir, env=self.config.env, timeout=limit
         )
         output: dict[str, Any] = {"output": result.output, "returncode": result.returncode, "exception_info": ""}

@@ -3,15 +3,22 @@ DockerEnvironment), for machines where a Docker engine answers.
 
 Commands run through `docker exec … timeout -k 5 N bash -lc …`, so the deadline kills the whole
 process tree inside the container (killing the local `docker` client would not). Metadata is kept
-as container labels; the container sleeps out its lifetime and is removed by `docker rm -f`.
+as container labels. The container sleeps out its lifetime and is started with `--rm`, so the engine
+removes it when its lifetime ends; `docker rm -f` removes it earlier. A command whose container was
+removed or stopped under it raises `SandboxGone` (the `docker exec` client just reports the killed
+process's exit code, so the container's state is checked whenever a command does not succeed).
+Environment variables are named in the argv (`--env NAME`) and their values travel in the docker
+client's own environment, so a secret (a clone's auth header) never appears in an argv.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Mapping
 
@@ -31,19 +38,60 @@ from solver_core.sandbox.process import run_process
 HOME = "/home/user"
 LABEL_PREFIX = "solver."
 CLIENT_TIMEOUT_S = 120
+CLIENT_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+SIGNAL_EXIT_BASE = 128  # exit codes above it are a process killed by a signal
+GONE_CHECKS = 5
+GONE_CHECK_INTERVAL_S = 0.4
 
 
-def _docker(*args: str, data: bytes | None = None, timeout: float = CLIENT_TIMEOUT_S) -> bytes:
+def env_by_name(env: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """`--env NAME` arguments, and the client environment that carries their values (the docker
+    client reads a named variable's value from its own environment)."""
+    if clash := sorted(k for k in env if k.startswith("DOCKER_") or "=" in k or not k):
+        raise ValueError(f"environment variables the docker client would misread: {', '.join(clash)}")
+    return [arg for k in env for arg in ("--env", k)], dict(env)
+
+
+def _docker(
+    *args: str, data: bytes | None = None, timeout: float = CLIENT_TIMEOUT_S, env: Mapping[str, str] | None = None
+) -> bytes:
+    client_env = {**os.environ, **env} if env else None  # None: the client inherits ours
     try:
-        done = subprocess.run(["docker", *args], input=data, capture_output=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            ["docker", *args], input=data, capture_output=True, timeout=timeout, check=False, env=client_env
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SandboxUnavailable(f"docker {args[0]} failed: {exc}") from exc
     if done.returncode != 0:
         message = done.stderr.decode(errors="replace").strip()
-        if "No such container" in message or "is not running" in message:
+        if _gone(message):
             raise SandboxGone(message)
         raise SandboxUnavailable(f"docker {args[0]} failed: {message[-300:]}")
     return done.stdout
+
+
+def _gone(message: str) -> bool:
+    return "No such container" in message or "is not running" in message or "is restarting" in message
+
+
+def container_running(container: str) -> bool:
+    """Whether the container exists and runs; an engine that does not answer is an error."""
+    try:
+        done = subprocess.run(
+            ["docker", "inspect", "--format", "{{.State.Running}} {{.State.Status}}", container],
+            capture_output=True,
+            timeout=CLIENT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SandboxUnavailable(f"docker inspect failed: {exc}") from exc
+    if done.returncode != 0:
+        message = done.stderr.decode(errors="replace")
+        if "No such" in message:
+            return False
+        raise SandboxUnavailable(f"docker inspect failed: {message.strip()[-300:]}")
+    running, _, status = done.stdout.decode().strip().partition(" ")
+    return running == "true" and status not in {"removing", "exited", "dead"}
 
 
 def engine_available() -> bool:
@@ -68,10 +116,12 @@ class DockerSandboxBackend:
         if existing:
             return self.connect(existing)
         labels = [arg for k, v in spec.metadata.items() for arg in ("--label", f"{LABEL_PREFIX}{k}={v}")]
-        envs = [arg for k, v in spec.envs.items() for arg in ("--env", f"{k}={v}")]
-        command = ["run", "--detach", "--name", name, "--workdir", HOME, *labels, *envs]
+        names, values = env_by_name(spec.envs)
+        # HOME is the sandbox's home whatever user the image runs as (root's would be /root).
+        command = ["run", "--detach", "--rm", "--name", name, "--workdir", HOME, "--env", f"HOME={HOME}"]
+        command += [*labels, *names]
         command += [spec.template or self.image, "bash", "-c", f"mkdir -p {HOME} && exec sleep {spec.lifetime_s}"]
-        container = _docker(*command, timeout=600).decode().strip()
+        container = _docker(*command, timeout=600, env=values).decode().strip()
         return DockerSandbox(container[:12], self.env_config)
 
     def _find(self, name: str) -> str | None:
@@ -79,16 +129,23 @@ class DockerSandboxBackend:
         return found[0] if found else None
 
     def connect(self, sandbox_id: str) -> DockerSandbox:
-        state = json.loads(_docker("inspect", "--format", "{{json .State}}", sandbox_id))
-        if not state.get("Running"):
+        if not container_running(sandbox_id):
             raise SandboxGone(f"container {sandbox_id} is not running")
         return DockerSandbox(sandbox_id, self.env_config)
 
     def kill(self, sandbox_id: str) -> bool:
+        """Remove the container; False when it was already gone (`rm --force` then still exits 0)."""
         try:
-            _docker("rm", "--force", sandbox_id)
-        except SandboxGone:
+            done = subprocess.run(
+                ["docker", "rm", "--force", sandbox_id], capture_output=True, timeout=CLIENT_TIMEOUT_S, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SandboxUnavailable(f"docker rm failed: {exc}") from exc
+        message = done.stderr.decode(errors="replace")
+        if "No such container" in message:
             return False
+        if done.returncode != 0:
+            raise SandboxUnavailable(f"docker rm failed: {message.strip()[-300:]}")
         return True
 
     def list(self, metadata: Mapping[str, str]) -> list[SandboxInfo]:
@@ -116,20 +173,33 @@ class DockerSandbox(SandboxEnvironment):
         self, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None, timeout: float
     ) -> CommandResult:
         seconds = max(int(timeout), 1)
-        envs = [arg for k, v in {**BASE_ENV, **(env or {})}.items() for arg in ("--env", f"{k}={v}")]
-        argv = ["docker", "exec", "--workdir", cwd or self.home, *envs, self.id]
+        names, values = env_by_name({**BASE_ENV, **(env or {})})
+        argv = ["docker", "exec", "--workdir", cwd or self.home, *names, self.id]
         argv += ["timeout", "-k", str(KILL_GRACE_S), str(seconds), "bash", "-lc", command]
         result = run_process(
             argv,
-            env={"PATH": "/usr/local/bin:/usr/bin:/bin"},
+            env={**CLIENT_ENV, **values},
             cwd=None,
             timeout=seconds + KILL_GRACE_S + 30,
             max_output_bytes=self.config.max_output_bytes,
         )
-        if result.returncode in {125, 126} and "No such container" in result.output:
+        if result.returncode != 0 and self._gone_after(result.returncode):
             raise SandboxGone(f"container {self.id} is gone")
         timed_out = result.timed_out or result.returncode == TIMEOUT_EXIT_CODE
         return CommandResult(result.output, result.returncode, timed_out=timed_out, truncated=result.truncated)
+
+    def _gone_after(self, returncode: int) -> bool:
+        """Whether a command failed because its container is gone. Only the engine decides: the
+        output is the command's, and the command may print anything. A process killed with its
+        container (or an exec the engine refused) may be reported a moment before the engine shows
+        the container stopping, so those exit codes are looked at a few times."""
+        looks = GONE_CHECKS if returncode >= SIGNAL_EXIT_BASE or returncode in {125, 126} else 1
+        for look in range(looks):
+            if not container_running(self.id):
+                return True
+            if look + 1 < looks:
+                time.sleep(GONE_CHECK_INTERVAL_S)
+        return False
 
     def write_file(self, path: str, data: bytes) -> None:
         target = shlex.quote(path)

@@ -1,4 +1,4 @@
-"""Sandboxes on e2b (SDK 2.x). Verified behaviour of the SDK is in DESIGN §6 and docs/architecture.md.
+"""Sandboxes on e2b (SDK 2.x). Verified behaviour of the SDK is in docs/architecture.md.
 
 - A command's deadline in the SDK kills only the direct child, so every command is wrapped in
   `timeout -k 5 N bash -lc …`, which kills the whole process group, and the SDK gets a later deadline.

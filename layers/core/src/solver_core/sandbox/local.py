@@ -1,9 +1,16 @@
 """The local sandbox: a scratch directory on this machine, isolated with bubblewrap when it exists.
 
 Under bwrap the host is read-only, the sandbox directory is the only writable place, /tmp is
-private, credentials directories of the host are hidden, and everything dies with its parent.
+private, the home directories are hidden as a whole, and everything dies with its parent.
 Without bwrap commands run as plain subprocesses, with a visible warning. Either way commands get a
 scrubbed environment: PATH, HOME and LANG plus what the caller passes — no AWS or LLM variables.
+
+Home directories are an allow-list, not a list of credential folders: every command mounts an
+empty tmpfs over /home, /root and the user's home (so a `~/.ssh` created after the sandbox started
+is as invisible as shell histories, `.env` files or browser profiles), then binds back, read-only,
+only the toolchain: the PATH entries and Python interpreter prefixes that live in a home, and the
+paths of `SOLVER_SANDBOX_READ_PATHS`. Secrets given to one command (a clone's auth header) travel
+in bwrap's environment, never in its argv (which any local user can read in /proc).
 
 A sandbox's state lives on disk (`<root>/<id>/state`), so another process can reconnect to it,
 list it by metadata or kill it, like the cloud providers' control planes allow.
@@ -12,17 +19,21 @@ list it by metadata or kill it, like the cloud providers' control planes allow.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
 import os
+import pwd
 import shutil
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from solver_core.errors import SandboxGone
+from solver_core.errors import ConfigurationError, SandboxGone
 from solver_core.sandbox.base import (
     BASE_ENV,
     CommandResult,
@@ -36,15 +47,60 @@ from solver_core.sandbox.process import kill_group, run_process
 log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Credential stores of the host user that a sandboxed command must never read.
-HIDDEN_HOME_ENTRIES = (
-    ".ssh", ".aws", ".gnupg", ".config", ".azure", ".kube", ".docker", ".netrc", ".git-credentials",
-    ".pgpass", ".npmrc", ".pypirc", ".e2b", ".local/share/solver",
-)  # fmt: skip
+PROBE_TIMEOUT_S = 10
 
 
 def bwrap_path() -> str | None:
     return shutil.which("bwrap")
+
+
+def home_roots() -> tuple[Path, ...]:
+    """The directories hidden as a whole: /home, /root, and this user's home wherever it is."""
+    roots = {Path("/home"), Path("/root"), Path.home()}
+    with contextlib.suppress(KeyError):
+        roots.add(Path(pwd.getpwuid(os.getuid()).pw_dir))
+    return tuple(sorted(r for r in roots if r != Path("/") and r.is_dir()))
+
+
+def _under(path: Path, roots: Iterable[Path]) -> bool:
+    return any(path.is_relative_to(root) for root in roots)
+
+
+@functools.cache
+def _python_prefix(path_env: str) -> Path | None:
+    """The prefix of the `python3` a sandboxed command would run (through pyenv shims, say)."""
+    try:
+        done = subprocess.run(
+            ["python3", "-c", "import sys; print(sys.base_prefix)"],
+            env={"PATH": path_env, "HOME": str(Path.home())},
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    prefix = done.stdout.strip()
+    return Path(prefix) if done.returncode == 0 and prefix.startswith("/") else None
+
+
+@functools.cache
+def toolchain(path_env: str, extra: tuple[Path, ...], roots: tuple[Path, ...]) -> tuple[tuple[Path, ...], str]:
+    """What a sandboxed command may read inside the hidden homes, and the PATH it gets.
+
+    Bound back read-only: each PATH entry inside a home (the directory itself, not its parent:
+    `~/.cargo/bin`, never `~/.cargo` with its credentials), the prefix of the Python interpreter
+    that `python3` resolves to and of Solver's own interpreter (pyenv keeps them in `~/.pyenv`),
+    and `extra`. Interpreter prefixes inside a home go first on PATH, ahead of version-manager
+    shims, which would need the manager's whole directory.
+    """
+    entries = [Path(p) for p in path_env.split(os.pathsep) if p.startswith("/")]
+    prefixes = [p for p in (_python_prefix(path_env), Path(sys.base_prefix)) if p is not None]
+    bound = [p for p in [*entries, *prefixes] if _under(p, roots) and p.is_dir()]
+    bound += [p for p in extra if p.exists()]
+    front = [str(p / "bin") for p in dict.fromkeys(prefixes) if _under(p, roots) and (p / "bin").is_dir()]
+    path = os.pathsep.join(dict.fromkeys([*front, *(str(e) for e in entries)]))
+    return tuple(dict.fromkeys(bound)), path or DEFAULT_PATH
 
 
 class LocalSandboxBackend:
@@ -56,13 +112,19 @@ class LocalSandboxBackend:
         *,
         isolation: str = "auto",
         hidden_paths: tuple[Path, ...] = (),
+        read_paths: tuple[Path, ...] = (),
+        agent_network: bool = True,
         env_config: SandboxEnvironmentConfig | None = None,
     ) -> None:
         self.root = root
         self.bwrap = bwrap_path() if isolation in {"auto", "bwrap"} else None
         if isolation == "bwrap" and self.bwrap is None:
             raise SandboxGone("bubblewrap isolation was requested but `bwrap` is not installed")
-        self.hidden_paths = hidden_paths
+        if not agent_network and self.bwrap is None:
+            raise ConfigurationError("SOLVER_SANDBOX_NETWORK=off needs bubblewrap (bwrap), which is not in use")
+        self.hidden_paths = hidden_paths  # outside the homes (Solver's data, say): hidden too
+        self.read_paths = read_paths
+        self.agent_network = agent_network
         self.env_config = env_config or SandboxEnvironmentConfig()
         if self.bwrap is None and isolation == "auto":
             log.warning("bubblewrap (bwrap) not found: local sandboxes run as plain subprocesses without isolation")
@@ -143,7 +205,6 @@ class LocalSandbox(SandboxEnvironment):
         self._envs = {str(k): str(v) for k, v in dict(meta.get("envs") or {}).items()}  # type: ignore[call-overload]
         self._expires_at = float(meta["expires_at"])  # type: ignore[arg-type]
         self.config = backend.env_config
-        self._hidden_paths: list[Path] | None = None
 
     def ensure_alive(self) -> None:
         if (self._state / "killed").exists() or not self._state.is_dir():
@@ -153,22 +214,25 @@ class LocalSandbox(SandboxEnvironment):
             raise SandboxGone(f"sandbox {self.id} reached the end of its lifetime")
 
     def run(
-        self, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None, timeout: float
+        self,
+        command: str,
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float,
+        network: bool = True,
     ) -> CommandResult:
+        """Run a command; `network=False` gives it a network namespace of its own (loopback only)."""
         self.ensure_alive()
-        environment = {
-            "PATH": os.environ.get("PATH", DEFAULT_PATH),
-            "HOME": self.home,
-            **BASE_ENV,
-            **self._envs,
-            **(env or {}),
-        }
+        host_path = os.environ.get("PATH", DEFAULT_PATH)
+        path = self._toolchain()[1] if self._backend.bwrap else host_path
+        environment = {"PATH": path, "HOME": self.home, **BASE_ENV, **self._envs, **(env or {})}
         directory = cwd or self.home
-        argv = self._argv(command, environment, directory)
+        argv = self._argv(command, directory, network=network)
         pids = self._state / "pids"
         result = run_process(
             argv,
-            env={} if self._backend.bwrap else environment,
+            env=environment,  # bwrap passes its environment on: values never appear in an argv
             cwd=None if self._backend.bwrap else directory,
             timeout=timeout,
             max_output_bytes=self.config.max_output_bytes,
@@ -178,27 +242,41 @@ class LocalSandbox(SandboxEnvironment):
         self.ensure_alive()  # a kill during the command surfaces as SandboxGone, not as its output
         return result
 
-    def _argv(self, command: str, environment: Mapping[str, str], cwd: str) -> list[str]:
+    def run_action(self, command: str, *, cwd: str, env: Mapping[str, str], timeout: float) -> CommandResult:
+        """An agent's command: on the network only when SOLVER_SANDBOX_NETWORK says so."""
+        return self.run(command, cwd=cwd, env=env, timeout=timeout, network=self._backend.agent_network)
+
+    def _argv(self, command: str, cwd: str, *, network: bool) -> list[str]:
         if not self._backend.bwrap:
             return ["bash", "-c", command]
         argv = [self._backend.bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc"]
         argv += ["--unshare-uts", "--unshare-cgroup-try", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        if not network:
+            argv += ["--unshare-net"]
         argv += ["--tmpfs", "/tmp"]  # noqa: S108 - a private /tmp, mounted before the sandbox (often under /tmp)
-        if self._hidden_paths is None:  # once per connection: globbing /home took ~0.5 ms per command
-            self._hidden_paths = self._hidden()
-        for hidden in self._hidden_paths:
-            argv += ["--tmpfs", str(hidden)] if hidden.is_dir() else ["--ro-bind", "/dev/null", str(hidden)]
-        argv += ["--bind", str(self._dir / "home"), self.home, "--clearenv"]
-        for key, value in environment.items():
-            argv += ["--setenv", key, value]
+        argv += self._hide_homes()
+        argv += ["--bind", str(self._dir / "home"), self.home]  # last: the sandbox may live in a hidden place
         return [*argv, "--chdir", cwd, "--", "bash", "-c", command]
 
-    def _hidden(self) -> list[Path]:
-        homes = {Path.home(), *Path("/home").glob("*")}
-        candidates = [h / entry for h in homes for entry in HIDDEN_HOME_ENTRIES] + list(self._backend.hidden_paths)
-        sandbox = self._dir.resolve()
-        # Never hide a directory that contains this sandbox (the sandbox itself is bound afterwards).
-        return [p for p in candidates if p.exists() and not sandbox.is_relative_to(p.resolve())]
+    def _hide_homes(self) -> list[str]:
+        """Evaluated per command: whatever exists in the homes now is hidden, whenever it appeared."""
+        argv: list[str] = []
+        roots = home_roots()
+        for root in roots:
+            argv += ["--tmpfs", str(root)]
+        for hidden in self._backend.hidden_paths:
+            if _under(hidden, roots):
+                continue  # already hidden with its home
+            if hidden.is_dir():
+                argv += ["--tmpfs", str(hidden)]
+            elif hidden.exists():
+                argv += ["--ro-bind", "/dev/null", str(hidden)]
+        for visible in self._toolchain()[0]:
+            argv += ["--ro-bind", str(visible.resolve()), str(visible)]
+        return argv
+
+    def _toolchain(self) -> tuple[tuple[Path, ...], str]:
+        return toolchain(os.environ.get("PATH", DEFAULT_PATH), self._backend.read_paths, home_roots())
 
     def write_file(self, path: str, data: bytes) -> None:
         self.ensure_alive()

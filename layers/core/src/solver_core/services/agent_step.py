@@ -201,7 +201,7 @@ class AgentStep:
         self.deps.runs.record_artifacts(ctx.run.id, **fields)
 
     def keep_records_if_cancelled(self, run_id: UUID) -> None:
-        """A cancelled run's trajectory survives it (DESIGN §5). In the cloud nothing else writes
+        """A cancelled run's trajectory survives it. In the cloud nothing else writes
         it: the cancel stops the execution, so no RecordRunFailure follows this invocation."""
         try:
             if self.deps.runs.stop_reason(run_id):

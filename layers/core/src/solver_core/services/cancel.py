@@ -1,4 +1,4 @@
-"""Cancelling a solve (DESIGN §5): mark it cancelling, kill its sandboxes so in-flight commands fail
+"""Cancelling a solve: mark it cancelling, kill its sandboxes so in-flight commands fail
 within about a second, stop the execution, and mark what is left cancelled. Idempotent; a solve
 that already finished is returned as it is."""
 

@@ -1,4 +1,4 @@
-"""The solve-level steps around the runs: BeginSolve, PickChampion, FinishSolve, FailSolve (DESIGN §5).
+"""The solve-level steps around the runs: BeginSolve, PickChampion, FinishSolve, FailSolve.
 
 Champion order: tests passed > the agent submitted > a smaller patch > a lower cost (then the lower
 index, so the choice is deterministic). A solve with no patch at all fails, with the reason.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -112,12 +113,20 @@ class SolveService:
             return solve_view(row, row.runs)
 
     def list(
-        self, owner: str, *, status: SolveStatus | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        owner: str,
+        *,
+        status: SolveStatus | None = None,
+        repo_url: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
     ) -> SolvePage:
         limit = max(1, min(limit, MAX_PAGE))
         query = select(SolveRow).where(SolveRow.owner == owner)
         if status is not None:
             query = query.where(SolveRow.status == status.value)
+        if repo_url is not None:
+            query = query.where(SolveRow.repo_url == repo_url)
         if cursor:
             after = Cursor.decode(cursor)
             query = query.where(tuple_(SolveRow.created_at, SolveRow.id) < tuple_(after.created_at, after.id))
@@ -127,6 +136,19 @@ class SolveService:
             items = [solve_view(row, row.runs) for row in rows[:limit]]
         next_cursor = Cursor(rows[limit - 1].created_at, rows[limit - 1].id).encode() if len(rows) > limit else None
         return SolvePage(items=items, next_cursor=next_cursor)
+
+    def repositories(self, owner: str, limit: int = 200) -> builtins.list[str]:
+        """The repositories of the owner's solves, most recently used first."""
+        latest = func.max(SolveRow.created_at)
+        query = (
+            select(SolveRow.repo_url)
+            .where(SolveRow.owner == owner)
+            .group_by(SolveRow.repo_url)
+            .order_by(latest.desc())
+            .limit(limit)
+        )
+        with self._sessions() as session:
+            return list(session.scalars(query).all())
 
     def _insert(
         self, session: Session, owner: str, request: SolveRequest, key: str | None, fingerprint: str
@@ -146,7 +168,7 @@ class SolveService:
             external_ref=request.external_ref,
             models=list(request.models),
             attempts_per_model=request.attempts_per_model,
-            max_parallel=min(request.max_parallel, request.run_count),
+            max_parallel=min(request.max_parallel, request.run_count, self._policy.max_parallel),
             agent_config=agent_config,
             limits=request.limits.model_dump(mode="json"),
             setup_command=request.setup_command,

@@ -1,4 +1,4 @@
-"""The steps of one run (DESIGN §5), shared by the Step Functions handlers and the local orchestrator.
+"""The steps of one run, shared by the Step Functions handlers and the local orchestrator.
 
 Each step takes ids, reads what it needs from the database, does its work and records the result,
 so any step can run in a fresh process (a Lambda invocation) after the previous one.

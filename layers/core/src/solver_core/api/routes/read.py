@@ -24,6 +24,7 @@ from solver_core.status import SolveStatus
 
 MAX_SEQ = 2**53  # within bigint, and exact as a JSON number for JavaScript clients
 MAX_CURSOR_LENGTH = 512
+MAX_REPO_FILTER = 2048
 
 
 def router(deps: DepsGetter) -> Router:
@@ -37,12 +38,15 @@ def router(deps: DepsGetter) -> Router:
     )
     def list_solves(
         status: Annotated[SolveStatus | None, Query(description="only solves in this status")] = None,
+        repo: Annotated[
+            str | None, Query(max_length=MAX_REPO_FILTER, description="only solves of this repo_url (exact)")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
         cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH, description="next_cursor of a page")] = None,
     ) -> SolveList:
         d = deps()
         owner = owner_of(api.current_event)
-        page = d.solves.list(owner, status=status, limit=limit, cursor=cursor)
+        page = d.solves.list(owner, status=status, repo_url=repo, limit=limit, cursor=cursor)
         items = [solve_out(without_links(s), d.artifacts) for s in page.items]
         return SolveList(items=items, next_cursor=page.next_cursor)
 

@@ -1,0 +1,142 @@
+"""What the console's pages show, computed from the services' views: run counts, the champion and
+why, and the timeline of each run's phases (from the status events)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from solver_core.models import EventView, RunView, SolveView
+from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, RunStatus
+
+PHASES: dict[str, str] = {
+    RunStatus.QUEUED.value: "queued",
+    RunStatus.LAUNCHING.value: "launch",
+    RunStatus.PREPARING.value: "prepare",
+    RunStatus.SOLVING.value: "agent",
+    RunStatus.COLLECTING.value: "collect",
+    RunStatus.VERIFYING.value: "verify",
+}
+TIMELINE_WIDTH = 1000  # the SVG's user units; the browser scales it
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    passed: int
+    failed: int
+    running: int
+
+
+def run_counts(runs: list[RunView]) -> RunCounts:
+    passed = sum(1 for r in runs if r.tests is not None and r.tests.passed)
+    running = sum(1 for r in runs if r.status not in RUN_TERMINAL)
+    return RunCounts(passed=passed, failed=len(runs) - passed - running, running=running)
+
+
+def total_cost(solve: SolveView) -> float:
+    return sum(run.cost_usd for run in solve.runs)
+
+
+def is_live(solve: SolveView) -> bool:
+    return solve.status not in SOLVE_TERMINAL
+
+
+def champion_reason(solve: SolveView, events: list[EventView]) -> str | None:
+    """Why the champion won, as PickChampion recorded it; a `selection` reason when the solve has one."""
+    selection = getattr(solve, "selection", None)
+    if selection is not None:
+        reason = selection.get("reason") if isinstance(selection, dict) else getattr(selection, "reason", None)
+        if reason:
+            return str(reason)
+    for event in reversed(events):
+        if event.run_id is None and event.data and "champion_run_id" in event.data:
+            return event.message
+    return None
+
+
+def selection_of(solve: SolveView) -> dict[str, Any] | None:
+    """The solve's `selection` record when the service has one (a later addition), as plain data."""
+    selection = getattr(solve, "selection", None)
+    if selection is None:
+        return None
+    if isinstance(selection, dict):
+        return selection
+    dump = getattr(selection, "model_dump", None)
+    return dump(mode="json") if callable(dump) else None
+
+
+@dataclass
+class Segment:
+    phase: str
+    start: datetime
+    end: datetime
+    x: float = 0.0
+    width: float = 0.0
+
+
+@dataclass
+class Lane:
+    run: RunView
+    segments: list[Segment] = field(default_factory=list)
+    steps: list[float] = field(default_factory=list)  # x of each agent step
+    end_status: str | None = None
+
+
+@dataclass
+class Timeline:
+    lanes: list[Lane]
+    start: datetime
+    end: datetime
+    ticks: list[tuple[float, str]]
+
+    @property
+    def span_s(self) -> float:
+        return max((self.end - self.start).total_seconds(), 0.0)
+
+
+def timeline(solve: SolveView, events: list[EventView], now: datetime | None = None) -> Timeline:
+    """Each run's phases on one time axis, from its status events: a phase lasts until the next."""
+    now = now or datetime.now(UTC)
+    lanes = {run.id: Lane(run=run) for run in solve.runs}
+    step_times: dict[UUID, list[datetime]] = {}
+    for event in events:
+        lane = lanes.get(event.run_id) if event.run_id else None
+        if lane is None:
+            continue
+        if event.kind is EventKind.STEP:
+            step_times.setdefault(lane.run.id, []).append(event.at)
+            continue
+        status = (event.data or {}).get("status") if event.kind is EventKind.STATUS else None
+        if not isinstance(status, str):
+            continue
+        if lane.segments and lane.end_status is None:
+            lane.segments[-1].end = event.at
+        if status in PHASES:
+            lane.segments.append(Segment(PHASES[status], event.at, event.at))
+            lane.end_status = None
+        else:
+            lane.end_status = status
+    start = min([solve.created_at, *(e.at for e in events)])
+    end = solve.finished_at or now
+    end = max([end, *(e.at for e in events)])
+    for lane in lanes.values():
+        if lane.segments and lane.end_status is None and lane.run.status not in RUN_TERMINAL:
+            lane.segments[-1].end = end
+    span = max((end - start).total_seconds(), 1e-3)
+
+    def x(moment: datetime) -> float:
+        return round((moment - start).total_seconds() / span * TIMELINE_WIDTH, 2)
+
+    for lane in lanes.values():
+        for segment in lane.segments:
+            segment.x = x(segment.start)
+            segment.width = max(round(x(segment.end) - segment.x, 2), 1.0)
+        lane.steps = [x(at) for at in step_times.get(lane.run.id, [])]
+    ticks = [(round(TIMELINE_WIDTH * i / 4, 2), _span_label(span * i / 4)) for i in range(5)]
+    return Timeline(lanes=sorted(lanes.values(), key=lambda lane: lane.run.index), start=start, end=end, ticks=ticks)
+
+
+def _span_label(value: float) -> str:
+    return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"

@@ -1,0 +1,1 @@
+"""Choosing the champion among candidate patches: signals beyond one exit code."""

@@ -1,0 +1,45 @@
+"""`SolverAgent` re-implements the body of mini-swe-agent's `DefaultAgent.run` one step at a time
+(agent/runner.py). These tests fail loudly when the installed mini-swe-agent differs from the one
+mirrored: another minor version, or any change to the methods the loop copies or calls."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import textwrap
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from minisweagent.agents.default import DefaultAgent
+from packaging.requirements import Requirement
+
+from solver_core.agent.runner import MIRRORED_UPSTREAM
+
+pytestmark = pytest.mark.unit
+
+PYPROJECT = Path(__file__).resolve().parents[2] / "layers" / "core" / "pyproject.toml"
+
+
+def _fingerprint(qualname: str) -> str:
+    _, method = qualname.split(".")
+    source = textwrap.dedent(inspect.getsource(getattr(DefaultAgent, method)))
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+def test_the_mirrored_loop_matches_the_installed_mini_swe_agent() -> None:
+    changed = [name for name, digest in MIRRORED_UPSTREAM.items() if _fingerprint(name) != digest]
+    assert not changed, (
+        f"mini-swe-agent {version('mini-swe-agent')} changed {', '.join(changed)}: re-read "
+        "SolverAgent.begin/advance in agent/runner.py against the new source, then update MIRRORED_UPSTREAM"
+    )
+
+
+def test_mini_swe_agent_is_pinned_to_one_minor_version() -> None:
+    extras = tomllib.loads(PYPROJECT.read_text())["project"]["optional-dependencies"]["agent"]
+    (requirement,) = [Requirement(r) for r in extras if r.startswith("mini-swe-agent")]
+    installed = version("mini-swe-agent")
+    assert installed in requirement.specifier, f"installed {installed} is outside {requirement}"
+    major, minor = (int(part) for part in installed.split(".")[:2])
+    assert f"{major}.{minor + 1}.0" not in requirement.specifier, f"{requirement} admits the next minor version"
