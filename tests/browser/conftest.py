@@ -19,7 +19,7 @@ from solver_core.wiring import Container, build_orchestrator
 from tests.support.api_client import HttpClient
 from tests.support.runtime import make_repo, runtime_settings
 
-CHROMIUM = os.environ.get("SOLVER_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("CONSOLE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -98,9 +98,9 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 @pytest.fixture
 def shots(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
-    """Where a test saves its screenshots: SOLVER_UI_SCREENSHOTS when set (docs/ is made from
+    """Where a test saves its screenshots: CONSOLE_SCREENSHOTS when set (docs/ is made from
     these), else the test's temporary folder."""
-    folder = Path(os.environ.get("SOLVER_UI_SCREENSHOTS") or tmp_path / "screenshots")
+    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tmp_path / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

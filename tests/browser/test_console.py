@@ -47,7 +47,7 @@ def test_start_from_the_form_and_watch_it_succeed_without_reloading(served: Serv
     page.get_by_label("Models, one per line").fill(fix)
     page.get_by_label("Test command").fill("python3 test_calc.py")
     page.get_by_label("Steps").fill("10")
-    page.screenshot(path=str(shots / "new.png"))
+    page.screenshot(path=str(shots / "new-filled.png"))
     page.get_by_role("button", name="Start the solve").click()
 
     page.wait_for_url(re.compile(r"/ui/solves/[0-9a-f-]{36}$"))
@@ -61,7 +61,7 @@ def test_start_from_the_form_and_watch_it_succeed_without_reloading(served: Serv
     expect(page.locator("#events")).to_contain_text("solve succeeded")  # the live feed followed it
     expect(page.locator("#timeline rect.ph-agent")).to_have_count(1)
     expect(page.locator("#timeline rect.ph-verify")).to_have_count(1)
-    page.screenshot(path=str(shots / "solve.png"), full_page=True)
+    page.screenshot(path=str(shots / "solve-live.png"), full_page=True)
 
 
 def test_the_list_follows_a_running_solve(served: Served, page: Any, shots: Path) -> None:
@@ -73,7 +73,7 @@ def test_the_list_follows_a_running_solve(served: Served, page: Any, shots: Path
     expect(row).to_contain_text("listed while it runs")  # appeared without a reload
     expect(row.locator(".status")).to_have_text("succeeded", timeout=90_000)
     expect(row.locator("td.num").first).to_have_text("1")  # one run passed
-    page.screenshot(path=str(shots / "solves.png"))
+    page.screenshot(path=str(shots / "solves-live.png"))
 
     page.select_option("#f-status", "failed")
     page.get_by_role("button", name="Filter").click()
@@ -133,7 +133,7 @@ def test_step_through_a_trajectory_with_the_keyboard(served: Served, page: Any, 
     page.keyboard.press("j")
     page.keyboard.press("k")
     assert page.evaluate(focused) == "step-2"
-    page.screenshot(path=str(shots / "run.png"))
+    page.screenshot(path=str(shots / "run-keyboard.png"))
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the raw trajectory").click()
@@ -234,3 +234,38 @@ def test_sign_in_with_the_servers_token(tmp_path: Path, page: Any) -> None:
         cookies = page.context.cookies()
         assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [("solver_session", True, "Strict")]
         assert page.evaluate("document.cookie") == ""  # HttpOnly: no script reads it
+
+
+def test_the_pages_read_without_javascript(served: Served, browser: Any) -> None:
+    fix = write_replay(served.tmp / "fix.yaml", *FIX[1:])
+    solve_id = start(served, fix, "no script")
+    wait_status(served, solve_id, {"succeeded", "failed"})
+    run_id = served.client.call("GET", f"/solves/{solve_id}").json["runs"][0]["id"]
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{served.url}/ui")
+        page.get_by_role("link", name="no script").click()
+        expect(page.locator("#solve-head header .status").first).to_have_text("succeeded")
+        expect(page.locator("#champion-diff tr.added")).to_contain_text("/ len(values)")
+        page.get_by_role("link", name="Side by side").click()
+        expect(page.locator("#champion-diff table.split td.added")).to_contain_text("/ len(values)")
+        expect(page.get_by_role("button", name="Cancel solve")).to_have_count(0)  # actions need the script
+        page.goto(f"{served.url}/ui/solves/{solve_id}/runs/{run_id}")
+        expect(page.locator("li.step")).to_have_count(len(FIX) - 1)
+        expect(page.locator("#step-3 pre.out")).to_contain_text("ok")
+    finally:
+        context.close()
+
+
+def test_what_the_reader_opened_stays_open_while_the_page_refreshes(served: Served, page: Any) -> None:
+    slow = write_replay(served.tmp / "slow.yaml", "sleep 60")
+    solve_id = start(served, slow, "stay open")
+    wait_status(served, solve_id, {"running"})
+    page.goto(f"{served.url}/ui/solves/{solve_id}")
+    page.get_by_text("Issue text").click()
+    expect(page.locator("details.issue-body")).to_have_attribute("open", "")
+    page.evaluate("document.getElementById('solve-head').dataset.marker = 'old'")
+    expect(page.locator("#solve-head")).not_to_have_attribute("data-marker", "old")  # replaced by a refresh
+    expect(page.locator("details.issue-body")).to_have_attribute("open", "")
+    served.client.call("POST", f"/solves/{solve_id}/cancel")

@@ -48,6 +48,7 @@ def repo(tmp_path: Path, fake: FakeGitHub) -> Path:
 def solve(world: World, repo: Path, tmp_path: Path, **request: Any) -> Any:
     fix = write_replay(tmp_path / "fix.yaml", *FIX)
     issue = {"title": "mean() drops the fraction", "url": ISSUE_URL}
+    world.container.allowlist.add("tester", "org/calc")  # publishing goes only where the owner may
     return start_solve(world.container, repo_url=str(repo), models=[fix], test_command="python3 test_calc.py",
                        issue=issue, **request)  # fmt: skip
 

@@ -76,8 +76,8 @@ def hook(world: FaultWorld, trigger: CancelAt) -> None:
         trigger.reached(target.value, run_id)
         return view
 
-    def claimed(run_id: UUID, cap: int) -> bool:
-        ok = claim(run_id, cap)
+    def claimed(run_id: UUID, *args: Any) -> bool:
+        ok = claim(run_id, *args)
         if ok:
             trigger.reached("launching", run_id)
         return ok

@@ -230,3 +230,61 @@ def test_with_step_functions_a_start_is_an_execution_named_after_the_solve(
         degraded = call(status_app.handler, rest_event("GET", "/health"))
     assert degraded["statusCode"] == 503
     assert [d["field"] for d in body_of(degraded)["error"]["details"]] == ["orchestrator"]
+
+
+def test_publishing_outside_the_callers_allowlist_is_refused_with_403(world: ApiWorld) -> None:
+    issue = {"title": "Fix the bug", "url": "https://github.com/org/repo/issues/3"}
+    body = solve_body(issue=issue, publish={"comment": True, "pull_request": True})
+    refused = call(start_app.handler, rest_event("POST", "/solves", body=body))
+    assert refused["statusCode"] == 403
+    error = body_of(refused)["error"]
+    assert error["code"] == "not_on_allowlist"
+    assert "github.com/org/repo is not allowed for this caller" in error["message"]
+    assert world.deps.solves.list(ALICE).items == []  # nothing was recorded
+
+    world.deps.allowlist.add(ALICE, "org")
+    assert call(start_app.handler, rest_event("POST", "/solves", body=body))["statusCode"] == 202
+    elsewhere = solve_body(repo_url="https://github.com/victim/private", issue=issue | {"url": None})
+    assert call(start_app.handler, rest_event("POST", "/solves", body=elsewhere))["statusCode"] == 202  # anonymous
+
+
+def test_a_spent_daily_budget_refuses_new_solves_with_429(database_url: str, tmp_path: Path) -> None:
+    from solver_core.api.deps import ApiLimits
+
+    with api_world(database_url, tmp_path / "home", limits=ApiLimits(owner_daily_cost_usd=1.0)) as built:
+        use_deps(built.deps)
+        try:
+            first = call(start_app.handler, rest_event("POST", "/solves", body=solve_body()))
+            assert first["statusCode"] == 202
+            (run, *_) = built.deps.solves.get(ALICE, UUID(body_of(first)["id"])).runs
+            built.deps.runs.record_step(run.id, run.solve_id, steps=1, cost_usd=1.25, tokens=10, message="step 1")
+            refused = call(start_app.handler, rest_event("POST", "/solves", body=solve_body()))
+            assert refused["statusCode"] == 429
+            assert body_of(refused)["error"]["message"].startswith("the daily cost budget of $1.00 is spent")
+            assert 86_000 < int(header(refused, "Retry-After") or 0) <= 86_400
+        finally:
+            use_deps(None)
+
+
+def test_the_console_is_served_by_the_status_function_behind_the_authorizer(world: ApiWorld) -> None:
+    created = body_of(call(start_app.handler, rest_event("POST", "/solves", body=solve_body(), stage="prod")))
+    listing = call(status_app.handler, rest_event("GET", "/ui", stage="prod"))
+    assert listing["statusCode"] == 200
+    assert "script-src 'self'" in str(header(listing, "Content-Security-Policy"))
+    assert f'href="/prod/ui/solves/{created["id"]}"' in listing["body"]  # links carry the stage
+    assert 'src="/prod/ui/static/console.js' in listing["body"]
+
+    script = call(status_app.handler, rest_event("GET", "/ui/static/console.js", stage="prod"))
+    assert script["statusCode"] == 200
+    assert not script.get("isBase64Encoded")  # text passes API Gateway without binary media types
+    assert "trajectoryViewer" in script["body"]
+
+    anonymous = call(status_app.handler, rest_event("GET", f"/ui/solves/{created['id']}", auth=None))
+    assert anonymous["statusCode"] == 401
+    stranger = call(
+        status_app.handler, rest_event("GET", f"/ui/solves/{created['id']}", owner="arn:aws:iam::1:user/eve")
+    )
+    assert stranger["statusCode"] == 404
+
+    publish = call(cancel_app.handler, rest_event("POST", f"/solves/{created['id']}/publish", body={}))
+    assert publish["statusCode"] == 409  # unfinished (and no publish option); never published from here

@@ -119,6 +119,12 @@ def test_pages_need_an_identity_and_send_a_strict_csp(server: Server) -> None:
         # No inline scripts or event handlers for the CSP to block: every script has a src.
         assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", page.body) == []
         assert re.findall(r"\son[a-z]+\s*=", page.body) == []
+        # Every form control has a label (hidden inputs excepted), and the page says its language.
+        controls = re.findall(r"<(?:input|select|textarea)\b(?![^>]*type=\"hidden\")[^>]*\bid=\"([^\"]+)\"", page.body)
+        assert len(controls) >= {"/ui": 2, "/ui/new": 16, "/ui/login": 1}[path]
+        unlabelled = [c for c in controls if f'<label for="{c}"' not in page.body]
+        assert unlabelled == [], path
+        assert '<html lang="en">' in page.body
 
 
 def test_login_sets_an_httponly_strict_cookie_and_a_wrong_token_does_not(server: Server) -> None:
@@ -200,3 +206,37 @@ def test_static_files_are_served_by_name_only(server: Server) -> None:
     assert js.headers["content-type"].startswith("text/javascript")
     for name in ("..%2Froutes.py", "routes.py", ".hidden", "NOTICE"):
         assert server.call("GET", f"/ui/static/{name}", headers={"Cookie": cookie()}).status == 404, name
+
+
+def test_the_list_pages_and_filters_by_repository(server: Server, tmp_path: Path) -> None:
+    from html import unescape
+
+    from solver_core.models import SolveRequest
+    from solver_core.rules import RequestPolicy
+
+    policy = RequestPolicy.from_settings(server.container.settings)
+    repos = [make_repo(tmp_path / name, {"a.py": "x = 1\n"}) for name in ("one", "two")]
+    for i in range(27):  # recorded, not run: the list only reads them
+        data = {"repo_url": str(repos[i % 2]), "issue": {"title": f"solve number {i}"}, "models": ["replay:/x.yaml"]}
+        server.container.solves.start(local_owner(), SolveRequest.model_validate(data, context=policy))
+
+    first = server.call("GET", "/ui", headers={"Cookie": cookie()})
+    assert first.body.count("<tr data-solve=") == 25
+    assert "solve number 26" in first.body
+    assert "solve number 1<" not in first.body
+    next_link = re.search(r'<a rel="next" href="([^"]+)"', first.body)
+    assert next_link is not None
+    second = server.call("GET", unescape(next_link[1]), headers={"Cookie": cookie()})
+    assert second.body.count("<tr data-solve=") == 2
+    assert "solve number 1<" in second.body
+    assert "solve number 0<" in second.body
+    assert 'rel="next"' not in second.body
+
+    query = f"/ui?repo={repos[1]}"
+    only_two = server.call("GET", query, headers={"Cookie": cookie()})
+    titles = re.findall(r"solve number (\d+)<", only_two.body)
+    assert len(titles) == 13
+    assert all(int(t) % 2 == 1 for t in titles)
+    api = json.loads(server.call("GET", f"/solves?repo={repos[0]}&limit=200", headers={"Cookie": cookie()}).body)
+    assert len(api["items"]) == 14
+    assert {item["repo_url"] for item in api["items"]} == {str(repos[0])}

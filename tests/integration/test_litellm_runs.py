@@ -129,3 +129,23 @@ def test_a_refused_key_is_one_line_with_the_provider_code_and_the_detail_goes_to
     log = container.artifacts.get(run.artifacts["log"]).decode()
     assert "--- error detail ---" in log
     assert "Incorrect API key provided" in log
+
+
+def test_model_header_values_reach_the_provider_but_never_the_trajectory(
+    container: Container, llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    tenant = "acme-tenant-7781-routing"
+    with container.sessions.begin() as session:
+        row = session.get(AIModelRow, MODEL)
+        assert row is not None
+        row.model_kwargs = row.model_kwargs | {"extra_headers": {"X-Tenant": tenant}}
+    llm.script("echo routed")
+    run, solve = solve_once(container, tmp_path)
+    assert run.status is RunStatus.SUCCEEDED, run.error
+    assert any(h.get("x-tenant") == tenant for h in llm.headers)  # the header was sent
+    trajectory = json.loads(container.artifacts.get(run.artifacts["trajectory"]))
+    assert trajectory["info"]["config"]["model"]["model_kwargs"]["extra_headers"] == {"X-Tenant": "[REDACTED]"}
+    stored = [p.read_bytes() for p in (tmp_path / "home" / "artifacts").rglob("*") if p.is_file()]
+    assert not any(tenant.encode() in blob for blob in stored)
+    events = json.dumps([e.model_dump(mode="json") for e in container.events.read("tester", solve.id, limit=500)])
+    assert tenant not in events

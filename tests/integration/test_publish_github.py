@@ -22,6 +22,7 @@ from solver_core.publish.models import PublishedPull
 from solver_core.publish.render import MAX_COMMENT_CHARS
 from tests.fakes.github import FakeGitHub
 from tests.support.publishing import (
+    API_URL,
     REPO,
     Champion,
     Reports,
@@ -86,7 +87,9 @@ def test_a_draft_pull_request_of_exactly_the_patch_and_a_comment(fake: FakeGitHu
     assert body.startswith(report.marker)
     assert f"Draft pull request: [#{pull.number}]({pull.url})" in body
     assert "| 0 🏆 | `replay:/tmp/fix.yaml` | succeeded (Submitted) | passed | 3 | $0.0000 |" in body
-    assert "[trajectory](https://artifacts.example/t.json)" in body
+    assert f"`GET {API_URL}/solves/{report.solve.id}` and `GET {API_URL}/solves/{report.solve.id}/patch`" in body
+    assert "X-Amz-" not in body  # no presigned link, even with an API URL
+    assert "Signature" not in body
     assert "<details><summary>Champion diff" in body
     assert "-    return sum(values) // len(values)" in body
     assert "(binary file: contents omitted)" in body
@@ -253,5 +256,5 @@ def test_a_huge_diff_is_truncated_in_the_comment(tmp_path: Path, fake: FakeGitHu
     body = fake.repos[REPO].comments[12][0]["body"]
     assert len(body) <= MAX_COMMENT_CHARS
     assert "Diff truncated" in body
-    assert "https://artifacts.example/champion.diff" in body
-    assert body.rstrip().endswith("artifact links may expire</sub>")
+    assert f"The full patch: `GET {API_URL}/solves/" in body
+    assert body.rstrip().endswith(" run(s)</sub>")

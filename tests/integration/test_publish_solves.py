@@ -51,6 +51,7 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
 def world(tmp_path: Path, database_url: str, fake: FakeGitHub, **settings: Any) -> tuple[Container, LocalOrchestrator]:
     values: dict[str, Any] = {"github_api_url": fake.url, "github_token": TOKEN, "publish_attempts": 2}
     container = runtime(tmp_path, database_url, **(values | settings))
+    container.allowlist.add("tester", "org/calc")  # publishing goes only where the owner may
     pipeline = container.pipeline(LocalSandboxBackend(tmp_path / "sandboxes", isolation="none"))
     return container, LocalOrchestrator(pipeline, container.flow(), retry_time_scale=0.01)
 

@@ -233,6 +233,7 @@ def test_a_private_repository_token_never_reaches_events_or_artifacts(tmp_path: 
         from solver_core.db.migrate import upgrade
 
         upgrade(container.engine)
+        container.allowlist.add("tester", url)  # the deployment's token is used for allowlisted repositories only
         model = write_replay(tmp_path / "leak.yaml", "git config --list; env; cat .git/config", FIX, "git remote -v")
         solve = start_solve(container, repo_url=url, models=[model], test_command="python3 test_calc.py")
         with sandbox_backend("local-bwrap", tmp_path) as (sandboxes, _):

@@ -22,6 +22,7 @@ from tests.fakes.github import FakeGitHub
 from tests.support.runtime import git, make_repo
 
 TOKEN = "ghp_publisher_test_token"
+API_URL = "https://solver.example/prod"
 REPO = "org/calc"
 ISSUE_URL = f"https://github.com/{REPO}/issues/12"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
@@ -100,8 +101,7 @@ class Reports:
         stats = PatchStats(files=counted.files, added=counted.added, removed=counted.removed)
         run = run_view(self.solve_id, self.run_id, base_commit or champion.base, stats)
         solve = solve_view(self.solve_id, [run], options or PublishOptions(comment=True, pull_request=True), ref)
-        links = {run.id: {"trajectory": "https://artifacts.example/t.json", "log": "https://artifacts.example/l"}}
-        return SolveReport(solve, run, champion.patch, links, "https://artifacts.example/champion.diff")
+        return SolveReport(solve, run, champion.patch, api_url=API_URL)
 
 
 def run_view(solve_id: UUID, run_id: UUID, base_commit: str, stats: PatchStats) -> RunView:

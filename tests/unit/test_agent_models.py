@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from solver_core.agent.config import agent_setup, bundled_config
-from solver_core.agent.models import build_model
+from solver_core.agent.models import build_model, header_values, redacted_kwargs
+from solver_core.agent.redact import Redactor
 from solver_core.agent.replay import ReplayModel
 from solver_core.errors import ConfigurationError
 from solver_core.models import Limits, ModelSpec
@@ -57,3 +58,25 @@ def test_agent_setup_applies_the_solves_limits_and_ignores_the_configs_cwd() -> 
 def test_only_bundled_configs_can_be_named(base: str) -> None:
     with pytest.raises(ConfigurationError):
         bundled_config(base)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer abc"},
+        {"X-Api-Key": "k"},
+        {"Cookie": "s=1"},
+        {"X-Trace": "sk-ant-api03-abcdefghij0123456789xyz"},
+    ],
+)
+def test_credentials_in_extra_headers_are_refused_like_api_key(headers: dict[str, str]) -> None:
+    with pytest.raises(ConfigurationError, match="credentials"):
+        build_model(ModelSpec(name="openai/gpt-5", model_kwargs={"extra_headers": headers}), SECTION)
+
+
+def test_header_values_are_redacted_from_what_is_stored() -> None:
+    kwargs = {"temperature": 0, "extra_headers": {"X-Tenant": "acme-tenant-7781"}}
+    build_model(ModelSpec(name="openai/gpt-5", model_kwargs=kwargs), SECTION)  # an ordinary header is accepted
+    assert redacted_kwargs(kwargs) == {"temperature": 0, "extra_headers": {"X-Tenant": "[REDACTED]"}}
+    redactor = Redactor(["sk-known-secret"]).with_secrets(header_values(kwargs))
+    assert redactor.redact("sent acme-tenant-7781 and sk-known-secret") == "sent [REDACTED] and [REDACTED]"

@@ -73,3 +73,20 @@ def test_powertools_validation_errors_become_ours() -> None:
 def test_an_overlong_identity_is_no_owner() -> None:
     with pytest.raises(Unauthorized, match="longer than"):
         owner_of(APIGatewayProxyEvent(rest_event("GET", "/solves", owner="x" * 201)))
+
+
+def test_an_assumed_roles_owner_does_not_change_with_its_session_name() -> None:
+    def owner(arn: str, caller: str) -> str:
+        event = rest_event("GET", "/solves", auth=None)
+        event["requestContext"]["identity"] = {"userArn": arn, "caller": caller, "sourceIp": "10.0.0.1"}
+        return owner_of(APIGatewayProxyEvent(event))
+
+    role = "arn:aws:sts::123456789012:assumed-role/TenantA"
+    first = owner(f"{role}/session-one", "AROAEXAMPLEID:session-one")
+    assert first == owner(f"{role}/renamed-session", "AROAEXAMPLEID:renamed-session") == role
+    assert owner("arn:aws:sts::123456789012:assumed-role/TenantB/session-one", "AROAOTHER:session-one") != first
+    user = "arn:aws:iam::123456789012:user/alice"  # an IAM user has no session to rotate
+    assert owner(user, "AIDAEXAMPLE") == user
+    caller_only = rest_event("GET", "/solves", auth=None)
+    caller_only["requestContext"]["identity"] = {"caller": "AROAEXAMPLEID:any-name"}
+    assert owner_of(APIGatewayProxyEvent(caller_only)) == "AROAEXAMPLEID"

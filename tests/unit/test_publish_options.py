@@ -105,3 +105,28 @@ def test_the_fingerprint_of_a_request_without_publish_is_what_it_was_before_the_
     assert parsed.fingerprint() == digest
     assert SolveRequest.model_validate(request({"comment": True})).fingerprint() != digest
     assert parsed.model_copy(update={"detect_tests": False}).fingerprint() != digest
+
+
+@pytest.mark.parametrize(
+    ("publish", "changes"),
+    [
+        ({"comment": True}, {"issue": {"title": "t", "url": "https://github.com/victim/private/issues/3"}}),
+        ({"pull_request": True}, {"repo_url": "https://gitlab.com/org/repo"}),
+        ({"comment": True, "pull_request": True}, {"repo_url": "https://github.com/org/fork"}),
+    ],
+)
+def test_publishing_goes_only_to_the_repository_the_code_came_from(
+    publish: dict[str, Any], changes: dict[str, Any]
+) -> None:
+    data = request(publish) | changes
+    with pytest.raises(ValidationError) as caught:
+        SolveRequest.model_validate(data)
+    error = caught.value.errors()[0]
+    assert (error["loc"], error["type"]) == (("publish",), "publish_target_mismatch")
+    assert data["repo_url"] in error["msg"]  # the message names both repositories
+    assert "would go to https://github.com/" in error["msg"]
+
+
+def test_the_same_repository_in_another_spelling_is_the_same_target() -> None:
+    data = request({"comment": True, "pull_request": True}, repo_url="https://github.com/Org/Repo.git")
+    assert SolveRequest.model_validate(data).publish is not None

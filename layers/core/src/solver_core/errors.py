@@ -84,6 +84,20 @@ class TooManyRequests(SolverError):
         self.retry_after_s = retry_after_s
 
 
+class Forbidden(SolverError):
+    """The caller is known but may not do this."""
+
+    code = "forbidden"
+    status = 403
+
+
+class NotOnAllowlist(Forbidden):
+    """The deployment's Git credentials or publishing were asked for a repository outside the
+    owner's allowlist (`solver owners`)."""
+
+    code = "not_on_allowlist"
+
+
 class ConfigurationError(SolverError):
     """Settings that cannot work together; raised at start-up, never per request."""
 
@@ -154,6 +168,14 @@ class RepositoryError(RunError):
 
     code = "repository_error"
     hint = "check the repository URL, ref and setup command (details in the run's log artifact)"
+
+
+class RepositoryNotAllowed(RepositoryError):
+    """An anonymous clone failed, and the deployment's credentials for the host are not the owner's
+    to use on this repository (it is not on the owner's allowlist)."""
+
+    code = "repository_not_allowed"
+    status = 403
 
 
 class ModelUnavailable(RunError):
@@ -246,6 +268,14 @@ class PatchNotApplicable(PublishError):
 
     code = "patch_not_applicable"
     hint = "the repository moved on; start a new solve on its current head"
+
+
+class WorkflowChangeRefused(PublishError):
+    """A draft pull request would change .github/workflows/, and the owner's allowlist entry does
+    not permit it."""
+
+    code = "workflow_change_refused"
+    status = 403
 
 
 class GitHubError(PublishError):

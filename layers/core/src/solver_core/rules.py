@@ -138,6 +138,25 @@ def _check_repo_path(path: str, query: str, fragment: str, what: str) -> None:
         raise fail("url_path", f"{what} must look like https://host/owner/repo")
 
 
+def repository_key(location: str) -> str | None:
+    """`https://github.com/Org/Repo.git` → `github.com/org/repo`; None for local paths and anything
+    that is not a repository URL."""
+    try:
+        parts = urlsplit(location)
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in {"https", "http"} or not host:
+        return None
+    host = host.removeprefix("www.") + (f":{port}" if port else "")
+    segments = [s.lower() for s in parts.path.split("/") if s]
+    if len(segments) < 2:
+        return None
+    segments[-1] = segments[-1].removesuffix(".git")
+    return "/".join([host, *segments])
+
+
 def check_git_ref(ref: str) -> str:
     """Git's check-ref-format rules for a branch or tag name, or a hex commit sha."""
     if _HEX_SHA.match(ref):

@@ -7,6 +7,7 @@ an in-process orchestrator. Setting a PostgreSQL URL or an S3 bucket switches th
 
 from __future__ import annotations
 
+import getpass
 import os
 import tempfile
 from pathlib import Path
@@ -64,6 +65,9 @@ class Settings(BaseSettings):
     sandbox_template: str | None = None
     docker_image: str = "python:3.12"
     max_live_sandboxes: int = Field(default=20, ge=1, le=10_000)
+    # The share of max_live_sandboxes one owner may hold (at least one sandbox), so that one owner
+    # cannot take every slot. The CLI and `solver serve` have a single owner and default to all.
+    owner_sandbox_share: float = Field(default=0.5, gt=0, le=1)
     e2b_api_key: SecretStr | None = None
     e2b_api_url: str | None = None
     e2b_sandbox_url: str | None = None
@@ -76,7 +80,8 @@ class Settings(BaseSettings):
     llm_keys_secret_arn: str | None = None
     github_app_private_key_secret_arn: str | None = None
 
-    # Tokens for private repositories, by host; each is only ever sent to its own host.
+    # Tokens for private repositories, by host; each is only ever sent to its own host, and only for
+    # repositories on the solve's owner's allowlist (`solver owners`).
     git_tokens: dict[str, SecretStr] = Field(default_factory=dict)
     github_token: SecretStr | None = None
 
@@ -98,6 +103,8 @@ class Settings(BaseSettings):
     # The HTTP API.
     max_request_bytes: int = Field(default=262_144, ge=1024, le=10_485_760)
     max_active_solves_per_owner: int = Field(default=10, ge=1, le=10_000)
+    # New solves are refused (429) while the owner's solves created in the last 24 hours have cost this much.
+    owner_daily_cost_usd: float | None = Field(default=None, gt=0)
 
     # Notifications: EventBridge status-change events, signed callback_url webhooks.
     event_bus_name: str | None = None
@@ -111,11 +118,17 @@ class Settings(BaseSettings):
     # a GitHub App (id + PEM private key; the installation is looked up per repository unless given),
     # else the github.com token above. Rate limits are waited out up to publish_max_wait_s per request.
     github_api_url: str = "https://api.github.com"
+    # The Solver API's base URL (https://…/stage): issue comments link to its authenticated routes.
+    api_url: str | None = None
     github_app_id: int | None = Field(default=None, ge=1)
     github_app_private_key: SecretStr | None = None
     github_app_installation_id: int | None = Field(default=None, ge=1)
     publish_attempts: int = Field(default=4, ge=1, le=10)
     publish_max_wait_s: int = Field(default=60, ge=0, le=900)
+
+    # An owner allowed every repository without allowlist entries: the machine's user, which the
+    # CLI and `solver serve` set (they serve nobody else).
+    trusted_owner: str | None = Field(default=None, max_length=200)
 
     stack_name: str = "solver-local"
     log_level: str = "INFO"
@@ -157,8 +170,11 @@ class Settings(BaseSettings):
         # sandbox from it.
         return self.sandbox_dir or Path(tempfile.gettempdir()) / f"solver-sandboxes-{os.getuid()}"
 
-    def git_token_for(self, repo_url: str) -> str | None:
-        host = (urlsplit(repo_url).hostname or "").lower()
+    def host_token(self, url: str) -> str | None:
+        """The deployment's token for this URL's host. It is any owner's to use only where that
+        owner's allowlist covers the repository (services/allowlist.py): never call this for a
+        caller's URL without that check."""
+        host = (urlsplit(url).hostname or "").lower()
         token = self.git_tokens.get(host) or (self.github_token if host == "github.com" else None)
         return token.get_secret_value() if token else None
 
@@ -188,13 +204,29 @@ class Settings(BaseSettings):
         return {field: arn for field, arn in arns.items() if arn}
 
     @property
+    def max_live_sandboxes_per_owner(self) -> int:
+        return max(1, int(self.max_live_sandboxes * self.owner_sandbox_share))
+
+    @property
     def uses_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+
+def local_owner() -> str:
+    """Solves started from this machine (the CLI, `solver serve`) belong to its user."""
+    try:
+        return f"local:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "local:user"
 
 
 def local_cli_settings(**overrides: object) -> Settings:
     """Settings for the `solver` command on the user's own machine: local paths and replays allowed."""
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    permissive = {"allow_local_repos": True, "allow_replay_models": True, "allow_unregistered_models": True}
+    permissive = {
+        "allow_local_repos": True, "allow_replay_models": True, "allow_unregistered_models": True,
+        "owner_sandbox_share": 1.0,  # one owner: the machine's user, allowed every repository
+        "trusted_owner": local_owner(),
+    }  # fmt: skip
     # An explicit SOLVER_ALLOW_* in the environment still wins over the CLI's permissive default.
     return settings.model_copy(update={k: v for k, v in permissive.items() if k not in settings.model_fields_set})

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from solver_core.orchestrators.stepfunctions import SfnOrchestrator
     from solver_core.ports import ArtifactStore, Notifier, SandboxBackend
     from solver_core.publish.service import PublishService
+    from solver_core.services.allowlist import AllowlistService
     from solver_core.services.champion import SolveFlow
     from solver_core.services.pipeline import RunPipeline
 
@@ -66,8 +67,15 @@ class Container:
             artifacts=self.artifacts,
             sandboxes=sandboxes,
             redactor=self.redactor(),
+            allowlist=self.allowlist,
         )
         return RunPipeline(deps)
+
+    @cached_property
+    def allowlist(self) -> AllowlistService:
+        from solver_core.services.allowlist import AllowlistService
+
+        return AllowlistService(self.sessions, trusted_owner=self.settings.trusted_owner)
 
     def flow(self) -> SolveFlow:
         from solver_core.services.champion import SolveFlow
@@ -87,7 +95,14 @@ class Container:
         from solver_core.publish.github import build_publisher
         from solver_core.publish.service import PublishService
 
-        return PublishService(self.sessions, self.events, self.artifacts, lambda: build_publisher(self.settings))
+        return PublishService(
+            self.sessions,
+            self.events,
+            self.artifacts,
+            lambda: build_publisher(self.settings),
+            allowlist=self.allowlist,
+            api_url=self.settings.api_url,
+        )
 
     @cached_property
     def notifier(self) -> Notifier:

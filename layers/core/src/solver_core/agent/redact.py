@@ -85,6 +85,11 @@ class Redactor:
         kept = (value for value in found if len(value) >= MIN_SECRET_LENGTH)
         return cls([*explicit, *kept], placeholder=placeholder)
 
+    def with_secrets(self, values: Iterable[str]) -> Redactor:
+        """This redactor plus more values (a run's model header values, say); itself when none are new."""
+        extra = [value for value in values if value and value not in self._secrets]
+        return Redactor([*self._secrets, *extra], placeholder=self.placeholder) if extra else self
+
     @property
     def secrets(self) -> tuple[str, ...]:
         """The configured values, longest first."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session, sessionmaker
 
 from solver_core.rules import RequestPolicy
+from solver_core.services.allowlist import AllowlistService
 from solver_core.services.catalog import CatalogService
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunService
@@ -40,12 +41,14 @@ class ApiLimits:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_active_solves_per_owner: int = DEFAULT_MAX_ACTIVE_SOLVES
     retry_after_s: int = DEFAULT_RETRY_AFTER_S
+    owner_daily_cost_usd: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiLimits:
         return cls(
             max_body_bytes=settings.max_request_bytes,
             max_active_solves_per_owner=settings.max_active_solves_per_owner,
+            owner_daily_cost_usd=settings.owner_daily_cost_usd,
         )
 
 
@@ -100,6 +103,10 @@ class ApiDeps:
     @cached_property
     def policy(self) -> RequestPolicy:
         return RequestPolicy.from_settings(self.settings)
+
+    @cached_property
+    def allowlist(self) -> AllowlistService:
+        return AllowlistService(self.sessions, trusted_owner=self.settings.trusted_owner)
 
     @cached_property
     def catalog(self) -> CatalogService:

@@ -13,6 +13,7 @@ from solver_core.api.errors import Unauthorized
 from solver_core.api.schemas import Links
 
 MAX_OWNER_LENGTH = 200  # the width of solves.owner
+_ASSUMED_ROLE = re.compile(r"^arn:aws[a-z-]*:sts::[0-9]{12}:assumed-role/[^/]+/.+$")
 _HOST = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 
 
@@ -28,24 +29,42 @@ def owner_of(event: BaseProxyEvent) -> str:
     """The caller's identity: a JWT `sub` (Cognito authorizer on REST, or the JWT authorizer's
     shape), a Lambda authorizer's principal, or the IAM caller (its ARN, else its id).
 
-    Each deployment uses one kind of authorizer, so the raw identity is the owner. There is no
-    anonymous owner: without an identity every owner-scoped route answers 401.
+    Each deployment uses one kind of authorizer, so the identity is the owner. There is no
+    anonymous owner: without an identity every owner-scoped route answers 401. An IAM caller with
+    an assumed role is its role, not its session (`iam_owner`).
     """
     context = event.get("requestContext") or {}
     authorizer = _dig(context, "authorizer") or {}
-    candidates = (
+    candidates: list[Any] = [
         _dig(authorizer, "claims", "sub"),
         _dig(authorizer, "jwt", "claims", "sub"),
         _dig(authorizer, "principalId"),
-        _dig(context, "identity", "userArn"),
-        _dig(context, "identity", "caller"),
-    )
+    ]
+    iam = (_dig(context, "identity", "userArn"), _dig(context, "identity", "caller"))
+    candidates += [iam_owner(c) if isinstance(c, str) else c for c in iam]
     owner = next((c.strip() for c in candidates if isinstance(c, str) and c.strip()), None)
     if owner is None:
         raise Unauthorized("the request carries no caller identity")
     if len(owner) > MAX_OWNER_LENGTH:
         raise Unauthorized(f"the caller identity is longer than {MAX_OWNER_LENGTH} characters")
     return owner
+
+
+def iam_owner(identity: str) -> str:
+    """The owner of an IAM caller: its ARN (or caller id) without the session name of an assumed role.
+
+    Whoever assumes a role picks the session name (`sts:AssumeRole`'s RoleSessionName), so a caller
+    could otherwise become a new owner, with a fresh cap, budget and allowlist, by renaming its
+    session: `arn:aws:sts::123:assumed-role/Role/any-name` is owned by
+    `arn:aws:sts::123:assumed-role/Role`, and the caller id `AROA…:any-name` by `AROA…`. Every
+    session of one role is therefore one owner (docs/architecture.md, "Tenancy").
+    """
+    identity = identity.strip()
+    if _ASSUMED_ROLE.match(identity):
+        return identity.rsplit("/", 1)[0]
+    if identity.startswith("AROA") and ":" in identity:  # a role's unique id, then the session name
+        return identity.split(":", 1)[0]
+    return identity
 
 
 def base_url(event: BaseProxyEvent, base_path: str) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from solver_core.cli import client, db, demo, doctor, internal, serve, solve, template
+from solver_core.cli import client, db, demo, doctor, internal, owners, serve, solve, template
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Turn issues into tested patches.")
 app.add_typer(db.app, name="db")
+app.add_typer(owners.app, name="owners")
 app.add_typer(internal.app, name="internal", hidden=True)
 app.add_typer(template.app, name="template")
 app.command("solve")(solve.solve)

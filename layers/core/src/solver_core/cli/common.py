@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import sys
 from collections.abc import Sequence
 
@@ -11,19 +10,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from solver_core.errors import SolverError
-from solver_core.settings import Settings
+from solver_core.settings import Settings, local_owner
 from solver_core.wiring import Container, build_container
+
+__all__ = ["console", "local_owner", "open_container"]
 
 # Piped output (CI logs, `| tee`) gets a wide fixed width rather than rich's default of 80 columns.
 console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
-
-
-def local_owner() -> str:
-    """Solves started from this machine belong to its user."""
-    try:
-        return f"local:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "local:user"
 
 
 def open_container(settings: Settings) -> Container:

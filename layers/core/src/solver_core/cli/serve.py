@@ -26,10 +26,13 @@ def serve_settings(*, allow_local_repos: bool, allow_replay_models: bool) -> Set
     """The environment's settings; the flags can only allow more, never less. Unlike the other
     commands, serve is strict by default: other programs (and people) may call it."""
     settings = Settings()
+    # Every request is the machine's user's (api/http.py): allowed every repository, every sandbox slot.
+    single_owner = {"trusted_owner": local_owner(), "owner_sandbox_share": 1.0}
     return settings.model_copy(
         update={
             "allow_local_repos": settings.allow_local_repos or allow_local_repos,
             "allow_replay_models": settings.allow_replay_models or allow_replay_models,
+            **{k: v for k, v in single_owner.items() if k not in settings.model_fields_set},
         }
     )
 

@@ -42,6 +42,7 @@ def environment() -> Environment:
     env.filters["usd"] = lambda value: f"${value:.4f}"
     env.filters["seconds"] = seconds
     env.filters["href"] = href
+    env.filters["model_label"] = model_label
     env.globals["asset_version"] = asset_version()
     env.globals["version"] = __version__
     return env
@@ -93,3 +94,10 @@ def href(url: str | None) -> str:
     if url and url.lower().startswith(("https://", "http://")):
         return url
     return "#"
+
+
+def model_label(model: str) -> str:
+    """A replay model by its file's name ('replay:fix.yaml'); the full name stays in a tooltip."""
+    if model.startswith("replay:"):
+        return "replay:" + model.rsplit("/", 1)[-1]
+    return model

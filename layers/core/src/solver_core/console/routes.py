@@ -21,7 +21,7 @@ from solver_core.api.routes.common import DepsGetter, new_router
 from solver_core.artifacts import keys
 from solver_core.console import diff, trajectory, views
 from solver_core.console.render import HTML, SECURITY_HEADERS, page, static_file
-from solver_core.errors import ArtifactNotFound, NotFound
+from solver_core.errors import ArtifactNotFound, BadRequest, NotFound, ValidationFailed
 from solver_core.models import EventView, RunView, SolveView
 from solver_core.services.events import MAX_EVENTS_PAGE
 from solver_core.status import RUN_TERMINAL, SolveStatus
@@ -31,10 +31,9 @@ MAX_EVENTS = 20_000  # the timeline reads at most this many events of one solve
 FEED_EVENTS = 200  # the feed shows the latest ones; the script follows from there
 MAX_PATCH_BYTES = 2 * 1024 * 1024  # a larger patch is offered as a download only
 MAX_FILTER = 2048
-STATIC_TYPES = {
+STATIC_TYPES = {  # text only (see `static`)
     ".css": "text/css; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
-    ".svg": "image/svg+xml",
     ".txt": "text/plain; charset=utf-8",
 }
 
@@ -58,16 +57,20 @@ def router(deps: DepsGetter) -> Router:
             return html("error.html", 401, title="Sign in", message=exc.message, login=True)
         except NotFound as exc:
             return html("error.html", 404, title="Not found", message=exc.message, login=False)
+        except (ValidationFailed, BadRequest) as exc:
+            return html("error.html", exc.status, title="Cannot show this", message=exc.message, login=False)
 
     @ui.get("/ui", include_in_schema=False)
     def solves_page(
-        status: Annotated[SolveStatus | None, Query()] = None,
+        # Plain strings: the filter form sends "status=" for "any".
+        status: Annotated[str | None, Query(max_length=MAX_FILTER)] = None,
         repo: Annotated[str | None, Query(max_length=MAX_FILTER)] = None,
         cursor: Annotated[str | None, Query(max_length=512)] = None,
     ) -> Response[str]:
         def render(owner: str) -> Response[str]:
             d = deps()
-            listing = d.solves.list(owner, status=status, repo_url=repo or None, limit=PAGE_SIZE, cursor=cursor)
+            wanted = status_filter(status)
+            listing = d.solves.list(owner, status=wanted, repo_url=repo or None, limit=PAGE_SIZE, cursor=cursor)
             rows = [
                 {"solve": s, "counts": views.run_counts(s.runs), "cost": views.total_cost(s), "live": views.is_live(s)}
                 for s in listing.items
@@ -77,7 +80,7 @@ def router(deps: DepsGetter) -> Router:
                 rows=rows,
                 next_cursor=listing.next_cursor,
                 paged=cursor is not None,
-                status=status.value if status else "",
+                status=wanted.value if wanted else "",
                 repo=repo or "",
                 statuses=[s.value for s in SolveStatus],
                 repos=d.solves.repositories(owner),
@@ -149,6 +152,13 @@ def router(deps: DepsGetter) -> Router:
 
         return guarded(render)
 
+    add_file_routes(ui, deps)
+    return ui
+
+
+def add_file_routes(ui: Router, deps: DepsGetter) -> None:
+    """The raw trajectory download and the static files."""
+
     @ui.get("/ui/solves/<solve_id>/runs/<run_id>/trajectory.json", include_in_schema=False)
     def download_trajectory(solve_id: UUID, run_id: UUID) -> Response[str]:
         owner = owner_of(ui.current_event)
@@ -162,15 +172,26 @@ def router(deps: DepsGetter) -> Router:
         return Response(200, "application/json", json.dumps(loaded.raw, indent=2), headers=headers)
 
     @ui.get("/ui/static/<name>", include_in_schema=False)
-    def static(name: str) -> Response[bytes]:
+    def static(name: str) -> Response[str]:
+        # Text, not bytes: API Gateway would pass a base64 body through as it is without binary media types.
         data = static_file(name)
         suffix = name[name.rfind(".") :] if "." in name else ""
         if data is None or suffix not in STATIC_TYPES:
             raise NotFound(f"no static file {name}")
         headers = {**SECURITY_HEADERS, "Cache-Control": "public, max-age=86400"}
-        return Response(200, STATIC_TYPES[suffix], data, headers=headers)
+        return Response(200, STATIC_TYPES[suffix], data.decode("utf-8"), headers=headers)
 
-    return ui
+
+def status_filter(value: str | None) -> SolveStatus | None:
+    if not value:
+        return None
+    try:
+        return SolveStatus(value)
+    except ValueError as exc:
+        allowed = ", ".join(s.value for s in SolveStatus)
+        raise ValidationFailed(
+            f"status must be one of {allowed}", details=[{"field": "status", "in": "query"}]
+        ) from exc
 
 
 def find_run(solve: SolveView, run_id: UUID) -> RunView:

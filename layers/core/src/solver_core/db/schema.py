@@ -213,3 +213,15 @@ class AgentConfigRow(Base):
     overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_default: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AllowlistRow(Base):
+    """A repository (`host/org/repo`) or organisation (`host/org`) for which an owner may use the
+    deployment's Git credentials and publishing (services/allowlist.py)."""
+
+    __tablename__ = "owner_allowlist"
+
+    owner: Mapped[str] = mapped_column(String(200), primary_key=True)
+    target: Mapped[str] = mapped_column(String(512), primary_key=True)
+    allow_workflows: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -6,13 +6,13 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from solver_core.errors import ConfigurationError, PublishError, PublishNotConfigured
+from solver_core.errors import ConfigurationError, PublishError, PublishNotConfigured, WorkflowChangeRefused
 from solver_core.publish.auth import Credentials, GitHubAppCredentials, StaticToken
 from solver_core.publish.client import GitHubClient, RetryPolicy
 from solver_core.publish.comments import upsert_comment
 from solver_core.publish.commit import branch_head, commit_for, patch_tree, point_branch, resolve_base
 from solver_core.publish.models import PublishedComment, PublishedPull
-from solver_core.publish.patch.parse import parse_patch
+from solver_core.publish.patch.parse import FilePatch, parse_patch
 from solver_core.publish.pull import base_note, find_pull, published, upsert_pull
 from solver_core.publish.render import comment_body, commit_message, pull_body, pull_title
 from solver_core.publish.report import SolveReport
@@ -48,6 +48,11 @@ class GitHubPublisher:
         if existing is not None and existing.get("merged_at"):
             return published(existing, branch, previous.parent_sha if previous else None)  # merged: leave it be
         changes = parse_patch(report.patch)
+        if not report.allow_workflows and (workflows := workflow_changes(changes)):
+            raise WorkflowChangeRefused(
+                f"the patch changes GitHub Actions workflows ({', '.join(workflows[:5])}); the allowlist entry for "
+                f"{repo.full_name} does not permit pull requests that do (`solver owners add … --allow-workflows`)"
+            )
         base = resolve_base(gh, repo, report.solve.ref, report.champion.base_commit)
         tree = patch_tree(gh, repo, base, changes)
         current = branch_head(gh, repo, branch)
@@ -67,6 +72,18 @@ class GitHubPublisher:
         return upsert_comment(gh, issue, report.marker, comment_body(report, pull), previous.id if previous else None)
 
 
+WORKFLOWS_DIR = ".github/workflows/"
+
+
+def workflow_changes(changes: list[FilePatch]) -> list[str]:
+    """The paths under .github/workflows/ that a patch adds, changes, renames or deletes, and changes
+    of `.github` or `.github/workflows` themselves (a symlink put in their place). Compared
+    case-insensitively: stricter than GitHub's own test."""
+    paths = {p for c in changes for p in (c.old_path, c.new_path) if p is not None}
+    whole = {".github", ".github/workflows"}
+    return sorted(p for p in paths if p.lower().startswith(WORKFLOWS_DIR) or p.lower() in whole)
+
+
 def credentials_from(settings: Settings, policy: RetryPolicy) -> Credentials:
     """A GitHub App when one is configured, else the github.com token; PublishNotConfigured without either."""
     if settings.github_app_id is not None and settings.github_app_private_key is not None:
@@ -77,7 +94,7 @@ def credentials_from(settings: Settings, policy: RetryPolicy) -> Credentials:
             installation_id=settings.github_app_installation_id,
             policy=policy,
         )
-    token = settings.git_token_for("https://github.com/")
+    token = settings.host_token("https://github.com/")  # used only on allowlisted repositories (service.py)
     if token is None:
         raise PublishNotConfigured(
             "no GitHub credentials: set SOLVER_GITHUB_TOKEN, or SOLVER_GITHUB_APP_ID and SOLVER_GITHUB_APP_PRIVATE_KEY"

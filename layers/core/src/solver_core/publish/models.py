@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from solver_core import rules
-from solver_core.publish.urls import parse_issue_url, pull_request_repo
+from solver_core.publish.urls import RepoRef, parse_issue_url, pull_request_repo
 
 DEFAULT_BRANCH_PREFIX = "solver/"
 
@@ -50,11 +50,30 @@ def check_publish_target(options: PublishOptions, issue_url: str | None, repo_ur
             "publish_needs_github_issue",
             "a comment needs issue.url to be a GitHub issue URL (https://github.com/owner/repo/issues/N)",
         )
-    if options.pull_request and pull_request_repo(repo_url, issue_url) is None:
+    pull_repo = pull_request_repo(repo_url, issue_url)
+    if options.pull_request and pull_repo is None:
         raise rules.fail(
             "publish_needs_github_repo",
             "a pull request needs a GitHub repository: repo_url on github.com, or a GitHub issue URL",
         )
+    source = rules.repository_key(repo_url or "")
+    for what, repo in publish_targets(options, repo_url, issue_url):
+        # A local path (the CLI, serve with local repositories) names no repository to compare.
+        if source is not None and rules.repository_key(repo.url) != source:
+            raise rules.fail(
+                "publish_target_mismatch",
+                f"{what} would go to {repo.url}, but repo_url is {repo_url}: "
+                "results are published only to the repository the code came from",
+            )
+
+
+def publish_targets(options: PublishOptions, repo_url: str | None, issue_url: str | None) -> list[tuple[str, RepoRef]]:
+    """The GitHub repositories publishing will write to: the issue's for a comment, the pull request's."""
+    issue = parse_issue_url(issue_url)
+    pull_repo = pull_request_repo(repo_url, issue_url)
+    targets = [("the comment", issue.repo if options.comment and issue else None)]
+    targets.append(("the pull request", pull_repo if options.pull_request else None))
+    return [(what, repo) for what, repo in targets if repo is not None]
 
 
 class PublishedComment(BaseModel):

@@ -36,16 +36,27 @@ def _tests(run: RunView) -> str:
 def _row(report: SolveReport, run: RunView) -> str:
     crown = " 🏆" if report.champion is not None and run.id == report.champion.id else ""
     status = run.status.value + (f" ({run.exit_status})" if run.exit_status else "")
-    links = report.links.get(run.id, {})
-    linked = " · ".join(f"[{kind}]({url})" for kind, url in links.items() if kind in {"trajectory", "log"})
     model = code(run.model).replace("|", "\\|")  # GFM splits table cells on pipes even inside code
     cells = [f"{run.index}{crown}", model, cell(status), _tests(run), str(run.steps), f"${run.cost_usd:.4f}"]
-    return "| " + " | ".join([*cells, linked or "—"]) + " |"
+    return "| " + " | ".join(cells) + " |"
 
 
 def runs_table(report: SolveReport) -> str:
-    head = "| run | model | status | tests | steps | cost | trajectory |\n|---|---|---|---|---|---|---|"
+    head = "| run | model | status | tests | steps | cost |\n|---|---|---|---|---|---|"
     return "\n".join([head, *(_row(report, run) for run in report.solve.runs)])
+
+
+def where_to_fetch(report: SolveReport) -> str:
+    """How to get the trajectories, logs and full patch: authenticated routes, never a presigned link."""
+    if report.solve_url:
+        return (
+            f"Trajectories, logs and the full patch (with your Solver API credentials): "
+            f"`GET {report.solve_url}` and `GET {report.solve_url}/patch`."
+        )
+    return (
+        f"Trajectories, logs and the full patch: `solver status {report.solve.id}` where the solve ran, "
+        f"or `GET /solves/{report.solve.id}` on its Solver API."
+    )
 
 
 def display_diff(patch: bytes) -> str:
@@ -78,7 +89,7 @@ def _diff_block(report: SolveReport, budget: int) -> str:
     if len(text) > budget:
         cut = text[: max(0, budget)].rsplit("\n", 1)[0]
         shown, total = cut.count("\n") + 1, text.count("\n") + 1
-        where = f" The full patch: {report.patch_url}" if report.patch_url else ""
+        where = f" The full patch: `GET {report.solve_url}/patch`." if report.solve_url else ""
         note, text = f"\n\n*Diff truncated: {shown} of {total} lines shown.{where}*", cut
     return f"<details><summary>Champion diff ({summary})</summary>\n\n{_fenced(text)}{note}\n\n</details>"
 
@@ -99,8 +110,8 @@ def _headline(report: SolveReport, pull: PublishedPull | None) -> str:
 
 
 def comment_body(report: SolveReport, pull: PublishedPull | None) -> str:
-    head = "\n\n".join([report.marker, _headline(report, pull), runs_table(report)])
-    foot = f"<sub>Solve `{report.solve.id}` · {len(report.solve.runs)} run(s) · artifact links may expire</sub>"
+    head = "\n\n".join([report.marker, _headline(report, pull), runs_table(report), where_to_fetch(report)])
+    foot = f"<sub>Solve `{report.solve.id}` · {len(report.solve.runs)} run(s)</sub>"
     budget = MAX_COMMENT_CHARS - len(head) - len(foot) - 400  # room for the fence, summary and note
     parts = [head, _diff_block(report, budget), foot]
     return "\n\n".join(part for part in parts if part)

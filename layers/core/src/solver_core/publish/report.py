@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from uuid import UUID
 
 from solver_core.models import RunView, SolveView
@@ -18,11 +18,16 @@ def marker(solve_id: UUID) -> str:
 
 @dataclass(frozen=True)
 class SolveReport:
+    """What publishing shows. It carries no artifact links: an issue thread can be public, and a
+    presigned link is readable by anyone who sees it. Comments point at the API's authenticated
+    routes under `api_url` instead (or, without one, say how to fetch with `solver`)."""
+
     solve: SolveView
     champion: RunView | None
     patch: bytes | None
-    links: dict[UUID, dict[str, str]] = field(default_factory=dict)  # run id → artifact kind → URL
-    patch_url: str | None = None
+    api_url: str | None = None
+    # Whether the owner's allowlist entry for the repository lets a pull request change .github/workflows/.
+    allow_workflows: bool = False
 
     @property
     def marker(self) -> str:
@@ -35,6 +40,10 @@ class SolveReport:
     @property
     def repo(self) -> RepoRef | None:
         return pull_request_repo(self.solve.repo_url, self.solve.issue.url)
+
+    @property
+    def solve_url(self) -> str | None:
+        return f"{self.api_url.rstrip('/')}/solves/{self.solve.id}" if self.api_url else None
 
     def branch(self, prefix: str) -> str:
         return f"{prefix}{str(self.solve.id)[:8]}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 from uuid import UUID
 
@@ -17,19 +18,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from solver_core.artifacts import keys
 from solver_core.db.schema import SolveRow, utcnow
-from solver_core.errors import SolverError
+from solver_core.errors import PublishError, SolverError
 from solver_core.models import SolveView
 from solver_core.ports import ArtifactStore, Publisher
 from solver_core.publish.models import Publication
 from solver_core.publish.report import SolveReport
+from solver_core.publish.urls import RepoRef
 from solver_core.services import records
+from solver_core.services.allowlist import AllowlistService, Grant
 from solver_core.services.events import EventService
 from solver_core.services.views import solve_view
 from solver_core.status import EventKind, SolveStatus
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-LINKED_ARTIFACTS = ("trajectory", "log")
 
 
 def should_publish(solve: SolveView) -> bool:
@@ -44,8 +46,13 @@ class PublishService:
         events: EventService,
         artifacts: ArtifactStore,
         publisher: Callable[[], Publisher],
+        *,
+        allowlist: AllowlistService,
+        api_url: str | None = None,
     ) -> None:
+        self._api_url = api_url  # the API's base URL, which comments link to
         self._sessions = sessions
+        self._allowlist = allowlist
         self._events = events
         self._artifacts = artifacts
         self._make_publisher = publisher  # built when first needed: missing credentials become an event
@@ -58,18 +65,34 @@ class PublishService:
             return previous
         errors: list[str] = []
         report = self._attempt(solve_id, "report", lambda: self.report(solve), errors)
-        publisher = self._attempt(solve_id, "publisher", self._get_publisher, errors) if report else None
+        # Each target is checked against the owner's allowlist before any credential is used on it
+        # (a GitHub App does not even look up its installation on a repository that is not allowed).
+        pull_grant = comment_grant = None
+        if report and solve.publish.pull_request and report.champion is not None:
+            pull_repo = report.repo
+            pull_grant = self._attempt(solve_id, "pull request", lambda: self._allowed(solve, pull_repo), errors)
+        if report and solve.publish.comment:
+            issue_repo = report.issue.repo if report.issue else None
+            comment_grant = self._attempt(solve_id, "comment", lambda: self._allowed(solve, issue_repo), errors)
+        wanted = pull_grant is not None or comment_grant is not None
+        publisher = self._attempt(solve_id, "publisher", self._get_publisher, errors) if wanted else None
         pull, comment = previous.pull_request, previous.comment
-        if publisher and report and solve.publish.pull_request and report.champion is not None:
-            made = self._attempt(solve_id, "pull request", lambda: publisher.pull_request(report, pull), errors)
+        if publisher and report and pull_grant is not None:
+            for_pull = replace(report, allow_workflows=pull_grant.allow_workflows)
+            made = self._attempt(solve_id, "pull request", lambda: publisher.pull_request(for_pull, pull), errors)
             pull = made or pull
-        if publisher and report and solve.publish.comment:
+        if publisher and report and comment_grant is not None:
             posted = self._attempt(solve_id, "comment", lambda: publisher.comment(report, comment, pull), errors)
             comment = posted or comment
         publication = Publication(comment=comment, pull_request=pull, published_at=utcnow(), errors=errors)
         self._store(solve_id, publication)
         self._announce(solve_id, publication)
         return publication
+
+    def _allowed(self, solve: SolveView, repo: RepoRef | None) -> Grant:
+        if repo is None:
+            raise PublishError("the solve names no GitHub repository to publish to")
+        return self._allowlist.require(solve.owner, repo.url, "publishing")
 
     def _get_publisher(self) -> Publisher:
         if self._publisher is None:  # kept: a GitHub App's installation tokens are cached inside it
@@ -78,13 +101,8 @@ class PublishService:
 
     def report(self, solve: SolveView) -> SolveReport:
         champion = next((r for r in solve.runs if r.id == solve.champion_run_id), None)
-        patch_key = keys.champion_patch(solve.id)
-        links = {
-            run.id: {kind: self._artifacts.url(key) for kind, key in run.artifacts.items() if kind in LINKED_ARTIFACTS}
-            for run in solve.runs
-        }
-        patch = self._artifacts.get(patch_key) if champion else None
-        return SolveReport(solve, champion, patch, links, self._artifacts.url(patch_key) if champion else None)
+        patch = self._artifacts.get(keys.champion_patch(solve.id)) if champion else None
+        return SolveReport(solve, champion, patch, api_url=self._api_url)
 
     def _attempt(self, solve_id: UUID, what: str, call: Callable[[], T], errors: list[str]) -> T | None:
         try:

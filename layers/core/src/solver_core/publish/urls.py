@@ -20,6 +20,10 @@ class RepoRef:
         return f"{self.owner}/{self.name}"
 
     @property
+    def url(self) -> str:
+        return f"https://github.com/{self.owner}/{self.name}"
+
+    @property
     def api_path(self) -> str:
         return f"/repos/{self.owner}/{self.name}"
 

@@ -204,7 +204,7 @@ def check_repository(repo: str, settings: Settings) -> Check:
         return ok("repository", str(path))
     from solver_core.sandbox.repository import git_auth_env
 
-    token = settings.git_token_for(repo)
+    token = settings.host_token(repo)  # the preflight runs for the trusted owner (the CLI user)
     env = os.environ | {"GIT_TERMINAL_PROMPT": "0"} | (git_auth_env(repo, token) if token else {})
     try:
         done = subprocess.run(["git", "ls-remote", "--exit-code", repo, "HEAD"], capture_output=True, text=True,

@@ -16,7 +16,8 @@ from uuid import UUID
 
 from solver_core.agent.checkpoint import AgentState, Checkpointer, Counters, trajectory, trajectory_bytes
 from solver_core.agent.config import AgentSetup, agent_setup
-from solver_core.agent.models import build_model
+from solver_core.agent.models import build_model, header_values, merged_kwargs, redacted_kwargs
+from solver_core.agent.redact import Redactor
 from solver_core.agent.runner import Driver, SolverAgent, StepReport, StopReason
 from solver_core.artifacts import keys
 from solver_core.errors import ModelNotConfigured, ModelUnavailable, RunCancelled, RunError, SolverError
@@ -81,6 +82,10 @@ class AgentStep:
             command_timeout_s=self.deps.settings.command_timeout_s,
         )
 
+    def redactor(self, ctx: RunContext, setup: AgentSetup) -> Redactor:
+        """The deployment's redactor plus the values of the headers this run's model sends."""
+        return self.deps.redactor.with_secrets(header_values(merged_kwargs(ctx.model, setup.model)))
+
     def run(self, run_id: UUID, budget: Budget) -> bool:
         if self.deps.runs.stop_reason(run_id):
             raise RunCancelled("the solve is being cancelled")
@@ -123,7 +128,8 @@ class AgentStep:
         sandbox = self.steps.sandbox(ctx)
         sandbox.config = setup.environment
         agent = SolverAgent(build_model(ctx.model, setup.model), sandbox, **setup.agent)
-        checkpointer = Checkpointer(self.deps.artifacts, ctx.solve.id, ctx.run.id, self.deps.redactor)
+        redactor = self.redactor(ctx, setup)
+        checkpointer = Checkpointer(self.deps.artifacts, ctx.solve.id, ctx.run.id, redactor)
         restored = checkpointer.restore()
         diffs = PartialDiffs(self.deps.artifacts, sandbox, ctx, budget, checkpointer)
         # The cancel check rides on each step's own transaction (`record_step`); `run()` checked
@@ -138,7 +144,7 @@ class AgentStep:
             return None
 
         def after_step(report: StepReport) -> None:
-            stop[0] = self._after_step(ctx, report)
+            stop[0] = self._after_step(ctx, report, redactor)
 
         driver = Driver(
             agent,
@@ -159,7 +165,7 @@ class AgentStep:
                 checkpointer.append(restored, answers)
         return driver, diffs
 
-    def _after_step(self, ctx: RunContext, report: StepReport) -> str | None:
+    def _after_step(self, ctx: RunContext, report: StepReport, redact: Redactor) -> str | None:
         """Counters, heartbeat and the `step` event in one transaction; returns the stop reason."""
         counters = report.state.counters
         actions = step_actions(report.messages)
@@ -167,7 +173,6 @@ class AgentStep:
         data = {"step": report.step, "cost_usd": counters.cost, "actions": actions}
         if report.state.exit:
             data["exit_status"] = report.state.exit.get("exit_status")
-        redact = self.deps.redactor
         return self.deps.runs.record_step(
             ctx.run.id,
             ctx.solve.id,
@@ -180,22 +185,24 @@ class AgentStep:
 
     def store_records(self, ctx: RunContext) -> None:
         """Write the trajectory (from the checkpoint) and the run log; used on success and failure."""
-        state = Checkpointer(self.deps.artifacts, ctx.solve.id, ctx.run.id, self.deps.redactor).restore()
+        setup = self.setup(ctx)
+        redactor = self.redactor(ctx, setup)
+        state = Checkpointer(self.deps.artifacts, ctx.solve.id, ctx.run.id, redactor).restore()
         fields: dict[str, Any] = {}
         if state is not None:
-            setup = self.setup(ctx)
+            kwargs = redacted_kwargs(merged_kwargs(ctx.model, setup.model))
             config = {
                 "agent": setup.agent,
                 "agent_type": f"{SolverAgent.__module__}.{SolverAgent.__name__}",
-                "model": {"model_name": ctx.model.name, "model_kwargs": ctx.model.model_kwargs},
+                "model": {"model_name": ctx.model.name, "model_kwargs": kwargs},
                 "environment": setup.environment.model_dump(mode="json"),
                 "environment_type": self.deps.sandboxes.name,
             }
             key = keys.trajectory(ctx.solve.id, ctx.run.id)
             data = trajectory(state, config=config, exit_status=ctx.run.exit_status)
-            self.deps.artifacts.put(key, trajectory_bytes(data, self.deps.redactor), content_type="application/json")
+            self.deps.artifacts.put(key, trajectory_bytes(data, redactor), content_type="application/json")
             fields["trajectory_key"] = key
-        fields["log_key"] = self._store_log(ctx)
+        fields["log_key"] = self._store_log(ctx, redactor)
         # Even on a run already cancelled or failed: a cancel marks runs cancelled before their own
         # thread (or Lambda) notices, and their trajectory was then never recorded.
         self.deps.runs.record_artifacts(ctx.run.id, **fields)
@@ -218,7 +225,7 @@ class AgentStep:
         except Exception:
             log.exception("could not store the error detail of run %s", ctx.run.id)
 
-    def _store_log(self, ctx: RunContext) -> str:
+    def _store_log(self, ctx: RunContext, redactor: Redactor) -> str:
         events = self.deps.events.read(ctx.solve.owner, ctx.solve.id, limit=1000)
         lines = [f"{e.at.isoformat()} {e.kind.value:6} {e.message}" for e in events if e.run_id == ctx.run.id]
         prepare_key = keys.prepare_log(ctx.solve.id, ctx.run.id)
@@ -232,7 +239,7 @@ class AgentStep:
         if self.deps.artifacts.exists(detail_key):
             lines += ["", "--- error detail ---", self.deps.artifacts.get(detail_key).decode(errors="replace")]
         key = keys.log(ctx.solve.id, ctx.run.id)
-        self.deps.artifacts.put(key, self.deps.redactor.redact("\n".join(lines)).encode(), content_type="text/plain")
+        self.deps.artifacts.put(key, redactor.redact("\n".join(lines)).encode(), content_type="text/plain")
         return key
 
 

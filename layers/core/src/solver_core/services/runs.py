@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import ColumnElement, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from solver_core.db.schema import RunRow, SolveRow, utcnow
@@ -176,8 +176,9 @@ class RunService:
         return updated == 1
 
     @survives_outage
-    def claim_sandbox_slot(self, run_id: UUID, cap: int) -> bool:
-        """Move a queued run to `launching` if fewer than `cap` runs hold (or are getting) a sandbox.
+    def claim_sandbox_slot(self, run_id: UUID, cap: int, owner_cap: int | None = None) -> bool:
+        """Move a queued run to `launching` if fewer than `cap` runs hold (or are getting) a sandbox,
+        and fewer than `owner_cap` of them belong to its solve's owner (a fair share of the cap).
         Count and claim happen under one lock, so concurrent launches cannot both take the last slot."""
         with self._sessions.begin() as session:
             if session.get_bind().dialect.name == "postgresql":
@@ -187,13 +188,26 @@ class RunService:
                 raise NotFound(f"run {run_id} not found")
             if status != RunStatus.QUEUED.value:
                 return status == RunStatus.LAUNCHING.value  # a retried launch keeps its slot
-            holding = session.scalar(
-                select(func.count()).select_from(RunRow).where(RunRow.status.in_([s.value for s in HOLDING_SANDBOX]))
-            )
+            holds = RunRow.status.in_([s.value for s in HOLDING_SANDBOX])
+            holding = session.scalar(select(func.count()).select_from(RunRow).where(holds))
             if (holding or 0) >= cap:
+                return False
+            if owner_cap is not None and _owner_holding(session, run_id, holds) >= owner_cap:
                 return False
             records.move_run(session, run_id, RunStatus.LAUNCHING)
             return True
+
+
+def _owner_holding(session: Session, run_id: UUID, holds: ColumnElement[bool]) -> int:
+    """How many runs of the solves of this run's owner hold a sandbox."""
+    owner = select(SolveRow.owner).join(RunRow, RunRow.solve_id == SolveRow.id).where(RunRow.id == run_id)
+    query = (
+        select(func.count())
+        .select_from(RunRow)
+        .join(SolveRow, SolveRow.id == RunRow.solve_id)
+        .where(holds, SolveRow.owner == owner.scalar_subquery())
+    )
+    return session.scalar(query) or 0
 
 
 def _stop_reason(run_status: str | None, solve_status: str) -> str | None:

@@ -6,8 +6,9 @@ import base64
 import binascii
 import builtins
 import json
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 from sqlalchemy import func, select, text, tuple_
@@ -33,10 +34,49 @@ class ActiveCap:
     retry_after_s: int = 30
 
 
-def _enforce_cap(session: Session, owner: str, cap: ActiveCap) -> None:
-    """Count and insert under one per-owner lock, so a burst of starts cannot overshoot the cap."""
+@dataclass(frozen=True)
+class CostBudget:
+    """At most `daily_usd` of model cost per owner over a rolling window: the cost so far of the runs
+    of the owner's solves created in the last `window` (24 hours). A solve that is already running
+    goes on; new solves are refused until enough of that cost leaves the window."""
+
+    daily_usd: float
+    window: timedelta = timedelta(hours=24)
+
+
+def _lock_owner(session: Session, owner: str) -> None:
+    """Count and insert under one per-owner lock, so a burst of starts cannot overshoot a limit."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:owner))"), {"owner": f"solver:{owner}"})
+
+
+def _enforce_budget(session: Session, owner: str, budget: CostBudget) -> None:
+    now = utcnow()
+    spent_by_solve = session.execute(
+        select(SolveRow.created_at, func.coalesce(func.sum(RunRow.cost_usd), 0.0))
+        .join(RunRow, RunRow.solve_id == SolveRow.id)
+        .where(SolveRow.owner == owner, SolveRow.created_at > now - budget.window)
+        .group_by(SolveRow.id, SolveRow.created_at)
+        .order_by(SolveRow.created_at)
+    ).all()
+    spent = sum(float(cost) for _, cost in spent_by_solve)
+    if spent < budget.daily_usd:
+        return
+    # Retry when enough of the oldest solves' cost has left the window to be under the budget again.
+    remaining, free_at = spent, now + budget.window
+    for created_at, cost in spent_by_solve:
+        remaining -= float(cost)
+        if remaining < budget.daily_usd:
+            free_at = created_at + budget.window
+            break
+    raise TooManyRequests(
+        f"the daily cost budget of ${budget.daily_usd:.2f} is spent (${spent:.2f} by solves started in the last "
+        f"{budget.window.total_seconds() / 3600:g} hours); new solves are refused until {free_at:%Y-%m-%d %H:%M} UTC",
+        retry_after_s=max(1, math.ceil((free_at - now).total_seconds())),
+    )
+
+
+def _enforce_cap(session: Session, owner: str, cap: ActiveCap) -> None:
     unfinished = SolveRow.status.not_in([s.value for s in SOLVE_TERMINAL])
     active = session.scalar(select(func.count()).select_from(SolveRow).where(SolveRow.owner == owner, unfinished))
     if (active or 0) >= cap.limit:
@@ -82,17 +122,22 @@ class SolveService:
         idempotency_key: str | None = None,
         *,
         active_cap: ActiveCap | None = None,
+        budget: CostBudget | None = None,
     ) -> StartResult:
         """Create the solve and its runs in one transaction; replay or refuse a reused Idempotency-Key.
-        With `active_cap`, refuse a new solve while the owner has that many unfinished ones (a replay
-        is never refused)."""
+        With `active_cap`, refuse a new solve while the owner has that many unfinished ones; with
+        `budget`, while the owner's daily cost budget is spent (a replay is never refused)."""
         fingerprint = request.fingerprint()
         if idempotency_key is not None and (found := self._by_key(owner, idempotency_key)):
             return _replay(*found, fingerprint)
         try:
             with self._sessions.begin() as session:
+                if active_cap is not None or budget is not None:
+                    _lock_owner(session, owner)
                 if active_cap is not None:
                     _enforce_cap(session, owner, active_cap)
+                if budget is not None:
+                    _enforce_budget(session, owner, budget)
                 solve = self._insert(session, owner, request, idempotency_key, fingerprint)
                 return StartResult(solve=solve, created=True)
         except IntegrityError:

@@ -15,6 +15,8 @@ from solver_core.agent.redact import Redactor
 from solver_core.artifacts import keys
 from solver_core.errors import (
     IllegalTransition,
+    RepositoryError,
+    RepositoryNotAllowed,
     RunCancelled,
     SandboxCapacityExceeded,
     SandboxGone,
@@ -25,6 +27,7 @@ from solver_core.models import TestResult
 from solver_core.ports import ArtifactStore, Sandbox, SandboxBackend
 from solver_core.sandbox import repository
 from solver_core.sandbox.base import SandboxSpec
+from solver_core.services.allowlist import AllowlistService
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunContext, RunService
 from solver_core.settings import Settings
@@ -44,6 +47,7 @@ class StepDeps:
     artifacts: ArtifactStore
     sandboxes: SandboxBackend
     redactor: Redactor
+    allowlist: AllowlistService
 
 
 class RunSteps:
@@ -78,14 +82,15 @@ class RunSteps:
     # --- the steps ---------------------------------------------------------------------------
 
     def launch(self, run_id: UUID) -> str:
-        """LaunchSandbox: respect the global cap, then create (or find again) the run's sandbox."""
+        """LaunchSandbox: respect the global cap and the owner's share of it, then create (or find
+        again) the run's sandbox."""
         self._check_cancelled(run_id)
         ctx = self.deps.runs.context(run_id)
         if ctx.run.status is RunStatus.LAUNCHING and ctx.run.sandbox_id:
             return ctx.run.sandbox_id
-        cap = self.deps.settings.max_live_sandboxes
-        if not self.deps.runs.claim_sandbox_slot(run_id, cap):
-            raise SandboxCapacityExceeded(f"{cap} sandboxes are already live")
+        cap, share = self.deps.settings.max_live_sandboxes, self.deps.settings.max_live_sandboxes_per_owner
+        if not self.deps.runs.claim_sandbox_slot(run_id, cap, share):
+            raise SandboxCapacityExceeded(f"no sandbox slot: at most {cap} may be live, {share} of them per owner")
         self._start_solve(ctx)
         spec = SandboxSpec(
             metadata={
@@ -120,16 +125,26 @@ class RunSteps:
         self._advance(ctx, RunStatus.PREPARING)
         sandbox = self.sandbox(ctx)
         settings = self.deps.settings
-        prepared = repository.prepare(
-            sandbox,
-            repo=ctx.solve.repo_url,
-            ref=ctx.solve.ref,
-            setup_command=ctx.solve.setup_command,
-            issue_text=issue_text(ctx),
-            token=settings.git_token_for(ctx.solve.repo_url),
-            timeouts=repository.PrepareTimeouts(settings.clone_timeout_s, settings.setup_timeout_s),
-            detect_tests=ctx.solve.test_command is None and ctx.solve.detect_tests,
-        )
+        token, withheld = self._clone_token(ctx)
+        try:
+            prepared = repository.prepare(
+                sandbox,
+                repo=ctx.solve.repo_url,
+                ref=ctx.solve.ref,
+                setup_command=ctx.solve.setup_command,
+                issue_text=issue_text(ctx),
+                token=token,
+                timeouts=repository.PrepareTimeouts(settings.clone_timeout_s, settings.setup_timeout_s),
+                detect_tests=ctx.solve.test_command is None and ctx.solve.detect_tests,
+            )
+        except RepositoryError as exc:
+            if withheld and exc.message.startswith("could not clone"):
+                raise RepositoryNotAllowed(
+                    f"{exc.message} (cloned anonymously: the deployment's credentials are not used for this "
+                    "repository because it is not on the owner's allowlist; if it is private, an administrator "
+                    "adds it with `solver owners add`)"
+                ) from exc
+            raise
         detected = prepared.tests.command if prepared.tests else None
         self.deps.runs.set_fields(run_id, base_commit=prepared.base_commit, detected_test_command=detected)
         self.deps.artifacts.put(
@@ -155,6 +170,14 @@ class RunSteps:
         else:
             data = {"test_command": found.command, "detected": True, "reason": found.reason}
             self.log(ctx, f"tests: detected `{found.command}` ({found.reason})", data=data)
+
+    def _clone_token(self, ctx: RunContext) -> tuple[str | None, bool]:
+        """The deployment's token for the repository's host, only where the owner's allowlist covers
+        the repository; otherwise the clone is anonymous. Also says whether a token was withheld."""
+        token = self.deps.settings.host_token(ctx.solve.repo_url)
+        if token is None or self.deps.allowlist.grant(ctx.solve.owner, ctx.solve.repo_url) is not None:
+            return token, False
+        return None, True
 
     def collect(self, run_id: UUID) -> bool:
         """CollectArtifacts: the patch (computed by us), its stats, the trajectory and the log."""

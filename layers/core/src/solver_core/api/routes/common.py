@@ -16,13 +16,15 @@ DepsGetter = Callable[[], ApiDeps]
 ERRORS = {
     400: "The request could not be read: malformed JSON, a bad cursor, a body that is not UTF-8.",
     401: "The request carries no caller identity.",
+    403: "The caller may not do this: publishing to a repository that is not on its allowlist.",
     404: "No such solve for this caller (another owner's solve is not found either), or no such route.",
     405: "The path exists but not with this method; the Allow header lists the methods it has.",
     409: "The Idempotency-Key was used before with a different request.",
     413: "The request body is larger than the bound (256 KiB by default).",
     415: "The request body is not JSON.",
     422: "The request breaks a rule; each detail names the field and the rule.",
-    429: "Too many unfinished solves for this caller; retry after the Retry-After seconds.",
+    429: "Too many unfinished solves for this caller, or its daily cost budget is spent; retry after the "
+    "Retry-After seconds.",
     500: "An unexpected error; the request id helps to find its log.",
     503: "A dependency is unavailable; the message names it.",
 }

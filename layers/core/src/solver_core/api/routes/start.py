@@ -18,7 +18,8 @@ from solver_core.api.routes.common import DepsGetter, documented, new_router
 from solver_core.api.schemas import SolveCreated, SolveRequestBody
 from solver_core.models import SolveRequest, SolveView
 from solver_core.observability import bind_solve
-from solver_core.services.solves import ActiveCap
+from solver_core.publish.models import publish_targets
+from solver_core.services.solves import ActiveCap, CostBudget
 from solver_core.status import SolveStatus
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,9 @@ DESCRIPTION = """Start a solve; it runs asynchronously.
 202 with the new solve's links. With an `Idempotency-Key`, the same key and the same body again
 answer 200 with the solve the first request made (`created: false`, header
 `Idempotent-Replayed: true`); the same key with a different body is a 409. Each caller may have a
-bounded number of unfinished solves; beyond it the answer is 429 with `Retry-After`."""
+bounded number of unfinished solves, and a daily cost budget when one is configured; beyond either
+the answer is 429 with `Retry-After`. Publishing to a repository outside the caller's allowlist
+is a 403."""
 
 
 def router(deps: DepsGetter) -> Router:
@@ -44,7 +47,7 @@ def router(deps: DepsGetter) -> Router:
         tags=["solves"],
         responses=documented(
             {202: (SolveCreated, "Accepted: the solve is queued."), 200: (SolveCreated, "An idempotent replay.")},
-            400, 401, 409, 413, 415, 422, 429, 503,
+            400, 401, 403, 409, 413, 415, 422, 429, 503,
         ),
     )  # fmt: skip
     def start_solve(
@@ -61,8 +64,13 @@ def router(deps: DepsGetter) -> Router:
             raise invalid_body(exc) from exc
         if d.check_models is not None:
             d.check_models(request.models)
+        if request.publish is not None:  # refused now rather than recorded as a failure when the solve ends
+            for what, repo in publish_targets(request.publish, request.repo_url, request.issue.url):
+                d.allowlist.require(owner, repo.url, f"publishing {what}")
         cap = ActiveCap(d.limits.max_active_solves_per_owner, d.limits.retry_after_s)
-        result = d.solves.start(owner, request, idempotency_key, active_cap=cap)
+        daily = d.limits.owner_daily_cost_usd
+        budget = CostBudget(daily) if daily is not None else None
+        result = d.solves.start(owner, request, idempotency_key, active_cap=cap, budget=budget)
         bind_solve(result.solve.id)
         if result.solve.status is SolveStatus.QUEUED:
             launch(d, result.solve)

@@ -24,7 +24,7 @@ function followRegions(onUpdate) {
       const fresh = await fetchPage(location.href);
       for (const region of live()) {
         const next = fresh.getElementById(region.id);
-        if (next) region.replaceWith(document.importNode(next, true));
+        if (next) region.replaceWith(keepOpenState(region, document.importNode(next, true)));
       }
       if (onUpdate) onUpdate(fresh);
     } catch (error) {
@@ -33,6 +33,14 @@ function followRegions(onUpdate) {
     if (live().length > 0) setTimeout(tick, POLL_MS);
   };
   setTimeout(tick, POLL_MS);
+}
+
+// What the reader opened or closed stays so when a region is refreshed.
+function keepOpenState(old, next) {
+  const before = [...old.querySelectorAll("details")];
+  const after = [...next.querySelectorAll("details")];
+  if (before.length === after.length) after.forEach((details, i) => (details.open = before[i].open));
+  return next;
 }
 
 // The solve's events: appended as text from the JSON feed.
