@@ -58,7 +58,7 @@ def test_start_from_the_form_and_watch_it_succeed_without_reloading(served: Serv
     assert page.evaluate("window.stillTheSamePage") is True  # updated in place, never reloaded
     expect(page.locator("#champion")).to_contain_text("run 0")
     expect(page.locator("#reason")).to_contain_text("tests passed")
-    expect(page.locator("#events")).to_contain_text("solve succeeded")  # the live feed followed it
+    expect(page.locator("#events")).to_contain_text("solve finished")  # the live feed followed it
     expect(page.locator("#timeline rect.ph-agent")).to_have_count(1)
     expect(page.locator("#timeline rect.ph-verify")).to_have_count(1)
     page.screenshot(path=str(shots / "solve-live.png"), full_page=True)

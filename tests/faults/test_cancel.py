@@ -76,8 +76,8 @@ def hook(world: FaultWorld, trigger: CancelAt) -> None:
         trigger.reached(target.value, run_id)
         return view
 
-    def claimed(run_id: UUID, *args: Any) -> bool:
-        ok = claim(run_id, *args)
+    def claimed(run_id: UUID, cap: int, owner_cap: int | None = None) -> bool:
+        ok = claim(run_id, cap, owner_cap)
         if ok:
             trigger.reached("launching", run_id)
         return ok

@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -203,6 +205,26 @@ def test_one_owner_cannot_hold_every_sandbox_slot(tmp_path: Path, database_url: 
     claimed = [runs.claim_sandbox_slot(r.id, 4, share) for r in greedy]
     assert claimed == [True, True, False, False]  # the owner's share, not the whole cap
     assert runs.claim_sandbox_slot(other[0].id, 4, share) is True  # another owner still gets a slot
+    container.close()
+
+
+def test_concurrent_launches_of_one_owner_never_exceed_its_share(tmp_path: Path, database_url: str) -> None:
+    container = runtime(tmp_path, database_url, max_live_sandboxes=10, owner_sandbox_share=0.3, db_pool_size=12)
+    (tmp_path / ".git").mkdir(exist_ok=True)
+    request = SolveRequest.model_validate(
+        {"repo_url": str(tmp_path), "issue": {"title": "t"}, "models": ["replay:/x"], "attempts_per_model": 8},
+        context=RequestPolicy.from_settings(container.settings),
+    )
+    runs = container.solves.start("greedy", request).solve.runs
+    start = threading.Barrier(len(runs))
+
+    def claim(run_id: Any) -> bool:
+        start.wait()
+        return container.runs.claim_sandbox_slot(run_id, 10, container.settings.max_live_sandboxes_per_owner)
+
+    with ThreadPoolExecutor(len(runs)) as pool:
+        claimed = list(pool.map(claim, [r.id for r in runs]))
+    assert claimed.count(True) == 3  # counted and claimed under the global cap's lock: no overshoot
     container.close()
 
 

@@ -1,5 +1,5 @@
 """The `solver` executable. Before the command line is built (which imports SQLAlchemy, Alembic,
-the API, … and takes about a second), `solver solve --model M` checks that M's provider key is set,
+the API, … and takes about a second), `solver solve --model M` (and `solver batch`) checks that M's provider key is set,
 from a table and the environment alone: a missing key fails at once, in one line, with nothing
 created (docs/architecture.md, "Readiness")."""
 
@@ -8,11 +8,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-FAST_COMMANDS = frozenset({"solve"})
+FAST_COMMANDS = frozenset({"solve", "batch"})
 
 
 def requested_models(argv: Sequence[str]) -> list[str] | None:
-    """The `--model` values of a `solve` command line; None for other commands and for help."""
+    """The `--model` values of a `solve` or `batch` command line; None for other commands and help."""
     if len(argv) < 2 or argv[1] not in FAST_COMMANDS or any(a in {"--help", "-h"} for a in argv):
         return None
     models, args = [], list(argv[2:])

@@ -48,6 +48,12 @@ class ValidationFailed(SolverError):
     status = 422
 
 
+class ReplayNotFound(ValidationFailed):
+    """A batch's replay folder has no file for an instance: that instance fails, the others run."""
+
+    code = "replay_not_found"
+
+
 class NotFound(SolverError):
     code = "not_found"
     hint = "check the id (`solver list` shows your solves)"

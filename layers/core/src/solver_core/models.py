@@ -100,6 +100,11 @@ class SolveRequest(Input):
     )
     callback_url: str | None = Field(default=None, max_length=rules.MAX_URL_LENGTH)
     external_ref: dict[Annotated[str, Field(max_length=64)], ShortText] | None = Field(default=None, max_length=16)
+    sandbox_image: str | None = Field(
+        default=None,
+        max_length=512,
+        description="the sandbox image (docker) or template (e2b) for this solve; the deployment's by default",
+    )
     # Last, so that its validator sees the validated repo_url and issue.
     publish: PublishOptions | None = Field(default=None, description="publish the result on GitHub when done")
 
@@ -112,6 +117,11 @@ class SolveRequest(Input):
     @classmethod
     def _ref(cls, value: str | None) -> str | None:
         return None if value is None else rules.check_git_ref(value)
+
+    @field_validator("sandbox_image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        return None if value is None else rules.check_image_name(value)
 
     @field_validator("callback_url")
     @classmethod
@@ -148,8 +158,9 @@ class SolveRequest(Input):
 
     def fingerprint(self) -> str:
         """A stable digest of the request, to tell a replayed Idempotency-Key from a reused one."""
-        # Without publish when unset, so requests made before the option existed keep their digest.
-        exclude = {"publish"} if self.publish is None else set()
+        # Without options that are unset (or at their default), so requests made before they existed
+        # keep their digest.
+        exclude = {name for name in ("publish", "sandbox_image") if getattr(self, name) is None}
         exclude |= {"detect_tests"} if self.detect_tests else set()
         canonical = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
@@ -249,6 +260,7 @@ class SolveView(View):
     runs: list[RunView] = Field(default_factory=list)
     publish: PublishOptions | None = None
     publication: Publication | None = None
+    sandbox_image: str | None = None
 
 
 class SolvePage(View):

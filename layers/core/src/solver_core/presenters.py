@@ -52,6 +52,7 @@ class SolveOut(Out):
     created_at: datetime
     finished_at: datetime | None
     external_ref: dict[str, str] | None = None
+    sandbox_image: str | None = None
     publish: PublishOptions | None = None
     publication: Publication | None = None
 

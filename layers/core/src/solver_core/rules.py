@@ -181,6 +181,17 @@ def _ref_problem(ref: str) -> str | None:
     return next((message for broken, message in checks if broken), None)
 
 
+# A docker image reference or an e2b template name: registry/path:tag@digest characters only.
+_IMAGE = re.compile(r"^[a-z0-9][A-Za-z0-9._/:@-]{0,511}$")
+
+
+def check_image_name(name: str) -> str:
+    """A sandbox image or template name; it reaches the engine as one argument, never a shell."""
+    if not _IMAGE.match(name) or ".." in name or name.startswith("-"):
+        raise fail("image_name", f"'{name[:80]}' is not a valid image or template name")
+    return name
+
+
 def check_model_name(name: str, policy: RequestPolicy) -> str:
     if name.startswith(REPLAY_PREFIX):
         if not policy.allow_replay_models:
@@ -188,7 +199,7 @@ def check_model_name(name: str, policy: RequestPolicy) -> str:
         path = name.removeprefix(REPLAY_PREFIX)
         if not path or "\x00" in path:
             raise fail("model_name", "replay model needs a file path: replay:PATH")
-        if not Path(path).is_file():
+        if not Path(path).exists():  # a file, or (for `solver batch`) a folder of <instance>.yaml
             raise fail("replay_missing", f"no replay file at {path[:200]}")
         return name
     if not _MODEL_NAME.match(name):

@@ -9,6 +9,7 @@ mini-swe-agent trajectory, whose assistant messages' actions are replayed in ord
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +27,14 @@ DEFAULT_OBSERVATION_TEMPLATE = (
     "<returncode>{{output.returncode}}</returncode>\n<output>\n{{output.output}}</output>"
 )
 EXIT_STATUS = "ReplayExhausted"
-_ACTION_KEYS = frozenset({"command", "thought"})
+_ACTION_KEYS = frozenset({"command", "thought", "cost"})
 
 
 @dataclass(frozen=True)
 class ReplayAction:
     command: str
     thought: str = ""
+    cost: float = 0.0  # what the recorded call cost (USD); it counts against the run's cost limit
 
 
 class ReplayExhausted(LimitsExceeded):
@@ -106,11 +108,14 @@ def _action_from_item(source: Path, index: int, item: Any) -> ReplayAction:
     if isinstance(item, dict):
         unknown = set(map(str, item)) - _ACTION_KEYS
         if unknown:
-            raise ValueError(f"{where}: unknown keys {sorted(unknown)} (allowed: command, thought)")
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)} (allowed: command, thought, cost)")
         thought = item.get("thought") or ""
         if not isinstance(thought, str):
             raise ValueError(f"{where}: 'thought' must be a string, got {type(thought).__name__}")
-        return ReplayAction(_command(where, item.get("command")), thought)
+        cost = item.get("cost", 0.0)
+        if isinstance(cost, bool) or not isinstance(cost, int | float) or not 0 <= cost < math.inf:
+            raise ValueError(f"{where}: 'cost' must be a non-negative number of USD")
+        return ReplayAction(_command(where, item.get("command")), thought, float(cost))
     return ReplayAction(_command(where, item))
 
 
@@ -203,7 +208,7 @@ class ReplayModel:
             ],
             "extra": {
                 "actions": [{"command": action.command, "tool_call_id": call_id}],
-                "cost": 0.0,
+                "cost": action.cost,
                 "timestamp": time.time(),
                 "replay_index": index,
             },

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from solver_core.cli import client, db, demo, doctor, internal, owners, serve, solve, template
+from solver_core.cli import batch, client, db, demo, doctor, internal, owners, serve, solve, template
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Turn issues into tested patches.")
 app.add_typer(db.app, name="db")
@@ -13,6 +13,7 @@ app.add_typer(internal.app, name="internal", hidden=True)
 app.add_typer(template.app, name="template")
 app.command("solve")(solve.solve)
 app.command("publish")(solve.publish)
+app.command("batch")(batch.batch)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("doctor")(doctor.run_doctor)

@@ -112,6 +112,7 @@ class SolveRow(Timestamps, Base):
     # Detect a test command from the repository when none is given (off: `--no-tests`).
     detect_tests: Mapped[bool] = mapped_column(default=True, server_default=true())
     callback_url: Mapped[str | None] = mapped_column(String(2048))
+    sandbox_image: Mapped[str | None] = mapped_column(String(512))  # overrides the deployment's image
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
     execution_ref: Mapped[str | None] = mapped_column(String(2048))

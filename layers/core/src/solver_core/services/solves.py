@@ -220,6 +220,7 @@ class SolveService:
             test_command=request.test_command,
             detect_tests=request.detect_tests,
             callback_url=request.callback_url,
+            sandbox_image=request.sandbox_image,
             publish=request.publish.model_dump(mode="json") if request.publish else None,
             idempotency_key=key,
             request_hash=fingerprint,

@@ -101,7 +101,7 @@ class RunSteps:
             },
             lifetime_s=ctx.solve.limits.time_limit_s + SANDBOX_LIFETIME_MARGIN_S,
             idempotency_key=f"{ctx.run.id}-{ctx.run.attempt}",
-            template=self.deps.settings.sandbox_template,
+            template=ctx.solve.sandbox_image or self.deps.settings.sandbox_template,
         )
         sandbox = self.deps.sandboxes.create(spec)
         if not self.deps.runs.set_fields(run_id, sandbox_id=sandbox.id):

@@ -94,6 +94,7 @@ def solve_view(row: SolveRow, runs: Iterable[RunRow] = ()) -> SolveView:
         test_command=row.test_command,
         callback_url=row.callback_url,
         external_ref=row.external_ref,
+        sandbox_image=row.sandbox_image,
         execution_ref=row.execution_ref,
         champion_run_id=row.champion_run_id,
         error=row.error,

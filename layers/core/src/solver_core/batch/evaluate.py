@@ -1,0 +1,240 @@
+"""`solver batch --evaluate`: each champion patch against the instance's hidden tests, in a fresh
+sandbox, after the champion was chosen (docs/architecture.md, "Batches").
+
+In the sandbox: the base commit and setup, the champion patch, then `test_patch`, then
+`eval_command` with FAIL_TO_PASS + PASS_TO_PASS. Results are read per test id from the JUnit XML
+pytest writes (`PYTEST_ADDOPTS=--junitxml=…`), else from `-rA`'s summary lines. The hidden tests
+reach no agent: they enter only this sandbox, which is created after choosing and killed after.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from uuid import UUID
+
+from defusedxml import ElementTree
+
+from solver_core.artifacts import keys
+from solver_core.batch.instances import Instance, swebench_image
+from solver_core.batch.outputs import (
+    BatchState,
+    InstanceRecord,
+    InstanceReport,
+    Outcome,
+    Report,
+    TestsStatus,
+    read_state,
+    write_json,
+)
+from solver_core.batch.runner import IMAGE_BACKENDS
+from solver_core.errors import ArtifactNotFound, SolverError
+from solver_core.sandbox import repository
+from solver_core.sandbox.base import SandboxSpec
+from solver_core.wiring import Container
+
+log = logging.getLogger(__name__)
+
+EVAL_DIR = ".solver-eval"
+EVAL_LIFETIME_MARGIN_S = 600
+_SUMMARY = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS|SKIPPED)\s+(\S+)")
+PASSING = {"PASSED", "XFAIL"}
+
+
+def junit_results(xml: bytes) -> dict[tuple[str, str], bool]:
+    """(classname, name) → passed, for every testcase of a JUnit XML report."""
+    results: dict[tuple[str, str], bool] = {}
+    root = ElementTree.fromstring(xml)
+    for case in root.iter("testcase"):
+        failed = any(child.tag in {"failure", "error"} for child in case)
+        skipped = any(child.tag == "skipped" for child in case)
+        results[(case.get("classname", ""), case.get("name", ""))] = not failed and not skipped
+    return results
+
+
+def junit_key(test_id: str) -> tuple[str, str]:
+    """pytest's JUnit names of a node id: `tests/test_x.py::TestC::test_y[1]` →
+    (`tests.test_x.TestC`, `test_y[1]`)."""
+    path, *rest = test_id.split("::")
+    module = path.removesuffix(".py").replace("/", ".")
+    if not rest:
+        return module, ""
+    return ".".join([module, *rest[:-1]]), rest[-1]
+
+
+def summary_results(output: str) -> dict[str, bool]:
+    """Per node id, from pytest's `-rA` short summary (PASSED id / FAILED id - reason)."""
+    results: dict[str, bool] = {}
+    for line in output.splitlines():
+        if match := _SUMMARY.match(line.strip()):
+            results[match.group(2)] = match.group(1) in PASSING
+    return results
+
+
+def grade(tests: list[str], junit: dict[tuple[str, str], bool], summary: dict[str, bool]) -> TestsStatus:
+    status = TestsStatus()
+    for test in tests:
+        passed = junit.get(junit_key(test))
+        if passed is None:
+            passed = summary.get(test, False)  # a test that never ran did not pass
+        (status.success if passed else status.failure).append(test)
+    return status
+
+
+class Evaluator:
+    def __init__(self, container: Container, output: Path) -> None:
+        self.container = container
+        self.output = output
+        self._lock = threading.Lock()
+
+    def path(self, instance_id: str) -> Path:
+        return self.output / instance_id / "eval.json"
+
+    def evaluate(self, instance: Instance, record: InstanceRecord) -> InstanceReport:
+        """Evaluate the instance's champion and keep the result in `<id>/eval.json`."""
+        patch = self._patch(record.solve_id)
+        if not patch.strip():
+            report = InstanceReport(patch_is_None=record.solve_id is None, patch_exists=False)
+        else:
+            try:
+                assert record.solve_id is not None  # a patch comes from a solve
+                report = self._run(instance, patch, self.container.runs.solve(record.solve_id).owner)
+            except SolverError as exc:
+                log.warning("evaluating %s failed: %s", instance.instance_id, exc)
+                report = InstanceReport(patch_exists=True, error=f"{type(exc).__name__}: {exc.message}")
+        write_json(self.path(instance.instance_id), report)
+        return report
+
+    def _patch(self, solve_id: UUID | None) -> bytes:
+        if solve_id is None:
+            return b""
+        try:
+            return self.container.artifacts.get(keys.champion_patch(solve_id))
+        except ArtifactNotFound:
+            return b""
+
+    def _token(self, owner: str, url: str) -> str | None:
+        """The deployment's token for the host, only where the owner's allowlist covers the
+        repository (as for the runs' own clones)."""
+        deps = self.container.pipeline().deps
+        token = deps.settings.host_token(url)
+        if token is None or deps.allowlist.grant(owner, url) is not None:
+            return token
+        return None
+
+    def _run(self, instance: Instance, patch: bytes, owner: str) -> InstanceReport:
+        settings = self.container.settings
+        sandboxes = self.container.pipeline().deps.sandboxes
+        image = instance.image or (swebench_image(instance.instance_id) if settings.sandbox in IMAGE_BACKENDS else None)
+        spec = SandboxSpec(
+            metadata={"app": "solver", "stack": settings.stack_name, "evaluation": instance.instance_id},
+            lifetime_s=settings.setup_timeout_s + settings.verify_timeout_s + EVAL_LIFETIME_MARGIN_S,
+            template=image,
+        )
+        sandbox = sandboxes.create(spec)
+        report = InstanceReport(patch_exists=True)
+        try:
+            repository.prepare(
+                sandbox,
+                repo=self._source(instance),
+                ref=instance.base_commit,
+                setup_command=instance.setup_command,
+                issue_text="",
+                token=self._token(owner, instance.source),
+            )
+            try:
+                repository.apply_patch(sandbox, patch, repository.WORKDIR)
+            except SolverError as exc:
+                report.error = f"the champion patch does not apply: {exc.message}"
+                return report
+            report.patch_successfully_applied = True
+            repository.apply_patch(sandbox, instance.test_patch.encode(), repository.WORKDIR)
+            junit_file = f"{sandbox.home}/{EVAL_DIR}/junit.xml"
+            sandbox.run(f'mkdir -p "$HOME/{EVAL_DIR}" && rm -f "{junit_file}"', timeout=30)
+            tests = " ".join(shlex.quote(t) for t in instance.hidden_tests)
+            result = sandbox.run(
+                instance.eval_command.replace("{tests}", tests),
+                cwd=sandbox.workdir,
+                env={"PYTEST_ADDOPTS": f"--junitxml={junit_file}"},
+                timeout=settings.verify_timeout_s,
+            )
+            junit = self._junit(sandbox.read_file, junit_file)
+            summary = summary_results(result.output)
+        finally:
+            sandboxes.kill(sandbox.id)
+        report.tests_status = {
+            "FAIL_TO_PASS": grade(instance.fail_to_pass, junit, summary),
+            "PASS_TO_PASS": grade(instance.pass_to_pass, junit, summary),
+        }
+        report.resolved = all(not s.failure for s in report.tests_status.values())
+        return report
+
+    @staticmethod
+    def _source(instance: Instance) -> str:
+        source = instance.source
+        if not source.startswith(("https://", "http://")) and Path(source).exists():
+            return str(Path(source).resolve())
+        return source
+
+    @staticmethod
+    def _junit(read: Callable[[str], bytes], path: str) -> dict[tuple[str, str], bool]:
+        try:
+            return junit_results(read(path))
+        except (SolverError, ElementTree.ParseError, ValueError):
+            return {}
+
+    def write_report(self, instances: list[Instance], state: BatchState, patches: dict[str, str]) -> Report:
+        """report.json over every instance of this invocation (the harness's fields)."""
+        reports: dict[str, InstanceReport] = {}
+        for instance in instances:
+            path = self.path(instance.instance_id)
+            if path.exists():
+                reports[instance.instance_id] = InstanceReport.model_validate_json(path.read_bytes())
+        records = {i.instance_id: state.record(i.instance_id) for i in instances}
+        submitted = sorted(iid for iid, r in records.items() if r.outcome.final)
+        empty = sorted(iid for iid in submitted if not patches.get(iid, "").strip())
+        completed = sorted(
+            iid
+            for iid in submitted
+            if iid in reports and reports[iid].patch_successfully_applied and not reports[iid].error
+        )
+        resolved = sorted(iid for iid in completed if reports[iid].resolved)
+        unresolved = sorted(iid for iid in completed if not reports[iid].resolved)
+        failed = {iid for iid, r in records.items() if r.outcome in {Outcome.INFRA_ERROR, Outcome.ERROR}}
+        errors = {iid for iid in submitted if iid not in empty and iid not in completed} | failed
+        report = Report(
+            total_instances=len(instances),
+            submitted_instances=len(submitted),
+            completed_instances=len(completed),
+            resolved_instances=len(resolved),
+            unresolved_instances=len(unresolved),
+            empty_patch_instances=len(empty),
+            error_instances=len(errors),
+            completed_ids=completed,
+            incomplete_ids=sorted(set(records) - set(submitted)),
+            empty_patch_ids=empty,
+            submitted_ids=submitted,
+            resolved_ids=resolved,
+            unresolved_ids=unresolved,
+            error_ids=sorted(errors),
+            instances={iid: reports[iid] for iid in sorted(reports)},
+        )
+        with self._lock:
+            write_json(self.output / "report.json", report)
+        return report
+
+
+def pending_evaluations(output: Path, instances: list[Instance]) -> list[Instance]:
+    """Instances with a final outcome whose evaluation is missing (an interrupted --evaluate)."""
+    state = read_state(output / "batch.json")
+    if state is None:
+        return []
+    return [
+        i
+        for i in instances
+        if state.record(i.instance_id).outcome.final and not (output / i.instance_id / "eval.json").exists()
+    ]

@@ -1,0 +1,262 @@
+"""`solver batch`: a file of SWE-bench-shaped instances in, preds.json (and with --evaluate,
+report.json) out, with a live view of the instances and resume on a second run."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+
+from solver_core.batch.evaluate import Evaluator, pending_evaluations
+from solver_core.batch.instances import Instance, InstancesFileError, Problem, load_instances, parse_slice, select
+from solver_core.batch.outputs import InstanceRecord, Outcome
+from solver_core.batch.runner import BatchOptions, BatchRunner, build_request
+from solver_core.cli.common import console, ensure_ready, local_owner, open_container
+from solver_core.cli.render import validation_message
+from solver_core.cli.session import run_agent_in_child
+from solver_core.errors import SolverError
+from solver_core.models import Limits
+from solver_core.rules import RequestPolicy
+from solver_core.settings import local_cli_settings
+
+POLL_S = 0.5
+SHOWN_ROWS = 25
+STYLE = {
+    Outcome.PATCH: "green",
+    Outcome.NO_PATCH: "yellow",
+    Outcome.INFRA_ERROR: "red",
+    Outcome.ERROR: "red",
+    Outcome.RUNNING: "cyan",
+}
+
+
+def batch(  # noqa: PLR0917 - a typer command takes its options as parameters
+    instances_file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="Instances as JSONL or a JSON list (SWE-bench's fields)."),
+    ],
+    model: Annotated[
+        list[str], typer.Option("--model", help="A litellm model, or replay:PATH (a file, or a folder of <id>.yaml).")
+    ],
+    output: Annotated[Path, typer.Option("--output", help="Where preds.json, batch.json and reports go.")] = Path(
+        "batch-output"
+    ),
+    attempts: Annotated[int, typer.Option(min=1, help="Attempts per model for each instance.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Instances at the same time.")] = 1,
+    max_parallel: Annotated[int, typer.Option(min=1, help="Runs at the same time within an instance.")] = 3,
+    name: Annotated[str | None, typer.Option(help="model_name_or_path in preds.json (default: the models).")] = None,
+    sandbox: Annotated[str, typer.Option(help="local, docker or e2b.")] = "local",
+    step_limit: Annotated[int, typer.Option(min=1)] = 50,
+    cost_limit: Annotated[float, typer.Option(help="USD per attempt.")] = 3.0,
+    time_limit: Annotated[int, typer.Option(help="Seconds per attempt.")] = 3600,
+    chunk_steps: Annotated[int | None, typer.Option(min=1, help="Stop and resume every N steps.")] = None,
+    cost_limit_total: Annotated[
+        float | None, typer.Option(min=0, help="Start no new instance once the batch has cost this much (USD).")
+    ] = None,
+    filter_: Annotated[str | None, typer.Option("--filter", help="Only instance ids matching this regex.")] = None,
+    slice_: Annotated[str | None, typer.Option("--slice", help="A:B, after --filter (Python slice bounds).")] = None,
+    redo: Annotated[bool, typer.Option("--redo", help="Run every instance again, finished or not.")] = False,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Run the valid instances anyway.")] = False,
+    evaluate: Annotated[
+        bool, typer.Option("--evaluate", help="Run each champion against the hidden tests; write report.json.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of the live view.")] = False,
+) -> None:
+    """Solve every instance of a benchmark or backlog; resume by running the same command again."""
+    if sandbox not in {"local", "docker", "e2b"}:
+        raise typer.BadParameter("must be local, docker or e2b", param_hint="--sandbox")
+    if filter_ is not None:
+        try:
+            re.compile(filter_)
+        except re.error as exc:
+            raise typer.BadParameter(f"not a regular expression: {exc}", param_hint="--filter") from exc
+    if slice_ is not None:
+        try:
+            parse_slice(slice_)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--slice") from exc
+    settings = local_cli_settings(sandbox=sandbox)
+    try:
+        limits = Limits(step_limit=step_limit, cost_limit_usd=cost_limit, time_limit_s=time_limit)
+    except ValidationError as exc:
+        console.print(f"[red]invalid limits:[/]\n{escape(validation_message(exc))}")
+        raise typer.Exit(2) from exc
+    options = BatchOptions(
+        models=model,
+        output=output,
+        name=name or "+".join(model),
+        attempts=attempts,
+        workers=workers,
+        max_parallel=max_parallel,
+        limits=limits,
+        sandbox=sandbox,
+        cost_limit_total=cost_limit_total,
+        redo=redo,
+        owner=local_owner(),
+    )
+    chosen = select(read_valid(instances_file, options, RequestPolicy.from_settings(settings), skip_invalid),
+                    pattern=filter_, window=slice_)  # fmt: skip
+    if not chosen:
+        console.print("[yellow]no instances to run (check --filter and --slice)[/]")
+    ensure_ready(settings, model)  # a missing key stops here, before any instance starts
+    container = open_container(settings)
+    invoke = (lambda rid: run_agent_in_child(rid, chunk_steps, sandbox)) if chunk_steps else None
+    evaluator = Evaluator(container, output) if evaluate else None
+    printer: AfterInstance | None = _json_line if as_json else None
+    runner = BatchRunner(
+        container,
+        options,
+        chosen,
+        invoke_agent=invoke,
+        after_instance=_after(evaluator, printer),
+    )
+    try:
+        _run(runner, quiet=as_json)
+        if evaluator is not None:
+            for instance in pending_evaluations(output, chosen):  # finished before, never evaluated
+                evaluator.evaluate(instance, runner.state.record(instance.instance_id))
+            evaluator.write_report(runner.instances, runner.state, runner.patches)
+    finally:
+        container.close()
+    state = runner.state
+    if as_json:
+        typer.echo(json.dumps({"event": "batch", **state.model_dump(mode="json", exclude={"instances"})}))
+    else:
+        _print_summary(runner, evaluator is not None)
+    unfinished = [r for r in state.instances.values() if not r.outcome.final]
+    raise typer.Exit(1 if unfinished else 0)
+
+
+def read_valid(path: Path, options: BatchOptions, policy: RequestPolicy, skip_invalid: bool) -> list[Instance]:
+    """Every instance, checked (fields, then the solve it becomes) before anything starts."""
+    try:
+        loaded = load_instances(path)
+    except (InstancesFileError, UnicodeDecodeError) as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(2) from exc
+    problems = list(loaded.problems)
+    valid = []
+    for where, instance in loaded.instances:
+        try:
+            build_request(instance, options, policy)
+        except ValidationError as exc:
+            message = validation_message(exc).strip().replace("\n", ";")
+            problems.append(Problem(where, instance.instance_id, f"as a solve: {message}"))
+            continue
+        valid.append(instance)
+    if problems:
+        for problem in problems:
+            console.print(f"[red]{escape(str(problem))}[/]")
+        if not skip_invalid:
+            console.print(
+                f"[red]{len(problems)} invalid instance(s): nothing was run (--skip-invalid runs the rest)[/]"
+            )
+            raise typer.Exit(2)
+        console.print(f"[yellow]skipping {len(problems)} invalid instance(s)[/]")
+    return valid
+
+
+def _json_line(instance: Instance, record: InstanceRecord) -> None:
+    typer.echo(json.dumps({"event": "instance", **record.model_dump(mode="json")}))
+
+
+AfterInstance = Callable[[Instance, InstanceRecord], None]
+
+
+def _after(evaluator: Evaluator | None, printer: AfterInstance | None) -> AfterInstance:
+    def after(instance: Instance, record: InstanceRecord) -> None:
+        if evaluator is not None and record.outcome.final:
+            evaluator.evaluate(instance, record)
+        if printer is not None:
+            printer(instance, record)
+
+    return after
+
+
+def _run(runner: BatchRunner, *, quiet: bool) -> None:
+    worker = threading.Thread(target=runner.run, name="batch")
+    worker.start()
+    try:
+        if quiet:
+            while worker.is_alive():
+                worker.join(POLL_S)
+        else:
+            _live(runner, worker)
+    except KeyboardInterrupt:
+        _interrupt(runner)
+    worker.join()
+
+
+def _interrupt(runner: BatchRunner) -> None:
+    """Ctrl-C: start nothing more, kill the running instances' sandboxes, keep batch.json, and
+    leave at once. The same command resumes them from their runs' checkpoints."""
+    runner.stop()
+    console.print("[yellow]interrupted: stopping; run the same command again to resume[/]")
+    sandboxes = runner.orchestrator.pipeline.deps.sandboxes
+    for solve_id in runner.running_solves():
+        with contextlib.suppress(SolverError):
+            for box in sandboxes.list({"app": "solver", "solve_id": str(solve_id)}):
+                sandboxes.kill(box.id)
+    with contextlib.suppress(Exception):
+        runner.save()
+    os._exit(130)
+
+
+def _live(runner: BatchRunner, worker: threading.Thread) -> None:
+    started = time.monotonic()
+    with Live(_table(runner, started), console=console, refresh_per_second=2, transient=True) as live:
+        while worker.is_alive():
+            worker.join(POLL_S)
+            live.update(_table(runner, started))
+
+
+def _table(runner: BatchRunner, started: float) -> Table:
+    state = runner.state
+    records = [state.record(i.instance_id) for i in runner.instances]
+    done = [r for r in records if r.outcome.final]
+    running = [r for r in records if r.outcome is Outcome.RUNNING]
+    failed = [r for r in records if r.outcome in {Outcome.INFRA_ERROR, Outcome.ERROR}]
+    finished_now = [r for r in done if r.finished_at and r.duration_s]
+    remaining = len(records) - len(done) - len(failed)
+    eta = ""
+    if finished_now and remaining:
+        per = (time.monotonic() - started) / max(len(finished_now), 1)
+        eta = f", ETA {per * remaining / max(runner.options.workers, 1) / 60:.1f} min"
+    title = (
+        f"batch {escape(state.name)}: {len(done)}/{len(records)} done, {len(running)} running, "
+        f"{len(failed)} failed, ${runner.spent():.4f}{eta}"
+    )
+    table = Table(title=title, title_justify="left")
+    for column in ("instance", "outcome", "runs", "cost", "time", "note"):
+        table.add_column(column, overflow="fold")
+    ordered = sorted(records, key=lambda r: (r.outcome is not Outcome.RUNNING, r.outcome.final))
+    for record in ordered[:SHOWN_ROWS]:
+        style = STYLE.get(record.outcome, "dim")
+        note = escape((record.error or "")[:60])
+        outcome = f"[{style}]{record.outcome.value}[/]"
+        runs, cost, took = str(record.runs or ""), f"${record.cost_usd:.4f}", f"{record.duration_s:.0f}s"
+        table.add_row(escape(record.instance_id), outcome, runs, cost, took, note)
+    return table
+
+
+def _print_summary(runner: BatchRunner, evaluated: bool) -> None:
+    state = runner.state
+    console.print(_table(runner, time.monotonic()))
+    counts = ", ".join(f"{k} {v}" for k, v in state.counts.items() if v)
+    console.print(f"{counts}; cost ${state.cost_usd:.4f}")
+    out = runner.options.output
+    console.print(f"predictions: {out / 'preds.json'}   state: {out / 'batch.json'}")
+    if evaluated:
+        console.print(f"evaluation:  {out / 'report.json'}")
