@@ -28,7 +28,7 @@ def start(served: Served, model: str, title: str) -> str:
     return str(created.json["id"])
 
 
-def wait_status(served: Served, solve_id: str, wanted: set[str], timeout_s: float = 90) -> str:
+def wait_status(served: Served, solve_id: str, wanted: set[str], timeout_s: float = 180) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         status = str(served.client.call("GET", f"/solves/{solve_id}").json["status"])
@@ -54,11 +54,12 @@ def test_start_from_the_form_and_watch_it_succeed_without_reloading(served: Serv
     head = page.locator("#solve-head header .status").first
     expect(head).to_have_text(re.compile("queued|running"))
     page.evaluate("window.stillTheSamePage = true")
-    expect(head).to_have_text("succeeded", timeout=90_000)
+    expect(head).to_have_text("succeeded", timeout=180_000)
     assert page.evaluate("window.stillTheSamePage") is True  # updated in place, never reloaded
     expect(page.locator("#champion")).to_contain_text("run 0")
     expect(page.locator("#reason")).to_contain_text("tests passed")
     expect(page.locator("#events")).to_contain_text("solve finished")  # the live feed followed it
+    expect(page.locator("#events li", has_text="tests passed").first).to_contain_text("run 0")
     expect(page.locator("#timeline rect.ph-agent")).to_have_count(1)
     expect(page.locator("#timeline rect.ph-verify")).to_have_count(1)
     page.screenshot(path=str(shots / "solve-live.png"), full_page=True)
@@ -71,7 +72,7 @@ def test_the_list_follows_a_running_solve(served: Served, page: Any, shots: Path
     solve_id = start(served, fix, "listed while it runs")
     row = page.locator(f'tr[data-solve="{solve_id}"]')
     expect(row).to_contain_text("listed while it runs")  # appeared without a reload
-    expect(row.locator(".status")).to_have_text("succeeded", timeout=90_000)
+    expect(row.locator(".status")).to_have_text("succeeded", timeout=180_000)
     expect(row.locator("td.num").first).to_have_text("1")  # one run passed
     page.screenshot(path=str(shots / "solves-live.png"))
 
@@ -269,3 +270,43 @@ def test_what_the_reader_opened_stays_open_while_the_page_refreshes(served: Serv
     expect(page.locator("#solve-head")).not_to_have_attribute("data-marker", "old")  # replaced by a refresh
     expect(page.locator("details.issue-body")).to_have_attribute("open", "")
     served.client.call("POST", f"/solves/{solve_id}/cancel")
+
+
+def test_publish_asks_first_then_publishes_again(served: Served, page: Any) -> None:
+    from solver_core.cli.common import local_owner
+
+    served.container.allowlist.add(local_owner(), "github.com/o/r")
+    fix = write_replay(served.tmp / "fix.yaml", *FIX[1:])
+    body = request_body(served.repo, fix, "publish me") | {"publish": {"comment": True}}
+    body["issue"]["url"] = "https://github.com/o/r/issues/1"
+    solve_id = served.client.call("POST", "/solves", body=body).json["id"]
+    wait_status(served, solve_id, {"succeeded", "failed"})
+    before = len(errors_after_the_first_publish(served, solve_id))
+
+    page.goto(f"{served.url}/ui/solves/{solve_id}")
+    page.get_by_role("button", name="Publish to GitHub").click()
+    expect(page.locator("dialog#confirm")).to_contain_text("Publish this solve to GitHub?")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator(".action-result")).to_have_text("Publish to GitHub: done")
+
+    # This machine has no GitHub credentials: the attempt is recorded on the solve as an error event.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        events = served.client.call("GET", f"/solves/{solve_id}/events", query={"limit": "1000"}).json["items"]
+        if len(events) > before and any(e["kind"] == "error" for e in events[before:]):
+            return
+        time.sleep(0.2)
+    raise AssertionError("publishing left no trace on the solve")
+
+
+def errors_after_the_first_publish(served: Served, solve_id: str) -> list[dict[str, Any]]:
+    """The solve's events once its own publish at the end (no GitHub credentials here) has failed."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        events: list[dict[str, Any]] = served.client.call(
+            "GET", f"/solves/{solve_id}/events", query={"limit": "1000"}
+        ).json["items"]
+        if any(e["kind"] == "error" for e in events):
+            return events
+        time.sleep(0.2)
+    raise AssertionError("the solve's own publish left no trace")

@@ -230,9 +230,15 @@ def test_ctrl_c_then_the_same_command_resumes_the_instance_from_its_checkpoints(
     assert run["attempt"] == 1  # resumed once, from its checkpoint
     patch = world.json("preds.json")["org__calc-1"]["model_patch"]
     assert "sum(values) / len(values)" in patch
-    # Every action ran exactly once overall: the file the slow steps append to has each line once.
-    added = [line for line in patch.splitlines() if line.startswith("+") and line[1:].isdigit()]
-    assert added == [f"+{n}" for n in range(8)]
+    # No action ran twice: the steps before the interrupt were not replayed from the start. An
+    # action the interrupt cut off is answered as interrupted (the agent decides whether to re-run
+    # it; a replay moves on), so its line may be missing, and then the trajectory says why.
+    added = [int(line[1:]) for line in patch.splitlines() if line.startswith("+") and line[1:].isdigit()]
+    assert added == sorted(set(added))
+    trajectory = (world.output / "org__calc-1" / "org__calc-1.traj.json").read_text()
+    missing = set(range(8)) - set(added)
+    assert len(missing) <= 1
+    assert not missing or "This command was interrupted" in trajectory
 
 
 def test_the_total_cost_limit_stops_starting_new_instances(world: World) -> None:

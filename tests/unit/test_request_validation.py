@@ -199,13 +199,6 @@ def test_replay_models_are_accepted_where_the_policy_allows(tmp_path: Path) -> N
     assert parsed.models == [f"replay:{replay}"]
 
 
-def test_a_replay_that_does_not_exist_is_refused_at_request_time(tmp_path: Path) -> None:
-    assert rejection(request(models=[f"replay:{tmp_path}/missing.yaml"]), LOCAL_POLICY)[:2] == (
-        ("models", 0),
-        "replay_missing",
-    )
-
-
 def test_runs_are_models_times_attempts_in_order() -> None:
     parsed = SolveRequest.model_validate(request(models=["a/x", "b/y"], attempts_per_model=2))
     assert parsed.run_models() == ["a/x", "a/x", "b/y", "b/y"]

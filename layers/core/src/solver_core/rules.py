@@ -199,8 +199,6 @@ def check_model_name(name: str, policy: RequestPolicy) -> str:
         path = name.removeprefix(REPLAY_PREFIX)
         if not path or "\x00" in path:
             raise fail("model_name", "replay model needs a file path: replay:PATH")
-        if not Path(path).exists():  # a file, or (for `solver batch`) a folder of <instance>.yaml
-            raise fail("replay_missing", f"no replay file at {path[:200]}")
         return name
     if not _MODEL_NAME.match(name):
         raise fail("model_name", f"'{name[:80]}' is not a valid model name")

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     retry_backoff_s: int = Field(default=60, ge=0, le=86_400)
     stale_heartbeat_s: int = Field(default=1200, ge=60, le=86_400)
 
+    # `solver serve`: its bearer token (never on the command line), and how often it sweeps.
+    serve_token: SecretStr | None = None
+    serve_sweep_interval_s: int = Field(default=60, ge=5, le=3600)
+
     # The HTTP API.
     max_request_bytes: int = Field(default=262_144, ge=1024, le=10_485_760)
     max_active_solves_per_owner: int = Field(default=10, ge=1, le=10_000)
@@ -185,7 +189,7 @@ class Settings(BaseSettings):
 
         found = [
             self.e2b_api_key, self.github_token, self.database_url, self.webhook_secret,
-            self.github_app_private_key, *self.git_tokens.values(),
+            self.github_app_private_key, self.serve_token, *self.git_tokens.values(),
         ]  # fmt: skip
         configured = [s.get_secret_value() for s in found if s is not None]
         return list(Redactor.from_environment(os.environ, extra=configured).secrets)

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from solver_core.cli.common import console, local_owner, open_container
+from solver_core.cli.liveness import stalled_note
 from solver_core.cli.render import state_label, tests_cell
 from solver_core.errors import SolverError
 from solver_core.models import EventView, SolveView
@@ -46,7 +47,7 @@ def status(solve_id: UUID, as_json: JsonFlag = False) -> None:
     with _container() as container:
         solve = container.solves.get(local_owner(), solve_id)
         if as_json:
-            typer.echo(solve_out(solve, container.artifacts).model_dump_json(indent=2))
+            typer.echo(json.dumps(_with_note(solve, container), indent=2))
             return
         _print_solve(solve, container)
 
@@ -61,7 +62,7 @@ def list_solves(
     with _container() as container:
         page = container.solves.list(local_owner(), status=status, limit=limit, cursor=cursor)
         if as_json:
-            items = [solve_out(s, container.artifacts).model_dump(mode="json") for s in page.items]
+            items = [_with_note(s, container) for s in page.items]
             typer.echo(json.dumps({"items": items, "next_cursor": page.next_cursor}, indent=2))
             return
         table = Table(title_justify="left")
@@ -69,9 +70,11 @@ def list_solves(
         for column in ("state", "outcome", "created", "repository", "issue", "runs"):
             table.add_column(column)
         for s in page.items:
+            note = stalled_note(s, container.settings.stale_heartbeat_s)
+            shown = f"{state_label(s.status)} [yellow]({escape(note)})[/]" if note else state_label(s.status)
             created = f"{s.created_at:%Y-%m-%d %H:%M}"
             cells = (created, s.repo_url, escape(s.issue.title), str(len(s.runs)))
-            table.add_row(str(s.id), state_label(s.status), s.outcome.label, *cells)
+            table.add_row(str(s.id), shown, s.outcome.label, *cells)
         console.print(table)
         if page.next_cursor:
             console.print(f"more: solver list --cursor {page.next_cursor}")
@@ -133,9 +136,17 @@ def _print_event(event: EventView, *, as_json: bool) -> None:
     console.print(f"[{style}]{event.seq:>6} {event.at:%H:%M:%S} {escape(event.message)}[/]", soft_wrap=True)
 
 
+def _with_note(solve: SolveView, container: Container) -> dict[str, object]:
+    """The solve as the API shows it, plus `stalled`: why it makes no progress (None when it does)."""
+    shaped = solve_out(solve, container.artifacts).model_dump(mode="json")
+    return shaped | {"stalled": stalled_note(solve, container.settings.stale_heartbeat_s)}
+
+
 def _print_solve(solve: SolveView, container: Container) -> None:
     outcome = "" if solve.outcome is Outcome.PENDING else f" ({solve.outcome.label})"
     console.print(f"solve {solve.id}: [bold]{state_label(solve.status)}{outcome}[/] — {escape(solve.issue.title)}")
+    if note := stalled_note(solve, container.settings.stale_heartbeat_s):
+        console.print(f"  [yellow]{escape(note)}[/]")
     console.print(f"  {solve.repo_url} @ {solve.ref or '(default branch)'}")
     if solve.error:
         console.print(f"  [red]{escape(solve.error)}[/]")
