@@ -105,6 +105,7 @@ bench: setup
 	$(BIN)/python benchmarks/overhead.py --repeat 7
 	$(BIN)/python benchmarks/long_run.py
 	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/cost_per_attempt.py
 	test ! -d .aws-sam/build || $(BIN)/python benchmarks/lambda_package.py
