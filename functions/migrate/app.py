@@ -10,12 +10,12 @@ from solver_core.db import deploy_hook
 from solver_core.db.engine import make_engine
 from solver_core.db.migrate import current_revision, upgrade
 from solver_core.observability import logger
-from solver_core.secrets import resolve_secrets
+from solver_core.secrets import FUNCTION_SECRETS, resolve_secrets
 from solver_core.settings import Settings
 
 
 def migrate() -> str | None:
-    settings = resolve_secrets(Settings())
+    settings = resolve_secrets(Settings(), FUNCTION_SECRETS["MigrateFunction"])
     engine = make_engine(settings.resolved_database_url, pool_size=1)
     try:
         upgrade(engine)

@@ -18,6 +18,7 @@ from solver_core.observability import (
 )
 from solver_core.orchestrators.stepfunctions import SfnOrchestrator
 from solver_core.orchestrators.tasks import TaskContext, handle
+from solver_core.secrets import FUNCTION_SECRETS, SecretNeeds
 from solver_core.services.run_queries import RunQueries
 from solver_core.services.sweeper import Sweeper
 from solver_core.wiring import build_orchestrator, container
@@ -27,8 +28,8 @@ tracer = get_tracer()
 
 
 @cache
-def _sweeper() -> Sweeper:
-    built = container()
+def _sweeper(needs: SecretNeeds) -> Sweeper:
+    built = container(needs)
     orchestrator = build_orchestrator(built.settings, built)
     assert isinstance(orchestrator, SfnOrchestrator), "the sweeper runs where a state machine is configured"
     queries = RunQueries(built.sessions)
@@ -48,7 +49,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """One state of the solve state machine; the event carries ids only."""
     configure_lambda_logging()
     bind_solve(event.get("solve_id", ""))
-    built = container()
+    built = container(FUNCTION_SECRETS["RunSolverFunction"])
     task = TaskContext(built.pipeline(), built.flow(), built.settings, context.get_remaining_time_in_millis)
     result = handle(event, task)
     if event.get("step") in FINISHING_STEPS:
@@ -60,7 +61,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @metrics.log_metrics
 def sweeper(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """EventBridge schedule: fail stale runs, resume retryable ones, finish orphans, reap sandboxes."""
-    report = _sweeper().sweep()
+    report = _sweeper(FUNCTION_SECRETS["SweeperFunction"]).sweep()
     record_sweep(
         stale=len(report.stale),
         requeued=len(report.requeued),
@@ -74,5 +75,7 @@ def sweeper(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def reconciler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """EventBridge rule on Step Functions executions that ended ABORTED, FAILED or TIMED_OUT."""
     detail = event.get("detail", {})
-    solve = _sweeper().reconcile(detail.get("executionArn", ""), detail.get("status", ""))
+    solve = _sweeper(FUNCTION_SECRETS["ReconcilerFunction"]).reconcile(
+        detail.get("executionArn", ""), detail.get("status", "")
+    )
     return {"solve_status": solve.status.value if solve else None}

@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from solver_core.api import build_app
+from solver_core.api.deps import lambda_deps
 from solver_core.observability import (
     API_CORRELATION_PATH,
     configure_lambda_logging,
@@ -16,7 +17,8 @@ from solver_core.observability import (
 )
 
 configure_lambda_logging()
-app = build_app(["read", "system", "console"])  # dependencies are built from the environment on the first request
+# Dependencies are built from the environment on the first request, with only this function's secrets.
+app = build_app(["read", "system", "console"], deps=lambda_deps("StatusFunction"))
 
 
 @logger.inject_lambda_context(correlation_id_path=API_CORRELATION_PATH)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from solver_core.api.app import openapi_document
+from solver_core.secrets import FUNCTION_SECRETS, arn_setting
 from tests.contract.test_state_machine_structure import template
 
 pytestmark = pytest.mark.contract
@@ -67,9 +68,11 @@ def test_the_api_functions_carry_no_agent_and_run_solver_no_layer() -> None:
 
 
 def test_secrets_are_arns_and_never_values() -> None:
-    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    variables = dict(template()["Globals"]["Function"]["Environment"]["Variables"])
+    for resource in resources("AWS::Serverless::Function").values():
+        variables |= resource["Properties"].get("Environment", {}).get("Variables", {})
     for name in variables:
-        assert not re.search(r"(KEY|TOKEN|PASSWORD)$", name) or name.endswith("_SECRET_ARN"), name
+        assert not re.search(r"(KEY|TOKEN|PASSWORD|SECRET)$", name) or name.endswith("_SECRET_ARN"), name
     parameters = template()["Parameters"]
     for name in ("DatabaseUrlSecretArn", "E2BApiKeySecretArn", "LlmKeysSecretArn", "GitHubTokenSecretArn"):
         assert name in parameters
@@ -89,3 +92,18 @@ def test_migrations_run_on_deploy_and_outputs_name_the_entry_points() -> None:
     schema = template()["Resources"]["DatabaseSchema"]
     assert schema["Type"] == "AWS::CloudFormation::CustomResource"
     assert set(template()["Outputs"]) >= {"ApiUrl", "StateMachineArn", "ArtifactsBucketName"}
+
+
+def test_each_function_is_handed_exactly_the_secret_arns_it_declares() -> None:
+    """A function gets the ARN of a secret it declares (required: always; optional: only with its
+    parameter, through Fn::If) and of no other: one it could not read would fail its cold start."""
+    globals_ = template()["Globals"]["Function"]["Environment"]["Variables"]
+    for name, resource in resources("AWS::Serverless::Function").items():
+        needs = FUNCTION_SECRETS[name]
+        local = resource["Properties"].get("Environment", {}).get("Variables", {})
+        handed = {key: value for key, value in (globals_ | local).items() if key.endswith("_SECRET_ARN")}
+        expected = {arn_setting(secret) for secret in needs.names}
+        assert set(handed) == expected, name
+        for secret in needs.names:
+            conditional = isinstance(handed[arn_setting(secret)], dict) and "If" in handed[arn_setting(secret)]
+            assert conditional == (secret in needs.optional), f"{name}: {arn_setting(secret)}"

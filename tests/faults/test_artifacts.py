@@ -65,6 +65,12 @@ class FailsOnce:
     def url(self, key: str) -> str:
         return self.inner.url(key)
 
+    def size(self, key: str) -> int:
+        return self.inner.size(key)
+
+    def download_url(self, key: str) -> str | None:
+        return self.inner.download_url(key)
+
     def check(self) -> None:
         self.inner.check()
 

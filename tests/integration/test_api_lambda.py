@@ -232,6 +232,61 @@ def test_with_step_functions_a_start_is_an_execution_named_after_the_solve(
     assert [d["field"] for d in body_of(degraded)["error"]["details"]] == ["orchestrator"]
 
 
+def _patch_of_size(size: int, line: str) -> bytes:
+    text = "diff --git a/big.txt b/big.txt\n--- a/big.txt\n+++ b/big.txt\n@@ -0,0 +1 @@\n"
+    return (text + line * ((size - len(text)) // len(line) + 1)).encode()[:size]
+
+
+@pytest.mark.parametrize(
+    ("size", "line", "redirected"),
+    [
+        (1_000_000, "+ordinary line of code\n", False),
+        (7 * 1024 * 1024, "+ordinary line of code\n", True),  # over Lambda's 6 MB response limit
+        (4 * 1024 * 1024, '+"""\n', True),  # 4 MB, but JSON escaping in the response makes it more than 6
+    ],
+    ids=["small", "over-6MB", "escaping-over-6MB"],
+)
+def test_a_patch_too_large_for_a_lambda_response_redirects_to_a_presigned_link(
+    world: ApiWorld, monkeypatch: pytest.MonkeyPatch, size: int, line: str, redirected: bool
+) -> None:
+    import requests  # moto answers presigned URLs through `requests`
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    patch = _patch_of_size(size, line)
+    with mock_aws():
+        client = make_s3_client("us-east-1")
+        client.create_bucket(Bucket="solver-test")
+        store = S3ArtifactStore(client, "solver-test")
+        use_deps(dataclasses.replace(world.deps, artifacts=store))
+        solve_id = UUID(body_of(call(start_app.handler, rest_event("POST", "/solves", body=solve_body())))["id"])
+        finish_solve(world, solve_id)
+        store.put(f"solves/{solve_id}/champion.diff", patch)
+        answer = call(status_app.handler, rest_event("GET", f"/solves/{solve_id}/patch"))
+        assert len(json.dumps(answer)) < 6 * 1024 * 1024  # what Lambda would have to return fits
+        if not redirected:
+            assert answer["statusCode"] == 200
+            assert answer["body"] == patch.decode()
+            return
+        assert answer["statusCode"] == 303
+        link = header(answer, "Location")
+        assert link is not None
+        assert link.startswith(f"https://solver-test.s3.amazonaws.com/solves/{solve_id}/champion.diff?")
+        assert "X-Amz-Signature=" in link
+        assert requests.get(link, timeout=30).content == patch
+
+
+def test_without_download_links_a_large_patch_is_served_whole(world: ApiWorld) -> None:
+    """`solver serve` on files: no Lambda in between, and no link to send the client to."""
+    solve_id = UUID(body_of(call(start_app.handler, rest_event("POST", "/solves", body=solve_body())))["id"])
+    finish_solve(world, solve_id)
+    patch = _patch_of_size(7 * 1024 * 1024, "+line\n")
+    world.deps.artifacts.put(f"solves/{solve_id}/champion.diff", patch)
+    answer = call(status_app.handler, rest_event("GET", f"/solves/{solve_id}/patch"))
+    assert answer["statusCode"] == 200
+    assert answer["body"].encode() == patch
+
+
 def test_publishing_outside_the_callers_allowlist_is_refused_with_403(world: ApiWorld) -> None:
     issue = {"title": "Fix the bug", "url": "https://github.com/org/repo/issues/3"}
     body = solve_body(issue=issue, publish={"comment": True, "pull_request": True})

@@ -36,6 +36,15 @@ class ArtifactStore(Protocol):
         """A link a user can open: a presigned GET URL on S3, a file:// URL locally."""
         ...
 
+    def size(self, key: str) -> int:
+        """The object's size in bytes; raises ArtifactNotFound when there is none."""
+        ...
+
+    def download_url(self, key: str) -> str | None:
+        """An https link anyone holding it can download the object from (presigned), or None when the
+        store has no such links (files on disk)."""
+        ...
+
     def check(self) -> None:
         """Raise ArtifactError when the store cannot be reached (health checks)."""
         ...

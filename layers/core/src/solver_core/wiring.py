@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from solver_core.orchestrators.stepfunctions import SfnOrchestrator
     from solver_core.ports import ArtifactStore, Notifier, SandboxBackend
     from solver_core.publish.service import PublishService
+    from solver_core.secrets import SecretNeeds
     from solver_core.services.allowlist import AllowlistService
     from solver_core.services.champion import SolveFlow
     from solver_core.services.pipeline import RunPipeline
@@ -183,8 +184,9 @@ def build_container(settings: Settings) -> Container:
 
 
 @cache
-def container() -> Container:
-    """The process-wide container, built from the environment (and its secret ARNs) on first use."""
+def container(needs: SecretNeeds) -> Container:
+    """The process-wide container of one Lambda function, built from the environment on first use
+    with the secrets that function declares (`solver_core.secrets.FUNCTION_SECRETS`) resolved."""
     from solver_core.secrets import resolve_secrets
 
-    return build_container(resolve_secrets(Settings()))
+    return build_container(resolve_secrets(Settings(), needs))

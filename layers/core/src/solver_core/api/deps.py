@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from solver_core.models import SolveView
     from solver_core.ports import ArtifactStore, Orchestrator, SandboxBackend
+    from solver_core.secrets import SecretNeeds
     from solver_core.services.cancel import CancelService
     from solver_core.wiring import Container
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_MAX_ACTIVE_SOLVES = 10
 DEFAULT_RETRY_AFTER_S = 30
+# Lambda's limit on a synchronous invocation's response (the whole JSON envelope API Gateway receives).
+LAMBDA_RESPONSE_BYTES = 6 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class ApiLimits:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_active_solves_per_owner: int = DEFAULT_MAX_ACTIVE_SOLVES
     retry_after_s: int = DEFAULT_RETRY_AFTER_S
+    # A body that would not fit in a response this large is sent as a redirect to a download link instead
+    # (when the artifact store has such links).
+    max_response_bytes: int = LAMBDA_RESPONSE_BYTES
     owner_daily_cost_usd: float | None = None
 
     @classmethod
@@ -137,6 +143,7 @@ def _lazy_sandboxes(settings: Settings) -> Callable[[], SandboxBackend]:
 
 
 _installed: ApiDeps | None = None
+_built: dict[SecretNeeds, ApiDeps] = {}
 _lock = threading.Lock()
 
 
@@ -145,22 +152,37 @@ def use_deps(deps: ApiDeps | None) -> None:
     global _installed  # noqa: PLW0603 - the one process-wide slot, like wiring.container()
     with _lock:
         _installed = deps
+        if deps is None:
+            _built.clear()
 
 
-def current_deps() -> ApiDeps:
-    """The installed dependencies, or (in a Lambda) the environment's, built on first use."""
-    global _installed  # noqa: PLW0603
+def current_deps(needs: SecretNeeds | None = None) -> ApiDeps:
+    """The installed dependencies, or (in a Lambda) the environment's, built on first use with the
+    secrets the function declares."""
     with _lock:
-        if _installed is None:
+        if _installed is not None:
+            return _installed
+        if needs is None:
+            raise RuntimeError("no API dependencies installed (use_deps) and no function to build them for")
+        if needs not in _built:
             from solver_core.notify import build_notifier
             from solver_core.wiring import build_orchestrator, container
 
-            built = container()
+            built = container(needs)
             notifier = build_notifier(built.settings)
             orchestrator = build_orchestrator(built.settings, built)
-            _installed = ApiDeps.from_container(built, orchestrator, notify=notifier.solve_changed)
+            _built[needs] = ApiDeps.from_container(built, orchestrator, notify=notifier.solve_changed)
             # What the process has built so far (modules, clients, these dependencies) lives as long as
             # it does. Frozen, the garbage collector's full passes skip it: they took ~30 ms in a
             # handler's process and set the list route's p99 (BENCHMARKS.md).
             gc.freeze()
-        return _installed
+        return _built[needs]
+
+
+def lambda_deps(function: str) -> Callable[[], ApiDeps]:
+    """The dependencies of the API function `function` (its logical id in template.yaml), built from
+    the environment on first use with only the secrets it declares (`FUNCTION_SECRETS`)."""
+    from solver_core.secrets import FUNCTION_SECRETS
+
+    needs = FUNCTION_SECRETS[function]
+    return lambda: current_deps(needs)

@@ -61,6 +61,15 @@ class LocalArtifactStore:
     def url(self, key: str) -> str:
         return self._path(key).as_uri()
 
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError as exc:
+            raise ArtifactNotFound(f"artifact {key} not found") from exc
+
+    def download_url(self, key: str) -> str | None:
+        return None  # a file:// URL is no place to redirect an HTTP client to
+
     def check(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)

@@ -100,6 +100,19 @@ class S3ArtifactStore:
             "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=self._expiry
         )
 
+    def size(self, key: str) -> int:
+        try:
+            return int(self._s3.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                raise ArtifactNotFound(f"artifact {key} not found") from exc
+            raise ArtifactError(f"could not stat artifact {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise ArtifactError(f"could not stat artifact {key}: {exc}") from exc
+
+    def download_url(self, key: str) -> str | None:
+        return self.url(key)
+
     def check(self) -> None:
         try:
             self._s3.head_bucket(Bucket=self.bucket)

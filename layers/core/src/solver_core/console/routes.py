@@ -127,6 +127,7 @@ def router(deps: DepsGetter) -> Router:
                 live=views.is_live(solve),
                 timeline=views.timeline(solve, events),
                 feed=events[-FEED_EVENTS:],
+                run_index={run.id: run.index for run in solve.runs},
                 last_seq=events[-1].seq if events else 0,
                 files=diff.parse(champion_patch) if champion_patch else [],
                 patch_too_large=champion is not None and champion_patch is None,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 from aws_lambda_powertools.event_handler import Response
@@ -21,6 +22,9 @@ from solver_core.presenters import SolveOut, solve_out
 from solver_core.services.events import MAX_EVENTS_PAGE
 from solver_core.services.solves import MAX_PAGE
 from solver_core.status import SolveStatus
+
+if TYPE_CHECKING:
+    from solver_core.api.deps import ApiDeps
 
 MAX_SEQ = 2**53  # within bigint, and exact as a JSON number for JavaScript clients
 MAX_CURSOR_LENGTH = 512
@@ -94,7 +98,14 @@ def router(deps: DepsGetter) -> Router:
         summary="The champion's patch, as a unified diff",
         description="`git apply` it. 404 until the solve has a champion.",
         tags=["solves"],
-        responses=documented({200: (str, "The patch (text/x-diff).")}, 401, 404),
+        responses=documented(
+            {
+                200: (str, "The patch (text/x-diff)."),
+                303: (str, "The patch is too large for a response: download it from the `Location` link."),
+            },
+            401,
+            404,
+        ),
     )
     def get_patch(solve_id: UUID) -> Response[str]:
         d = deps()
@@ -102,10 +113,33 @@ def router(deps: DepsGetter) -> Router:
         solve = d.solves.get(owner_of(api.current_event), solve_id)
         if solve.champion_run_id is None:
             raise NotFound(f"solve {solve_id} has no champion patch (status {solve.status.value})")
-        patch = d.artifacts.get(keys.champion_patch(solve_id)).decode("utf-8", errors="replace")
-        return Response(200, "text/x-diff; charset=utf-8", patch)
+        return patch_response(d, keys.champion_patch(solve_id))
 
     return api
+
+
+# Room for the status, headers and JSON envelope around a body in Lambda's response.
+RESPONSE_ENVELOPE_BYTES = 64 * 1024
+
+
+def patch_response(d: ApiDeps, key: str) -> Response[str]:
+    """The patch itself, or, when it would not fit in a Lambda response, a 303 to a presigned link.
+
+    The body travels JSON-escaped (newlines, quotes and non-ASCII characters grow), so what must fit is
+    the escaped text. A store without download links (files on disk, `solver serve`) serves it whole:
+    no Lambda sits in between."""
+    budget = d.limits.max_response_bytes - RESPONSE_ENVELOPE_BYTES
+    link = d.artifacts.download_url(key)
+    if link is not None and d.artifacts.size(key) > budget:  # too large whatever its escaping: not even read
+        return _see_other(link)
+    patch = d.artifacts.get(key).decode("utf-8", errors="replace")
+    if link is not None and len(json.dumps(patch)) > budget:
+        return _see_other(link)
+    return Response(200, "text/x-diff; charset=utf-8", patch)
+
+
+def _see_other(link: str) -> Response[str]:
+    return Response(303, "text/plain; charset=utf-8", f"{link}\n", headers={"Location": link})
 
 
 def without_links(solve: SolveView) -> SolveView:

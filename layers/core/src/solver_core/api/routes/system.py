@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -81,7 +82,9 @@ def run_checks(checks: dict[str, Callable[[], None]], timeout_s: float = CHECK_T
     thread is left behind rather than waited for: the answer must not hang with it."""
     pool = ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="health")
     started = time.monotonic()
-    futures = {name: pool.submit(_timed, check) for name, check in checks.items()}
+    # Each check runs in a copy of the request's context, so what is bound to it (the logger's
+    # correlation id, say) holds in the check's thread too.
+    futures = {name: pool.submit(contextvars.copy_context().run, _timed, check) for name, check in checks.items()}
     results: dict[str, CheckResult] = {}
     for name, future in futures.items():
         remaining = max(timeout_s - (time.monotonic() - started), 0.0)

@@ -83,7 +83,8 @@ function eventItem(event) {
   if (event.run_id) {
     const run = document.createElement("span");
     run.className = "muted";
-    run.textContent = `run ${event.run_id.replaceAll("-", "").slice(0, 8)}`;
+    const row = [...document.querySelectorAll("tr[data-run]")].find((r) => r.dataset.run === event.run_id);
+    run.textContent = `run ${row ? row.dataset.index : "?"}`;
     item.append(run, " ");
   }
   item.append(message);
