@@ -119,7 +119,9 @@ class HttpClient:
     ) -> Answer:
         data = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
         payload = data.encode() if isinstance(data, str) else data
-        all_headers = {"Content-Type": "application/json"} if payload is not None else {}
+        # As every client of the API does: writes are JSON even without a body (serve refuses others).
+        writes = payload is not None or method in {"POST", "PUT", "PATCH", "DELETE"}
+        all_headers = {"Content-Type": "application/json"} if writes else {}
         if self.token:
             all_headers["Authorization"] = f"Bearer {self.token}"
         all_headers |= dict(headers or {})

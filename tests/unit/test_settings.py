@@ -60,3 +60,23 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOLVER_PRESIGN_EXPIRY_S", "5")
     with pytest.raises(ValueError, match="presign_expiry_s"):
         Settings()
+
+
+def test_the_local_sandbox_reads_its_network_switch_and_read_paths(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from solver_core.sandbox.local import LocalSandboxBackend, bwrap_path
+    from solver_core.wiring import build_sandbox_backend
+
+    if bwrap_path() is None:
+        pytest.skip("bubblewrap (bwrap) is not installed")  # the integration tests fail CI without it
+    monkeypatch.setenv("SOLVER_SANDBOX_NETWORK", "off")
+    monkeypatch.setenv("SOLVER_SANDBOX_READ_PATHS", f"{tmp_path}/sdk, /opt/tool")
+    monkeypatch.setenv("SOLVER_SANDBOX_DIR", str(tmp_path / "sandboxes"))
+    backend = build_sandbox_backend(Settings())
+    assert isinstance(backend, LocalSandboxBackend)
+    assert backend.agent_network is False
+    assert backend.read_paths == (tmp_path / "sdk", Path("/opt/tool"))
+    monkeypatch.setenv("SOLVER_SANDBOX_READ_PATHS", "relative/path")
+    with pytest.raises(ValueError, match="absolute"):
+        Settings()

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     clone_timeout_s: int = Field(default=600, ge=10, le=7200)
     setup_timeout_s: int = Field(default=1200, ge=10, le=7200)
     verify_timeout_s: int = Field(default=1800, ge=10, le=7200)
+    # A run whose patch is larger fails with PatchTooLarge; the size is measured in the sandbox.
+    max_patch_bytes: int = Field(default=5_000_000, ge=1024, le=1_000_000_000)
     # A RunAgent invocation stops this long before its time budget ends (a step must fit in it).
     budget_margin_s: int = Field(default=180, ge=0, le=3600)
     # At most this many agent steps per RunAgent invocation (None: as many as the budget allows).
@@ -99,6 +101,10 @@ class Settings(BaseSettings):
     max_run_attempts: int = Field(default=3, ge=1, le=10)
     retry_backoff_s: int = Field(default=60, ge=0, le=86_400)
     stale_heartbeat_s: int = Field(default=1200, ge=60, le=86_400)
+
+    # `solver serve`: its bearer token (never on the command line), and how often it sweeps.
+    serve_token: SecretStr | None = None
+    serve_sweep_interval_s: int = Field(default=60, ge=5, le=3600)
 
     # The HTTP API.
     max_request_bytes: int = Field(default=262_144, ge=1024, le=10_485_760)
@@ -185,7 +191,7 @@ class Settings(BaseSettings):
 
         found = [
             self.e2b_api_key, self.github_token, self.database_url, self.webhook_secret,
-            self.github_app_private_key, *self.git_tokens.values(),
+            self.github_app_private_key, self.serve_token, *self.git_tokens.values(),
         ]  # fmt: skip
         configured = [s.get_secret_value() for s in found if s is not None]
         return list(Redactor.from_environment(os.environ, extra=configured).secrets)

@@ -50,6 +50,13 @@ class UnsupportedMediaType(SolverError):
     status = 415
 
 
+class HostNotAllowed(SolverError):
+    """The Host header names another server: a DNS-rebinding page, or a name not configured."""
+
+    code = "host_not_allowed"
+    status = 421  # Misdirected Request: this server is not the one the client meant
+
+
 class Unavailable(SolverError):
     code = "unavailable"
     status = 503

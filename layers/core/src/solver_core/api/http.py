@@ -2,9 +2,15 @@
 would send, and the proxy result becomes the HTTP response. So `solver serve` runs exactly the
 routers, validation and error mapping that the Lambda functions run.
 
-Identity: with a token, a request is the local owner's when it carries `Authorization: Bearer
-<token>`; without one, when it comes from the loopback interface. Otherwise it has no identity,
-and owner-scoped routes answer 401, as behind API Gateway.
+Identity (`ApiRequestHandler._owner`, the one place it is decided): with a token, a request is the
+local owner's when it carries `Authorization: Bearer <token>` (or the console's session cookie);
+without one (`solver serve --no-token`, loopback only), when it comes from the loopback interface.
+Otherwise it has no identity, and owner-scoped routes answer 401, as behind API Gateway.
+
+Before that, every request is checked (`ApiRequestHandler._refusal`): its `Host` header must name
+this server (the bound address, loopback names on loopback, or an `--allowed-host`), which stops
+DNS rebinding, and a POST/PUT/PATCH/DELETE must be `application/json`, which a cross-site form
+cannot send without a CORS preflight this server never grants.
 """
 
 from __future__ import annotations
@@ -16,12 +22,12 @@ import ipaddress
 import logging
 import socket
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from solver_core.api.errors import PayloadTooLarge, proxy_error
+from solver_core.api.errors import HostNotAllowed, PayloadTooLarge, UnsupportedMediaType, proxy_error
 from solver_core.api.resolver import SolverResolver
 from solver_core.console import session
 from solver_core.errors import BadRequest, SolverError
@@ -30,6 +36,8 @@ log = logging.getLogger(__name__)
 
 SESSION_PATHS = frozenset({"/ui/login", "/ui/logout"})
 SOCKET_TIMEOUT_S = 60  # a client that stops sending does not hold a thread for ever
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def is_loopback(address: str) -> bool:
@@ -37,6 +45,38 @@ def is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
     except ValueError:
         return address == "localhost"
+
+
+def is_wildcard(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_unspecified
+    except ValueError:
+        return False
+
+
+def host_names(bound: str, allowed: Iterable[str]) -> frozenset[str]:
+    """The names a `Host` header may carry: the bound address, the loopback names when bound to
+    loopback, and the allowed hosts."""
+    names = {bound.strip("[]").lower(), *(name.strip().strip("[]").lower() for name in allowed)}
+    if is_loopback(bound):
+        names |= LOOPBACK_NAMES
+    return frozenset(name for name in names if name)
+
+
+def host_matches(header: str | None, names: frozenset[str], port: int) -> bool:
+    """Whether a `Host` header (`name[:port]`, `[v6][:port]`) names this server."""
+    if not header:
+        return False
+    try:
+        parts = urlsplit(f"//{header.strip()}")
+        given_port = parts.port
+    except ValueError:
+        return False
+    return (parts.hostname or "") in names and given_port in {None, port}
+
+
+def is_json_media(content_type: str | None) -> bool:
+    return (content_type or "").split(";", 1)[0].strip().lower() == "application/json"
 
 
 def proxy_event(
@@ -94,11 +134,13 @@ class ApiServer(ThreadingHTTPServer):
         owner: str,
         token: str | None,
         max_body_bytes: Callable[[], int],
+        allowed_hosts: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.owner = owner
         self.token = token
         self.max_body_bytes = max_body_bytes
+        self.host_names = host_names(address[0], allowed_hosts)
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, ApiRequestHandler)
@@ -129,6 +171,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         try:
+            refused = self._refusal()
+            if refused is not None:
+                raise refused
             body = self._read_body()
         except SolverError as exc:
             self.close_connection = True  # an unread body would be taken for the next request
@@ -161,6 +206,19 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         if length > limit:
             raise PayloadTooLarge(f"the request body exceeds {limit} bytes")
         return self.rfile.read(length) if length else b""
+
+    def _refusal(self) -> SolverError | None:
+        """Why this request is refused before it reaches the API, if it is."""
+        host = self.headers.get("Host")
+        if not host_matches(host, self.server.host_names, int(self.server.server_address[1])):
+            return HostNotAllowed(
+                f"the Host header {host!r} does not name this server; start it with --allowed-host NAME "
+                "for each name clients use"
+            )
+        session = urlsplit(self.path).path in SESSION_PATHS  # the console's sign-in form posts a form
+        if self.command in WRITE_METHODS and not session and not is_json_media(self.headers.get("Content-Type")):
+            return UnsupportedMediaType(f"{self.command} requests must be sent as application/json")
+        return None
 
     def _owner(self) -> str | None:
         token = self.server.token

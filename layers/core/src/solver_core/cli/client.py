@@ -16,6 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from solver_core.cli.common import console, local_owner, open_container
+from solver_core.cli.liveness import stalled_note
+from solver_core.cli.render import verdict_label
 from solver_core.errors import SolverError
 from solver_core.models import EventView, SolveView
 from solver_core.presenters import solve_out
@@ -45,7 +47,7 @@ def status(solve_id: UUID, as_json: JsonFlag = False) -> None:
     with _container() as container:
         solve = container.solves.get(local_owner(), solve_id)
         if as_json:
-            typer.echo(solve_out(solve, container.artifacts).model_dump_json(indent=2))
+            typer.echo(json.dumps(_with_note(solve, container), indent=2))
             return
         _print_solve(solve, container)
 
@@ -60,7 +62,7 @@ def list_solves(
     with _container() as container:
         page = container.solves.list(local_owner(), status=status, limit=limit, cursor=cursor)
         if as_json:
-            items = [solve_out(s, container.artifacts).model_dump(mode="json") for s in page.items]
+            items = [_with_note(s, container) for s in page.items]
             typer.echo(json.dumps({"items": items, "next_cursor": page.next_cursor}, indent=2))
             return
         table = Table(title_justify="left")
@@ -68,8 +70,10 @@ def list_solves(
         for column in ("status", "created", "repository", "issue", "runs"):
             table.add_column(column)
         for s in page.items:
+            note = stalled_note(s, container.settings.stale_heartbeat_s)
+            shown = f"{s.status.value} [yellow]({escape(note)})[/]" if note else s.status.value
             table.add_row(
-                str(s.id), s.status.value, f"{s.created_at:%Y-%m-%d %H:%M}", s.repo_url, s.issue.title, str(len(s.runs))
+                str(s.id), shown, f"{s.created_at:%Y-%m-%d %H:%M}", s.repo_url, s.issue.title, str(len(s.runs))
             )
         console.print(table)
         if page.next_cursor:
@@ -132,8 +136,16 @@ def _print_event(event: EventView, *, as_json: bool) -> None:
     console.print(f"[{style}]{event.seq:>6} {event.at:%H:%M:%S} {escape(event.message)}[/]", soft_wrap=True)
 
 
+def _with_note(solve: SolveView, container: Container) -> dict[str, object]:
+    """The solve as the API shows it, plus `stalled`: why it makes no progress (None when it does)."""
+    shaped = solve_out(solve, container.artifacts).model_dump(mode="json")
+    return shaped | {"stalled": stalled_note(solve, container.settings.stale_heartbeat_s)}
+
+
 def _print_solve(solve: SolveView, container: Container) -> None:
     console.print(f"solve {solve.id}: [bold]{solve.status.value}[/] — {escape(solve.issue.title)}")
+    if note := stalled_note(solve, container.settings.stale_heartbeat_s):
+        console.print(f"  [yellow]{escape(note)}[/]")
     console.print(f"  {solve.repo_url} @ {solve.ref or '(default branch)'}")
     if solve.error:
         console.print(f"  [red]{escape(solve.error)}[/]")
@@ -142,7 +154,7 @@ def _print_solve(solve: SolveView, container: Container) -> None:
         table.add_column(column)
     for run in solve.runs:
         stats = run.patch_stats
-        tests = "-" if run.tests is None else ("passed" if run.tests.passed else "failed")
+        tests = verdict_label(run)
         champion = " *" if run.id == solve.champion_run_id else ""
         patch = f"{stats.files} files +{stats.added} -{stats.removed}" if stats else "-"
         table.add_row(

@@ -16,8 +16,13 @@ __all__ = ["console", "local_owner", "open_container"]
 console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
 
 
-def open_container(settings: Settings) -> Container:
-    """The container on migrated storage: the embedded database is created or upgraded on first use."""
+def open_container(settings: Settings, *, settle: bool = True) -> Container:
+    """The container on migrated storage: the embedded database is created or upgraded on first use.
+    Solves left unfinished by a process that ended are settled first (cli/liveness.py)."""
     container = build_container(settings)
     upgrade(container.engine)
+    if settle:
+        from solver_core.cli.liveness import settle_orphans
+
+        settle_orphans(container)
     return container

@@ -22,7 +22,7 @@ app = typer.Typer(no_args_is_help=True, help="Run single steps of a run (used by
 @app.command("run-agent")
 def run_agent(run_id: UUID, max_steps: int = typer.Option(..., min=1)) -> None:
     """Continue a run's agent for at most MAX_STEPS steps; print {"done": …} or {"error": …}."""
-    container = open_container(local_cli_settings())
+    container = open_container(local_cli_settings(), settle=False)  # its parent process is alive
     try:
         done = container.pipeline().run_agent(run_id, Budget(max_steps=max_steps))
         typer.echo(json.dumps({"done": done}))

@@ -1,10 +1,22 @@
-"""`solver serve`: the HTTP API on this machine, on the embedded defaults and the local orchestrator."""
+"""`solver serve`: the HTTP API on this machine, on the embedded defaults and the local orchestrator.
+
+Hardened for a machine with other users and a browser (docs/architecture.md, "`solver serve`"): a
+token is always required, except on loopback with `--no-token` (on loopback one is generated and
+printed when none is given); it comes from SOLVER_SERVE_TOKEN or `--token-file`, never the command
+line. The Host header must name the server (DNS rebinding) and writes must be JSON (api/http.py).
+Local sandboxes must be isolated with bubblewrap unless `--unsafe-no-isolation`. The sweeper runs
+on a timer.
+"""
 
 from __future__ import annotations
 
+import logging
+import secrets
+import stat
 import threading
 from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
@@ -12,13 +24,19 @@ import typer
 from rich.markup import escape
 
 from solver_core.api import ApiDeps, build_app
-from solver_core.api.http import ApiServer, is_loopback
+from solver_core.api.http import ApiServer, is_loopback, is_wildcard
 from solver_core.cli.common import console, local_owner, open_container
 from solver_core.console.remote import BearerSigner, RemoteProxy, Signer, iam_signer
 from solver_core.errors import ConfigurationError
 from solver_core.notify import build_notifier
+from solver_core.orchestrators.local import LocalOrchestrator
+from solver_core.sandbox.local import bwrap_path
+from solver_core.services.run_queries import RunQueries
+from solver_core.services.sweeper import Sweeper
 from solver_core.settings import Settings
 from solver_core.wiring import Container, build_orchestrator
+
+log = logging.getLogger(__name__)
 
 
 def serve_settings(*, allow_local_repos: bool, allow_replay_models: bool) -> Settings:
@@ -36,7 +54,15 @@ def serve_settings(*, allow_local_repos: bool, allow_replay_models: bool) -> Set
     )
 
 
-def make_server(deps: Callable[[], ApiDeps], host: str, port: int, *, token: str | None, owner: str) -> ApiServer:
+def make_server(
+    deps: Callable[[], ApiDeps],
+    host: str,
+    port: int,
+    *,
+    token: str | None,
+    owner: str,
+    allowed_hosts: tuple[str, ...] = (),
+) -> ApiServer:
     """A threaded HTTP server for the whole API (port 0 picks a free port); `deps` is asked per request."""
     return ApiServer(
         (host, port),
@@ -44,7 +70,86 @@ def make_server(deps: Callable[[], ApiDeps], host: str, port: int, *, token: str
         owner=owner,
         token=token,
         max_body_bytes=lambda: deps().limits.max_body_bytes,
+        allowed_hosts=allowed_hosts,
     )
+
+
+def refuse(message: str) -> typer.Exit:
+    console.print(f"[red]{message}[/]")
+    return typer.Exit(2)
+
+
+def read_token_file(path: Path) -> str:
+    """The token in a file that only its owner may read (a token others can read protects nothing)."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise refuse(f"cannot read --token-file {path}: {exc.strerror}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise refuse(f"--token-file {path} may be read by other users: chmod 600 it")
+    if not text:
+        raise refuse(f"--token-file {path} is empty")
+    return text
+
+
+def resolve_token(settings: Settings, host: str, token_file: Path | None, no_token: bool) -> tuple[str | None, bool]:
+    """The server's token and whether it was generated. Never taken from the command line."""
+    given = read_token_file(token_file) if token_file else None
+    given = given or (settings.serve_token.get_secret_value() if settings.serve_token else None)
+    if no_token:
+        if given:
+            raise refuse("--no-token contradicts the token given (SOLVER_SERVE_TOKEN or --token-file)")
+        if not is_loopback(host):
+            raise refuse(f"--no-token is only allowed on a loopback address, not {host}")
+        return None, False
+    if given:
+        return given, False
+    if not is_loopback(host):
+        raise refuse(f"serving on {host} needs a token: set SOLVER_SERVE_TOKEN or give --token-file")
+    return secrets.token_urlsafe(32), True
+
+
+def check_isolation(settings: Settings, unsafe_no_isolation: bool) -> None:
+    """Local sandboxes must be bubblewrapped: callers' agents run on this machine."""
+    if settings.sandbox != "local" or unsafe_no_isolation:
+        return
+    if settings.sandbox_isolation == "none":
+        raise refuse("SOLVER_SANDBOX_ISOLATION=none: serve refuses to run unisolated (--unsafe-no-isolation)")
+    if bwrap_path() is None:
+        raise refuse(
+            "bubblewrap (bwrap) is not installed: agent commands would run unisolated on this machine. "
+            "Install bubblewrap, use SOLVER_SANDBOX=docker or e2b, or pass --unsafe-no-isolation"
+        )
+
+
+def check_hosts(host: str, allowed_hosts: list[str]) -> None:
+    if is_wildcard(host) and not allowed_hosts:
+        raise refuse(f"bound to every interface ({host}): name the host names clients use with --allowed-host")
+
+
+def start_sweeper(container: Container, orchestrator: object, interval_s: float) -> threading.Event:
+    """The sweeper on a timer, in a daemon thread; set the returned event to stop it."""
+    stop = threading.Event()
+    if not isinstance(orchestrator, LocalOrchestrator):
+        return stop  # Step Functions deployments have their own scheduled sweeper
+    pipeline = orchestrator.pipeline
+    sweeper = Sweeper(
+        pipeline=pipeline,
+        flow=orchestrator.flow,
+        orchestrator=orchestrator,
+        settings=container.settings,
+        queries=RunQueries(container.sessions),
+    )
+
+    def loop() -> None:
+        while not stop.wait(interval_s):
+            report = sweeper.sweep()
+            for error in report.errors:
+                log.warning("sweeper: %s", error)
+
+    threading.Thread(target=loop, name="sweeper", daemon=True).start()
+    return stop
 
 
 class RemoteAuth(StrEnum):
@@ -93,9 +198,18 @@ def serve(  # noqa: PLR0917 - a typer command takes its options as parameters
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free port).")] = 8000,
     allow_local_repos: Annotated[bool, typer.Option(help="Accept local repository paths.")] = False,
     allow_replay_models: Annotated[bool, typer.Option(help="Accept replay:PATH models.")] = False,
-    token: Annotated[
-        str | None, typer.Option(help="Require 'Authorization: Bearer TOKEN'; without it only loopback clients.")
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="A file (mode 600) holding the token that requests must send as 'Authorization: Bearer'."),
     ] = None,
+    no_token: Annotated[bool, typer.Option("--no-token", help="Loopback only: serve without a token.")] = False,
+    allowed_host: Annotated[
+        list[str] | None, typer.Option(help="A host name clients use to reach this server (repeatable).")
+    ] = None,
+    unsafe_no_isolation: Annotated[
+        bool, typer.Option("--unsafe-no-isolation", help="Run agents' commands without bubblewrap.")
+    ] = False,
+    token: Annotated[str | None, typer.Option(hidden=True)] = None,
     remote: Annotated[
         str | None, typer.Option(help="Proxy a deployed API (its URL with the stage) instead of serving one here.")
     ] = None,
@@ -104,11 +218,23 @@ def serve(  # noqa: PLR0917 - a typer command takes its options as parameters
     ] = RemoteAuth.IAM,
     region: Annotated[str | None, typer.Option(help="AWS region of --remote (default: from its URL).")] = None,
 ) -> None:
-    """Serve the HTTP API (the same routes as the cloud API; Swagger UI at /docs, console at /ui)."""
+    """Serve the HTTP API (the same routes as the cloud API; Swagger UI at /docs, console at /ui).
+
+    The token comes from SOLVER_SERVE_TOKEN or --token-file; on loopback, one is generated when
+    neither is given."""
+    if token is not None:
+        raise refuse("--token is gone (every user can read a command line): use SOLVER_SERVE_TOKEN or --token-file")
     if remote is not None:
-        serve_remote(host, port, remote, remote_auth, region=region, token=token)
+        secret, generated = resolve_token(Settings(), host, token_file, no_token)
+        if generated:
+            console.print(f"token (generated): [bold]{secret}[/] (send 'Authorization: Bearer <token>')")
+        serve_remote(host, port, remote, remote_auth, region=region, token=secret)
         return
     settings = serve_settings(allow_local_repos=allow_local_repos, allow_replay_models=allow_replay_models)
+    hosts = tuple(allowed_host or ())
+    check_hosts(host, list(hosts))
+    check_isolation(settings, unsafe_no_isolation)
+    secret, generated = resolve_token(settings, host, token_file, no_token)
     container = open_container(settings)
     try:
         notify = build_notifier(settings).solve_changed
@@ -116,17 +242,28 @@ def serve(  # noqa: PLR0917 - a typer command takes its options as parameters
         deps = ApiDeps.from_container(
             container, build_orchestrator(settings, container), notify=notify, publish=publisher
         )
-        server = make_server(lambda: deps, host, port, token=token, owner=local_owner())
+        server = make_server(lambda: deps, host, port, token=secret, owner=local_owner(), allowed_hosts=hosts)
     except BaseException:
         container.close()
         raise
-    console.print(f"Solver API on [bold]{server.url}[/] (Swagger UI: {server.url}/docs), owner {local_owner()}")
-    if token is None and not is_loopback(host):
-        console.print("[yellow]no --token: only clients on this machine's loopback interface are served[/]")
+    stop_sweeper = start_sweeper(container, deps.orchestrator, settings.serve_sweep_interval_s)
+    announce(server, secret if generated else None, no_token=no_token, unsafe=unsafe_no_isolation)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         console.print("stopping")
     finally:
+        stop_sweeper.set()
         server.server_close()
         container.close()
+
+
+def announce(server: ApiServer, generated_token: str | None, *, no_token: bool, unsafe: bool) -> None:
+    """What the server runs with; the line with its URL comes last."""
+    if unsafe:
+        console.print("[red]--unsafe-no-isolation: agents' commands run on this machine without a sandbox[/]")
+    if no_token:
+        console.print("[yellow]--no-token: every client on this machine's loopback interface is served[/]")
+    if generated_token:
+        console.print(f"token (generated): [bold]{generated_token}[/] (send 'Authorization: Bearer <token>')")
+    console.print(f"Solver API on [bold]{server.url}[/] (Swagger UI: {server.url}/docs), owner {local_owner()}")

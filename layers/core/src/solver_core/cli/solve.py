@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
@@ -13,13 +14,15 @@ from rich.markup import escape
 from solver_core.cli.common import console, local_owner, open_container
 from solver_core.cli.render import print_summary, validation_message
 from solver_core.cli.session import champion_patch, execute
-from solver_core.errors import SolverError
-from solver_core.models import SolveRequest, SolveView
+from solver_core.errors import IllegalTransition, SolverError
+from solver_core.models import SolveRequest, SolveView, VerifyIn
+from solver_core.orchestrators import process_ref
 from solver_core.presenters import SolveWithPatch, solve_out
 from solver_core.publish.models import DEFAULT_BRANCH_PREFIX
 from solver_core.rules import RequestPolicy
 from solver_core.settings import Settings, local_cli_settings
-from solver_core.status import SolveStatus
+from solver_core.status import RunStatus, SolveStatus
+from solver_core.wiring import Container
 
 
 def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
@@ -38,6 +41,13 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
     time_limit: Annotated[int, typer.Option(help="Seconds.")] = 3600,
     setup_command: Annotated[str | None, typer.Option()] = None,
     test_command: Annotated[str | None, typer.Option()] = None,
+    verify_in: Annotated[
+        VerifyIn,
+        typer.Option(
+            help="fresh_sandbox: the tests run in a new sandbox with only the patch applied; "
+            "same_sandbox: faster, in the agent's sandbox, and trusts the agent."
+        ),
+    ] = VerifyIn.FRESH_SANDBOX,
     attempts: Annotated[int, typer.Option(min=1, help="Attempts per model (runs = models x attempts).")] = 1,
     max_parallel: Annotated[int, typer.Option(min=1, help="Runs at the same time.")] = 3,
     chunk_steps: Annotated[int | None, typer.Option(min=1, help="Stop and resume every N steps.")] = None,
@@ -62,6 +72,7 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
         "limits": {"step_limit": step_limit, "cost_limit_usd": cost_limit, "time_limit_s": time_limit},
         "setup_command": setup_command,
         "test_command": test_command,
+        "verify_in": verify_in.value,
         "publish": publish_option(publish_comment, publish_pr, branch_prefix),
     }
     request = build_request(data, RequestPolicy.from_settings(settings))
@@ -74,16 +85,63 @@ def solve_and_report(settings: Settings, request: SolveRequest, *, chunk_steps: 
     try:
         started = container.solves.start(local_owner(), request).solve
         final = execute(container, started, chunk_steps=chunk_steps, quiet=as_json)
-        patch = champion_patch(container, final)
-        if as_json:
-            shaped = SolveWithPatch(**solve_out(final, container.artifacts).model_dump(), patch=patch)
-            typer.echo(shaped.model_dump_json(indent=2))
-        else:
-            print_summary(final, container, patch)
-            print_publication(final)
+        show_result(container, final, as_json=as_json)
     finally:
         container.close()
     return 0 if final.status is SolveStatus.SUCCEEDED else 1
+
+
+def show_result(container: Container, final: SolveView, *, as_json: bool) -> None:
+    patch = champion_patch(container, final)
+    if as_json:
+        shaped = SolveWithPatch(**solve_out(final, container.artifacts).model_dump(), patch=patch)
+        typer.echo(shaped.model_dump_json(indent=2))
+    else:
+        print_summary(final, container, patch)
+        print_publication(final)
+
+
+def resume(
+    solve_id: Annotated[UUID, typer.Argument(help="A solve left unfinished, e.g. by a killed `solver solve`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the solve as JSON.")] = False,
+) -> None:
+    """Continue an unfinished solve: its interrupted runs resume from their checkpoints in new sandboxes."""
+    container = open_container(local_cli_settings())  # settles the solve if its process ended
+    try:
+        solve = container.solves.get(local_owner(), solve_id)
+        refusal = resume_refusal(solve)
+        if refusal:
+            console.print(f"[red]{escape(refusal)}[/]")
+            raise typer.Exit(2)
+        requeue_interrupted(container, solve)
+        final = execute(container, container.runs.solve(solve.id), chunk_steps=None, quiet=as_json)
+        show_result(container, final, as_json=as_json)
+    except SolverError as exc:
+        console.print(f"[red]{escape(exc.message)}[/]")
+        raise typer.Exit(1) from exc
+    finally:
+        container.close()
+    raise typer.Exit(0 if final.status is SolveStatus.SUCCEEDED else 1)
+
+
+def resume_refusal(solve: SolveView) -> str | None:
+    """Why a solve cannot be resumed, or None."""
+    if solve.status in {SolveStatus.SUCCEEDED, SolveStatus.CANCELLED, SolveStatus.CANCELLING}:
+        return f"solve {solve.id} is {solve.status.value}: there is nothing to resume"
+    ref = process_ref.parse(solve.execution_ref)
+    if ref is not None and process_ref.process_alive(ref):
+        return f"solve {solve.id} is still running (process {ref.pid} on {ref.host})"
+    if solve.status is SolveStatus.FAILED and not any(r.retryable for r in solve.runs):
+        return f"solve {solve.id} failed and none of its runs can be retried"
+    return None
+
+
+def requeue_interrupted(container: Container, solve: SolveView) -> None:
+    """Queue again every run that failed for a reason worth retrying (an interruption is one)."""
+    for run in solve.runs:
+        if run.status is RunStatus.FAILED and run.retryable:
+            with contextlib.suppress(IllegalTransition):  # moved meanwhile
+                container.runs.move(run.id, RunStatus.QUEUED)
 
 
 def issue_text(issue_file: Path | None, issue: str | None) -> str:

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from solver_core.errors import IllegalTransition
 from solver_core.models import SolveView
+from solver_core.orchestrators import process_ref
 from solver_core.orchestrators.retry import PICK_RULES, call_with_retries
 from solver_core.services.champion import SolveFlow, will_retry
 from solver_core.services.pipeline import AgentInvoker, RunPipeline
@@ -48,13 +49,33 @@ class LocalOrchestrator:
 
     def start(self, solve_id: UUID) -> str:
         """Run the solve in a background thread; starting it twice is harmless."""
+        return self._spawn(solve_id, None)
+
+    def resume(self, solve_id: UUID, run_ids: list[UUID], attempt: int) -> str:
+        """Run re-queued runs of a solve in a background thread (the sweeper's resume)."""
+        return self._spawn(solve_id, run_ids)
+
+    def is_running(self, execution_ref: str | None) -> bool:
+        """Whether that execution still runs: in this process, its thread; in another process on
+        this machine, that process (see orchestrators/process_ref.py)."""
+        ref = process_ref.parse(execution_ref)
+        if ref is None:
+            return False
+        if process_ref.is_this_process(ref):
+            thread = self._threads.get(ref.solve_id)
+            return thread is not None and thread.is_alive()
+        return process_ref.process_alive(ref)
+
+    def _spawn(self, solve_id: UUID, run_ids: list[UUID] | None) -> str:
         with self._lock:
             thread = self._threads.get(solve_id)
             if thread is None or not thread.is_alive():
-                thread = threading.Thread(target=self._execute_logged, args=(solve_id,), name=f"solve-{solve_id}")
+                thread = threading.Thread(
+                    target=self._execute_logged, args=(solve_id, run_ids), name=f"solve-{solve_id}"
+                )
                 self._threads[solve_id] = thread
                 thread.start()
-        return f"local:{solve_id}"
+        return process_ref.execution_ref(solve_id)
 
     def wait(self, solve_id: UUID, timeout: float | None = None) -> bool:
         """True once the solve's background execution has ended."""
@@ -71,9 +92,9 @@ class LocalOrchestrator:
     def check(self) -> None:
         return None
 
-    def _execute_logged(self, solve_id: UUID) -> None:
+    def _execute_logged(self, solve_id: UUID, run_ids: list[UUID] | None = None) -> None:
         try:
-            self.execute(solve_id)
+            self.execute(solve_id, run_ids)
         except Exception as exc:
             log.exception("solve %s failed outside its runs", solve_id)
             self.flow.fail(solve_id, type(exc).__name__, str(exc))
@@ -82,6 +103,8 @@ class LocalOrchestrator:
         """BeginSolve → every run (at most max_parallel at once) → PickChampion → FinishSolve →
         PublishResults when the solve asked for it (it never fails the solve)."""
         begun = self.flow.begin(solve_id, run_ids)
+        # Names this process as the one running the solve: if it dies, others can tell.
+        self.pipeline.deps.runs.set_solve_fields(solve_id, execution_ref=process_ref.execution_ref(solve_id))
         ids = [UUID(item["run_id"]) for item in begun["runs"]]
         if ids:
             with ThreadPoolExecutor(max_workers=begun["max_parallel"], thread_name_prefix="run") as pool:

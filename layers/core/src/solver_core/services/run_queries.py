@@ -57,6 +57,18 @@ class RunQueries:
             ).all()
             return [solve_view(row, row.runs) for row in rows]
 
+    def open_solves_run_by(self, ref_prefix: str, limit: int = 200) -> list[SolveView]:
+        """Unfinished solves whose execution reference starts with `ref_prefix` (local processes)."""
+        statuses = [s.value for s in (SolveStatus.QUEUED, SolveStatus.RUNNING, SolveStatus.CANCELLING)]
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(SolveRow)
+                .where(SolveRow.status.in_(statuses), SolveRow.execution_ref.startswith(ref_prefix, autoescape=True))
+                .options(selectinload(SolveRow.runs))
+                .limit(limit)
+            ).all()
+            return [solve_view(row, row.runs) for row in rows]
+
     def run_ids_known(self, run_ids: list[UUID]) -> dict[UUID, RunStatus]:
         """The statuses of those runs that exist."""
         with self._sessions() as session:

@@ -7,7 +7,9 @@ changes). Together they guarantee that no run hangs and no sandbox leaks:
 - solves left open with nothing running and nothing to retry are finished;
 - queued solves whose execution never started (the start request failed) are started;
 - sandboxes (found by metadata) whose runs are terminal or unknown are killed;
-- an execution that is aborted, fails or times out has its unfinished runs finalized.
+- an execution that is aborted, fails or times out has its unfinished runs finalized;
+- a solve whose local process ended (`kill -9` of `solver solve`, a crashed `solver serve`) is
+  settled the same way at once: its runs are failed as retryable, to be resumed.
 
 One item that fails (a solve whose start is refused, a sandbox that cannot be killed) is logged
 and reported in `SweepReport.errors`; the sweep goes on with the others, and reaping always runs.
@@ -27,6 +29,7 @@ from uuid import UUID
 
 from solver_core.errors import ExecutionEnded, IllegalTransition, StaleHeartbeat
 from solver_core.models import RunView, SolveView
+from solver_core.orchestrators import process_ref
 from solver_core.ports import SandboxBackend
 from solver_core.services.champion import SolveFlow
 from solver_core.services.pipeline import RunPipeline
@@ -54,6 +57,7 @@ class SweepReport:
     finished: list[str] = field(default_factory=list)
     killed_sandboxes: list[str] = field(default_factory=list)
     published: list[str] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)  # "<solve>:<status>" of solves whose process ended
     errors: list[str] = field(default_factory=list)  # "<what> <item>: <ErrorType>: <message>"
 
 
@@ -72,10 +76,34 @@ class Sweeper:
     def sweep(self, now: datetime | None = None) -> SweepReport:
         now = now or datetime.now(UTC)
         report = SweepReport()
-        for phase in (self._start_forgotten, self._fail_stale, self._requeue, self._finish_open):
+        phases = (self._settle_orphans, self._start_forgotten, self._fail_stale, self._requeue, self._finish_open)
+        for phase in phases:
             _guarded(report, phase.__name__.strip("_").replace("_", " "), "", partial(phase, now, report))
         _guarded(report, "reap sandboxes", "", partial(self._reap_sandboxes, report))
         return report
+
+    def settle_orphans(self) -> SweepReport:
+        """Only the cheap part, for every command's start: solves whose local process ended."""
+        report = SweepReport()
+        _guarded(report, "settle orphans", "", partial(self._settle_orphans, datetime.now(UTC), report))
+        return report
+
+    def _settle_orphans(self, now: datetime, report: SweepReport) -> None:
+        for solve in self.queries.open_solves_run_by(process_ref.PREFIX):
+            if process_ref.process_ended(solve.execution_ref):
+                why = "the process running it ended"
+                _guarded(report, "settle orphan", str(solve.id), partial(self._settle, solve.id, why, report))
+
+    def _settle(self, solve_id: UUID, why: str, report: SweepReport) -> SolveView:
+        """Fail the solve's unfinished runs as retryable (which kills their sandboxes), then finish
+        it: it waits for its retries, or ends and is published."""
+        solve = self.runs.solve(solve_id)
+        for run in solve.runs:
+            if run.status not in RUN_TERMINAL:
+                self.pipeline.record_failure(run.id, ExecutionEnded.__name__, why)
+        settled = self._finish_and_publish(solve_id, report)
+        report.settled.append(f"{solve_id}:{settled.status.value}")
+        return settled
 
     def _start_forgotten(self, now: datetime, report: SweepReport) -> None:
         cutoff = now - timedelta(seconds=self.settings.retry_backoff_s)
@@ -181,13 +209,10 @@ class Sweeper:
         solve = self.runs.solve(solve_id)
         if solve.execution_ref and solve.execution_ref != execution_arn:
             return solve  # an older execution; a newer one owns the solve now
-        for run in solve.runs:
-            if run.status not in RUN_TERMINAL:
-                self.pipeline.record_failure(run.id, ExecutionEnded.__name__, f"the execution ended {status}")
-        return self._finish_and_publish(solve_id, report or SweepReport())
+        return self._settle(solve_id, f"the execution ended {status}", report or SweepReport())
 
 
-def _guarded(report: SweepReport, what: str, item: str, action: Callable[[], None]) -> None:
+def _guarded(report: SweepReport, what: str, item: str, action: Callable[[], object]) -> None:
     """Run one item of the sweep; its failure is logged and reported, and the sweep goes on."""
     try:
         action()

@@ -29,7 +29,7 @@ def router(deps: DepsGetter) -> Router:
         summary="Cancel a solve",
         description=DESCRIPTION,
         tags=["solves"],
-        responses=documented({200: (CancelResult, "The solve after the request.")}, 401, 404),
+        responses=documented({200: (CancelResult, "The solve after the request.")}, 401, 404, 415),
     )
     def cancel_solve(solve_id: UUID) -> CancelResult:
         d = deps()

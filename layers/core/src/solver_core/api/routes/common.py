@@ -21,7 +21,7 @@ ERRORS = {
     405: "The path exists but not with this method; the Allow header lists the methods it has.",
     409: "The Idempotency-Key was used before with a different request.",
     413: "The request body is larger than the bound (256 KiB by default).",
-    415: "The request body is not JSON.",
+    415: "The request is not sent as JSON (`Content-Type: application/json`).",
     422: "The request breaks a rule; each detail names the field and the rule.",
     429: "Too many unfinished solves for this caller, or its daily cost budget is spent; retry after the "
     "Retry-After seconds.",

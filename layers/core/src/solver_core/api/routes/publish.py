@@ -30,7 +30,7 @@ def router(deps: DepsGetter) -> Router:
         summary="Publish a finished solve to GitHub again",
         description=DESCRIPTION,
         tags=["solves"],
-        responses=documented({202: (PublishAccepted, "Publishing started.")}, 401, 404, 409, 503),
+        responses=documented({202: (PublishAccepted, "Publishing started.")}, 401, 404, 409, 415, 503),
     )
     def publish_solve(solve_id: UUID) -> Response[PublishAccepted]:
         d = deps()
