@@ -116,6 +116,7 @@ bench: setup
 	$(BIN)/python benchmarks/overhead.py --repeat 7
 	$(BIN)/python benchmarks/long_run.py
 	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/cost_per_attempt.py
 	$(BIN)/python benchmarks/verification.py
