@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from solver_core.models import IssueSpec, Limits, PatchStats, RunView, SolveView, TestResult
+from solver_core.models import IssueSpec, Limits, PatchStats, RunView, SolveView, TestResult, VerifyIn
 from solver_core.ports import ArtifactStore
 from solver_core.publish.models import Publication, PublishOptions
 from solver_core.status import Outcome, RunStatus, SolveStatus
@@ -32,6 +32,11 @@ class RunOut(Out):
     patch_stats: PatchStats | None
     tests: TestResult | None
     outcome: Outcome = Field(description="what the run produced, apart from its lifecycle status")
+    modifies_tests: bool | None = Field(
+        default=None,
+        description="the patch changes existing test files or test configuration (null: not verified); "
+        "such a run ranks below an equally passing one that does not",
+    )
     error: str | None
     artifacts: dict[str, str]
     started_at: datetime | None
@@ -46,6 +51,7 @@ class SolveOut(Out):
     issue: IssueSpec
     limits: Limits
     outcome: Outcome = Field(description="the champion's outcome; no_patch when there is none")
+    verify_in: VerifyIn = VerifyIn.FRESH_SANDBOX
     champion_run_id: UUID | None
     error: str | None
     runs: list[RunOut]

@@ -125,10 +125,18 @@ def _outcome(run: RunView) -> str:
 
 
 def tests_cell(run: RunView) -> str:
+    """The tests column: passed/failed (with the exit code), detected, and whether the patch
+    modifies the tests that judged it."""
+    label = verdict_label(run, f"failed ({run.tests.exit_code})" if run.tests else "failed")
+    return f"{label}, detected" if run.tests is not None and run.tests.detected else label
+
+
+def verdict_label(run: RunView, failed: str = "failed") -> str:
+    """Passed/failed, and whether the patch modifies the tests that judged it."""
     if run.tests is None:
         return "-"
-    verdict = "passed" if run.tests.passed else f"failed ({run.tests.exit_code})"
-    return f"{verdict}, detected" if run.tests.detected else verdict
+    label = "passed" if run.tests.passed else failed
+    return f"{label}, modifies tests" if run.modifies_tests else label
 
 
 def print_tests_line(solve: SolveView) -> None:

@@ -111,6 +111,8 @@ class SolveRow(Timestamps, Base):
     test_command: Mapped[str | None] = mapped_column(Text)
     # Detect a test command from the repository when none is given (off: `--no-tests`).
     detect_tests: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Where VerifyPatch runs the tests (models.VerifyIn).
+    verify_in: Mapped[str] = mapped_column(String(20), default="fresh_sandbox", server_default="fresh_sandbox")
     callback_url: Mapped[str | None] = mapped_column(String(2048))
     sandbox_image: Mapped[str | None] = mapped_column(String(512))  # overrides the deployment's image
     idempotency_key: Mapped[str | None] = mapped_column(String(255))

@@ -219,6 +219,7 @@ class SolveService:
             setup_command=request.setup_command,
             test_command=request.test_command,
             detect_tests=request.detect_tests,
+            verify_in=request.verify_in.value,
             callback_url=request.callback_url,
             sandbox_image=request.sandbox_image,
             publish=request.publish.model_dump(mode="json") if request.publish else None,
