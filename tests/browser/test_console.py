@@ -310,3 +310,16 @@ def errors_after_the_first_publish(served: Served, solve_id: str) -> list[dict[s
             return events
         time.sleep(0.2)
     raise AssertionError("the solve's own publish left no trace")
+
+
+def test_the_printed_sign_in_link_signs_in_and_leaves_no_token_behind(tmp_path: Path, page: Any) -> None:
+    from tests.browser.conftest import serve
+
+    for served in serve(tmp_path, token="fragment-token-456"):
+        page.goto(f"{served.url}/ui/login#token=fragment-token-456")
+        expect(page.get_by_role("heading", name="Solves")).to_be_visible()
+        assert page.url == f"{served.url}/ui"
+        assert "fragment-token-456" not in page.evaluate("location.href + document.body.innerHTML")
+        assert [c["name"] for c in page.context.cookies()] == ["solver_session"]
+        page.go_back()
+        assert "fragment-token-456" not in page.url  # replaced in the history, not just left behind

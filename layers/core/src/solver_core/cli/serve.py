@@ -269,4 +269,7 @@ def announce(server: ApiServer, generated_token: str | None, *, no_token: bool, 
         console.print("[yellow]--no-token: every client on this machine's loopback interface is served[/]")
     if generated_token:
         console.print(f"token (generated): [bold]{generated_token}[/] (send 'Authorization: Bearer <token>')")
+    # The fragment never reaches a server or its logs; the login page's script signs in with it.
+    sign_in = f"/ui/login#token={generated_token}" if generated_token else ("/ui" if no_token else "/ui/login")
+    console.print(f"web console: [bold]{server.url}{sign_in}[/]")
     console.print(f"Solver API on [bold]{server.url}[/] (Swagger UI: {server.url}/docs), owner {local_owner()}")
