@@ -33,7 +33,7 @@ from solver_core.sandbox.base import CommandResult
 from solver_core.sandbox.detached import CommandSpec
 
 BUNDLE = ".solver/repo.bundle"  # relative to $HOME
-SCRIPTS = ("clone.sh", "setup.sh", "patch.sh")
+SCRIPTS = ("clone.sh", "setup.sh", "patch.sh", "detect_tests.sh")
 SOLVER_DIR = "$HOME/.solver"  # as commands see it
 WORKDIR = "repo"  # relative to $HOME; `sandbox.workdir` is the same place as an absolute path
 ERROR_PREFIX = "SOLVER_ERROR: "
@@ -48,10 +48,17 @@ class PrepareTimeouts:
 
 
 @dataclass(frozen=True)
+class DetectedTests:
+    command: str
+    reason: str  # what gave it away: "pytest.ini", "package.json scripts.test", …
+
+
+@dataclass(frozen=True)
 class Prepared:
     base_commit: str
     log: str
     warnings: list[str] = field(default_factory=list)
+    tests: DetectedTests | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,7 @@ def prepare(
     issue_text: str,
     token: str | None = None,
     timeouts: PrepareTimeouts = PrepareTimeouts(),
+    detect_tests: bool = False,
 ) -> Prepared:
     """Clone, check out and set up in one call (detached commands waited for here)."""
     clone = detached.run_to_end(
@@ -203,7 +211,23 @@ def prepare(
     setup = detached.run_to_end(sandbox, setup_spec(sandbox, WORKDIR, setup_command, timeouts.setup_s))
     warnings = set_up(setup)
     finish_prepare(sandbox, repo=repo, issue_text=issue_text)
-    return Prepared(base_commit=base, log=clone.output + setup.output, warnings=warnings)
+    detection = run_detection(sandbox) if detect_tests else None
+    log = clone.output + setup.output + (detection.output if detection else "")
+    return Prepared(base_commit=base, log=log, warnings=warnings, tests=parse_detected(detection))
+
+
+def run_detection(sandbox: Sandbox, timeout_s: float = 120) -> CommandResult:
+    """detect_tests.sh in the repository (the base commit's files, before the agent)."""
+    return sandbox.run(inline("detect_tests.sh"), env={"SOLVER_WORKDIR": WORKDIR}, timeout=timeout_s)
+
+
+def parse_detected(result: CommandResult | None) -> DetectedTests | None:
+    """The command detect_tests.sh printed (it runs the base commit's files, before the agent)."""
+    if result is None or not result.ok:
+        return None
+    found = dict(ln.split("=", 1) for ln in result.output.splitlines() if ln.startswith("SOLVER_TEST_") and "=" in ln)
+    command = found.get("SOLVER_TEST_COMMAND", "").strip()
+    return DetectedTests(command, found.get("SOLVER_TEST_REASON", "").strip()) if command else None
 
 
 def run_setup(

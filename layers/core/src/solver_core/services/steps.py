@@ -174,7 +174,11 @@ class RunSteps:
             return False
         base = progress.facts["base_commit"]
         repository.finish_prepare(sandbox, repo=repo, issue_text=issue_text(ctx), timeout_s=window.bound(30))
-        self.deps.runs.set_fields(run_id, base_commit=base)
+        found = None
+        if ctx.solve.test_command is None and ctx.solve.detect_tests:
+            found = repository.parse_detected(repository.run_detection(sandbox, window.bound(120)))
+        self.deps.runs.set_fields(run_id, base_commit=base, detected_test_command=found.command if found else None)
+        self._log_tests(ctx, found)
         partial = keys.partial_diff(ctx.solve.id, run_id)
         if not progress.finished("resume") and self.deps.artifacts.exists(partial):
             patch = self.deps.artifacts.get(partial)
@@ -197,6 +201,17 @@ class RunSteps:
                     "adds it with `solver owners add`)"
                 ) from exc
             raise
+
+    def _log_tests(self, ctx: RunContext, found: repository.DetectedTests | None) -> None:
+        if ctx.solve.test_command is not None:
+            return
+        if not ctx.solve.detect_tests:
+            self.log(ctx, "tests: none (detection turned off); the champion is chosen without tests")
+        elif found is None:
+            self.log(ctx, "tests: no test command given and none detected; give one with --test-command")
+        else:
+            data = {"test_command": found.command, "detected": True, "reason": found.reason}
+            self.log(ctx, f"tests: detected `{found.command}` ({found.reason})", data=data)
 
     def _clone_token(self, ctx: RunContext) -> tuple[str | None, bool]:
         """The deployment's token for the repository's host, only where the owner's allowlist covers
@@ -230,11 +245,11 @@ class RunSteps:
         sandbox (or, with `verify_in: same_sandbox`, a hardened checkout in the agent's); then the
         run succeeds. True once it did; False: no time was left to start it, call again."""
         ctx = self.deps.runs.context(run_id)
-        command = ctx.solve.test_command
+        command, detected = test_command_of(ctx)
         if command and ctx.run.patch_stats and ctx.run.patch_stats.files:
             self._check_cancelled(run_id)
             self._advance(ctx, RunStatus.VERIFYING)
-            if not self._run_tests(ctx, command, window):
+            if not self._run_tests(ctx, command, window, detected=detected):
                 return False
         # A succeeded run no longer counts against the global cap, so its sandbox goes first (the
         # contract test of the cap saw two live at once); ReleaseSandbox then finds it gone.
@@ -245,7 +260,7 @@ class RunSteps:
         self.deps.runs.move(run_id, RunStatus.SUCCEEDED)
         return True
 
-    def _run_tests(self, ctx: RunContext, command: str, window: Window) -> bool:
+    def _run_tests(self, ctx: RunContext, command: str, window: Window, *, detected: bool = False) -> bool:
         assert ctx.run.base_commit is not None
         if window.left() <= 0:
             return False
@@ -263,10 +278,11 @@ class RunSteps:
             outcome = repository.verify_same(self.sandbox(ctx), job)
         else:
             outcome = self._verify_in_fresh_sandbox(ctx, job)
-        self._record_tests(ctx, outcome)
+        self._record_tests(ctx, outcome, detected=detected)
         return True
 
-    def _record_tests(self, ctx: RunContext, outcome: repository.Verification) -> TestResult:
+    def _record_tests(self, ctx: RunContext, outcome: repository.Verification, *, detected: bool) -> TestResult:
+        command = outcome.command
         output_key = keys.test_output(ctx.solve.id, ctx.run.id)
         output = self.deps.redactor.redact(outcome.output)[-MAX_TEST_OUTPUT:]
         self.deps.artifacts.put(output_key, output.encode(), content_type="text/plain")
@@ -276,15 +292,17 @@ class RunSteps:
             passed=outcome.passed,
             duration_s=outcome.duration_s,
             output_key=output_key,
+            detected=detected,
             modifies_tests=bool(outcome.test_changes),
             test_changes=[self.deps.redactor.redact(change) for change in outcome.test_changes],
         )
         self.deps.runs.set_fields(ctx.run.id, tests=result.model_dump(mode="json"))
         verdict = "passed" if outcome.passed else ("timed out" if outcome.timed_out else "failed")
+        how = f", detected `{command}`" if detected else ""
         flagged = ", the patch modifies tests" if result.modifies_tests else ""
         self.log(
             ctx,
-            f"tests {verdict} (exit {outcome.exit_code}, {outcome.duration_s:.1f}s){flagged}",
+            f"tests {verdict} (exit {outcome.exit_code}, {outcome.duration_s:.1f}s{how}){flagged}",
             data=result.model_dump(mode="json"),
         )
         return result
@@ -358,6 +376,15 @@ class RunSteps:
                 exit_status=ctx.run.exit_status or error,
             )
         return target
+
+
+def test_command_of(ctx: RunContext) -> tuple[str | None, bool]:
+    """(the command to verify with, whether it was detected): an explicit command always wins."""
+    if ctx.solve.test_command:
+        return ctx.solve.test_command, False
+    if ctx.solve.detect_tests and ctx.run.detected_test_command:
+        return ctx.run.detected_test_command, True
+    return None, False
 
 
 def issue_text(ctx: RunContext) -> str:
