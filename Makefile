@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-unit lint typecheck fmt clean demo openapi tools build sizes solver-wheel bench
+.PHONY: setup test test-unit lint typecheck fmt clean demo openapi tools build sizes solver-wheel bench deploy-check
 
 setup: $(STAMP)
 
@@ -33,6 +33,17 @@ lint: setup tools
 	$(TOOLS)/sam validate --lint --template template.yaml --region us-east-1
 	$(TOOLS)/cfn-lint template.yaml
 	$(TOOLS)/checkov --quiet --compact --skip-download --config-file .checkov.yaml --file template.yaml
+
+# Everything about the deployment that can be proven without an AWS account (docs/deploy.md): template.yaml
+# translated by the SAM translator, the IAM contract (every function's AWS calls against its own role), the
+# secrets each function is handed, the state machine's shape and payload sizes, the lint of code and template,
+# and the package sizes when a build exists (`make build` first: it downloads the Lambda runtime's wheels).
+DEPLOY_TESTS = tests/contract/test_iam.py tests/contract/test_template.py tests/contract/test_state_machine_structure.py \
+               tests/contract/test_state_payloads.py tests/integration/test_secrets.py
+
+deploy-check: setup lint
+	$(BIN)/pytest -q -p no:cacheprovider $(DEPLOY_TESTS)
+	@if [ -d .aws-sam/build ]; then $(MAKE) sizes; else echo "deploy-check: no .aws-sam/build, package sizes not checked (make build)"; fi
 
 # ---- deployment build: `sam build` without Docker ------------------------------------------------
 # SAM's makefile builder runs the build-<LogicalId> targets below with ARTIFACTS_DIR set. Wheels are

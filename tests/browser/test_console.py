@@ -270,3 +270,43 @@ def test_what_the_reader_opened_stays_open_while_the_page_refreshes(served: Serv
     expect(page.locator("#solve-head")).not_to_have_attribute("data-marker", "old")  # replaced by a refresh
     expect(page.locator("details.issue-body")).to_have_attribute("open", "")
     served.client.call("POST", f"/solves/{solve_id}/cancel")
+
+
+def test_publish_asks_first_then_publishes_again(served: Served, page: Any) -> None:
+    from solver_core.cli.common import local_owner
+
+    served.container.allowlist.add(local_owner(), "github.com/o/r")
+    fix = write_replay(served.tmp / "fix.yaml", *FIX[1:])
+    body = request_body(served.repo, fix, "publish me") | {"publish": {"comment": True}}
+    body["issue"]["url"] = "https://github.com/o/r/issues/1"
+    solve_id = served.client.call("POST", "/solves", body=body).json["id"]
+    wait_status(served, solve_id, {"succeeded", "failed"})
+    before = len(errors_after_the_first_publish(served, solve_id))
+
+    page.goto(f"{served.url}/ui/solves/{solve_id}")
+    page.get_by_role("button", name="Publish to GitHub").click()
+    expect(page.locator("dialog#confirm")).to_contain_text("Publish this solve to GitHub?")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator(".action-result")).to_have_text("Publish to GitHub: done")
+
+    # This machine has no GitHub credentials: the attempt is recorded on the solve as an error event.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        events = served.client.call("GET", f"/solves/{solve_id}/events", query={"limit": "1000"}).json["items"]
+        if len(events) > before and any(e["kind"] == "error" for e in events[before:]):
+            return
+        time.sleep(0.2)
+    raise AssertionError("publishing left no trace on the solve")
+
+
+def errors_after_the_first_publish(served: Served, solve_id: str) -> list[dict[str, Any]]:
+    """The solve's events once its own publish at the end (no GitHub credentials here) has failed."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        events: list[dict[str, Any]] = served.client.call(
+            "GET", f"/solves/{solve_id}/events", query={"limit": "1000"}
+        ).json["items"]
+        if any(e["kind"] == "error" for e in events):
+            return events
+        time.sleep(0.2)
+    raise AssertionError("the solve's own publish left no trace")

@@ -4,7 +4,7 @@ parameter) and with every optional parameter set (`everything`); the state machi
 ASL names. The calls are recorded from the real handlers running against moto (tests/support/stack_scenario.py);
 the policies are evaluated by moto's IAM policy evaluator (tests/support/deployment.py).
 
-`make deploy-check` prints the report of permissions granted but never exercised (`test_unused_permissions_report`).
+`test_unused_permissions_report` prints the permissions granted but never exercised (`make deploy-check`).
 """
 
 from __future__ import annotations
@@ -140,14 +140,19 @@ def test_deleting_a_secret_read_policy_of_start_solve_from_the_template_fails(re
         assert all(f.startswith("StartSolveFunction: secretsmanager:GetSecretValue on ") for f in failures)
 
 
-def test_unused_permissions_report(recording: Recording) -> None:
-    """Granted but never exercised in the scenario: a report (run with -rP to see it), not a failure."""
+def test_unused_permissions_report(recording: Recording, capsys: pytest.CaptureFixture[str]) -> None:
+    """Granted but never exercised in the scenario: a report on the terminal, not a failure."""
     report = unused(recording.calls, recording.roles())
     ours = [line for line in report if not PLATFORM.search(line)]
     platform = sorted({line.split(": ", 1)[1].split(" (")[0] for line in report if PLATFORM.search(line)})
-    print(f"[{recording.label}]")
-    print("granted to Solver's code, never exercised:", *ours, sep="\n  ")
-    print("for the platform (logs, traces, ENIs, dead letters), not exercised by Solver's code:", *platform, sep="\n  ")
+    with capsys.disabled():
+        print(f"\n[IAM report, parameter set {recording.label}]")
+        print("granted to Solver's code, never exercised:", *ours, sep="\n  ")
+        print(
+            "for the platform (logs, traces, ENIs, dead letters), not exercised by Solver's code:",
+            *platform,
+            sep="\n  ",
+        )
 
 
 def test_samconfig_gives_complete_secret_arns() -> None:

@@ -227,6 +227,25 @@ def test_capacity_exceeded_then_available(kind: str, tmp_path: Path, postgres_ur
         assert world.sandboxes.created == 2
 
 
+def test_verification_sandboxes_hold_their_runs_slot_of_the_cap(
+    kind: str, tmp_path: Path, postgres_url: str, repo: Path
+) -> None:
+    """VerifyPatch swaps the agent's sandbox for a new one: two per verified run, never two at once."""
+    with make_world(kind, tmp_path, postgres_url, max_live_sandboxes=1) as world:
+        fix = write_replay(tmp_path / "fix.yaml", *FIX)
+        solve = start_solve(
+            world.container, repo_url=str(repo), models=[fix], attempts_per_model=2, max_parallel=2,
+            test_command="python3 test_calc.py",
+        )  # fmt: skip
+        world.run(solve)
+        state = final_state(world.container, solve.id)
+        assert [r["status"] for r in state["runs"]] == ["succeeded", "succeeded"]
+        assert [r.tests.passed for r in world.container.runs.solve(solve.id).runs if r.tests] == [True, True]
+        assert world.sandboxes.created == 4
+        assert world.sandboxes.peak_live == 1
+        assert world.sandboxes.live == set()
+
+
 def test_cancel_in_the_middle_of_a_run(kind: str, tmp_path: Path, postgres_url: str, repo: Path) -> None:
     with make_world(kind, tmp_path, postgres_url) as world:
         slow = write_replay(

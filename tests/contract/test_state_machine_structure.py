@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 import yaml
 
-from solver_core.orchestrators.retry import CAPACITY, LAMBDA_TRANSIENT, PICK_RULES, UNAVAILABLE, RetryRule
+from solver_core.orchestrators.retry import (
+    CAPACITY,
+    LAMBDA_TRANSIENT,
+    PICK_RULES,
+    UNAVAILABLE,
+    VERIFY_RULES,
+    RetryRule,
+)
 
 pytestmark = pytest.mark.contract
 
@@ -106,7 +113,8 @@ def as_rule(retry: dict[str, Any]) -> RetryRule:
 def test_retry_rules_agree_with_the_local_orchestrator() -> None:
     states = dict((name, state) for name, state, _ in state_blocks(definition()))
     assert [as_rule(r) for r in states["LaunchSandbox"]["Retry"]] == [LAMBDA_TRANSIENT, CAPACITY, UNAVAILABLE]
-    for name in ("PrepareRepository", "RunAgent", "CollectArtifacts", "VerifyPatch", "ReleaseSandbox"):
+    assert [as_rule(r) for r in states["VerifyPatch"]["Retry"]] == [LAMBDA_TRANSIENT, *VERIFY_RULES]
+    for name in ("PrepareRepository", "RunAgent", "CollectArtifacts", "ReleaseSandbox"):
         assert [as_rule(r) for r in states[name]["Retry"]] == [LAMBDA_TRANSIENT, UNAVAILABLE], name
     assert [as_rule(r) for r in states["PickChampion"]["Retry"]] == [LAMBDA_TRANSIENT, *PICK_RULES]
 

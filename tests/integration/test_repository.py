@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from solver_core.errors import RepositoryError
-from solver_core.ports import Sandbox
+from solver_core.errors import PatchTooLarge, RepositoryError
+from solver_core.ports import Sandbox, SandboxBackend
 from solver_core.sandbox import repository
 from solver_core.sandbox.base import SandboxSpec
 from tests.fakes.git_server import GitHTTPServer
@@ -22,11 +22,16 @@ TOKEN = "ghp_privateToken1234567890abcdefABCDEF"
 
 
 @pytest.fixture(params=[*BACKENDS, "docker"])
-def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sandbox]:
-    with sandbox_backend(request.param, tmp_path) as (backend, _service):
-        box = backend.create(SandboxSpec(metadata={"app": "solver"}, lifetime_s=600))
-        yield box
-        backend.kill(box.id)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SandboxBackend]:
+    with sandbox_backend(request.param, tmp_path) as (made, _service):
+        yield made
+
+
+@pytest.fixture
+def sandbox(backend: SandboxBackend) -> Iterator[Sandbox]:
+    box = backend.create(SandboxSpec(metadata={"app": "solver"}, lifetime_s=600))
+    yield box
+    backend.kill(box.id)
 
 
 @pytest.fixture
@@ -85,24 +90,68 @@ def test_the_patch_has_new_deleted_and_binary_files_but_not_setup_output(sandbox
     assert staged == ["app.py"]
 
 
-def test_the_patch_applies_to_a_fresh_checkout_and_verify_runs_tests_there(sandbox: Sandbox, repo: Path) -> None:
+@pytest.mark.parametrize("mode", ["fresh_sandbox", "same_sandbox"])
+def test_the_patch_applies_to_a_fresh_checkout_and_verify_runs_tests_there(
+    backend: SandboxBackend, sandbox: Sandbox, repo: Path, mode: str
+) -> None:
     base = prepare(sandbox, repo)
     sandbox.run("printf 'print(3)\\n' > app.py && printf '\\x00\\x02' > logo.bin", cwd=sandbox.workdir, timeout=30)
     patch = repository.diff(sandbox, base)
     # Something outside the patch must not count: the fresh checkout does not have it.
     sandbox.run("echo leftover > untracked-helper.txt && git rm -q --cached old.txt", cwd=sandbox.workdir, timeout=30)
-    command = "python3 app.py | grep -q 3 && test ! -e untracked-helper.txt && od -An -tx1 logo.bin"
-    passed = repository.verify(sandbox, base=base, patch=patch, test_command=command, setup_command=None, timeout_s=60)
+
+    def verify(command: str, timeout_s: int = 60) -> repository.Verification:
+        job = repository.VerifyJob(
+            base=base, patch=patch, test_command=command, setup_command=None, timeout_s=timeout_s
+        )
+        if mode == "same_sandbox":
+            return repository.verify_same(sandbox, job)
+        fresh = backend.create(SandboxSpec(metadata={"app": "solver", "purpose": "verify"}, lifetime_s=600))
+        try:
+            return repository.verify_fresh(fresh, job, repo=str(repo))
+        finally:
+            backend.kill(fresh.id)
+
+    passed = verify("python3 app.py | grep -q 3 && test ! -e untracked-helper.txt && od -An -tx1 logo.bin")
     assert passed.passed
     assert passed.exit_code == 0
     assert "00 02" in passed.output
-    failing = repository.verify(
-        sandbox, base=base, patch=patch, test_command="exit 3", setup_command=None, timeout_s=60
-    )
+    # The test command names the two files the patch changes: a patch that edits them is flagged.
+    assert passed.test_changes == ["app.py (named by the test command)", "logo.bin (named by the test command)"]
+    failing = verify("exit 3")
     assert (failing.passed, failing.exit_code) == (False, 3)
-    slow = repository.verify(sandbox, base=base, patch=patch, test_command="sleep 30", setup_command=None, timeout_s=1)
+    slow = verify("sleep 30", timeout_s=1)
     assert slow.timed_out
     assert not slow.passed
+    # The same-sandbox checkout and its HOME are gone afterwards; the agent's checkout is untouched.
+    left = sandbox.run("ls -a $HOME; git worktree list", cwd=sandbox.workdir, timeout=30).output
+    assert ".solver-verify-" not in left
+    assert "print(3)" in sandbox.read_file(f"{sandbox.workdir}/app.py").decode()
+
+
+def test_a_patch_over_the_limit_is_measured_in_the_sandbox_and_never_read(sandbox: Sandbox, repo: Path) -> None:
+    base = prepare(sandbox, repo)
+    # A change far larger than the limit, in a new file and in a tracked one.
+    sandbox.run("head -c 3000000 /dev/urandom > big.bin", cwd=sandbox.workdir, timeout=60)
+    with pytest.raises(PatchTooLarge, match=r"big\.bin"):
+        repository.diff(sandbox, base, max_bytes=100_000)
+    sandbox.run("rm big.bin && head -c 3000000 /dev/urandom | base64 >> app.py", cwd=sandbox.workdir, timeout=60)
+    with pytest.raises(PatchTooLarge, match=r"app\.py"):
+        repository.diff(sandbox, base, max_bytes=100_000)
+    # Many small changes that add up: the rendered patch is cut at the limit in the sandbox.
+    sandbox.run(
+        "git checkout -q app.py && for i in $(seq 40); do head -c 4000 /dev/urandom | base64 > f$i.txt; done",
+        cwd=sandbox.workdir,
+        timeout=60,
+    )
+    with pytest.raises(PatchTooLarge, match="bytes or more"):
+        repository.diff(sandbox, base, max_bytes=100_000)
+    assert len(repository.diff(sandbox, base, max_bytes=1_000_000)) > 100_000
+    digest, data = repository.diff_if_changed(sandbox, base, None, max_bytes=1_000_000)
+    assert data is not None
+    assert repository.diff_if_changed(sandbox, base, digest, max_bytes=1_000_000) == (digest, None)
+    with pytest.raises(PatchTooLarge):
+        repository.diff_if_changed(sandbox, base, digest, max_bytes=100_000)
 
 
 def test_a_private_clone_leaves_its_token_nowhere(sandbox: Sandbox, repo: Path, tmp_path: Path) -> None:

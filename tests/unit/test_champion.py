@@ -1,4 +1,4 @@
-"""PickChampion's order: tests passed > submitted > smaller patch > lower cost."""
+"""PickChampion's order: tests passed > leaves the tests alone > submitted > smaller patch > lower cost."""
 
 from __future__ import annotations
 
@@ -45,6 +45,20 @@ def test_then_submission_then_size_then_cost_then_index() -> None:
     assert pick_champion([run(0), run(1, patch_stats=PatchStats(files=1, added=1, removed=1))]).run.index == 1  # type: ignore[union-attr]
     assert pick_champion([run(0, cost_usd=2.0), run(1, cost_usd=0.5)]).run.index == 1  # type: ignore[union-attr]
     assert pick_champion([run(1), run(0)]).run.index == 0  # type: ignore[union-attr]
+
+
+def test_a_run_that_modifies_the_tests_ranks_below_an_equally_passing_one_that_does_not() -> None:
+    edits_tests = run(0, tests=passed(True), modifies_tests=True, cost_usd=0.1,
+                      patch_stats=PatchStats(files=1, added=0, removed=3))  # fmt: skip
+    fixes = run(1, tests=passed(True), modifies_tests=False, exit_status="LimitsExceeded",
+                patch_stats=PatchStats(files=2, added=30, removed=10))  # fmt: skip
+    choice = pick_champion([edits_tests, fixes])
+    assert choice.run == fixes
+    # Passing still comes first: a test editor that passes beats a clean patch that fails.
+    failing = run(1, tests=passed(False), modifies_tests=False)
+    choice = pick_champion([edits_tests, failing])
+    assert choice.run == edits_tests
+    assert "the patch modifies tests" in choice.reason
 
 
 def test_runs_without_a_patch_never_win_and_no_patch_means_no_champion() -> None:

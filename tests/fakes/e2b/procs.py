@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
+from tests.fakes.e2b.paths import VIRTUAL_HOME, to_host
+
 # The whole environment a sandboxed command sees besides its sandbox's and its own envs:
 # nothing from the host process leaks in (no API keys, no tokens).
 _BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -43,10 +45,17 @@ class Exit:
 
 
 def sandbox_env(home: Path, sandbox_envs: Mapping[str, str], command_envs: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a command. Values that are paths under ``/home/user`` name the sandbox's
+    directory on the host, as a real sandbox would resolve them (commands run on the host here)."""
     env = {"PATH": _BASE_PATH, "HOME": str(home), "LANG": "C.UTF-8", "USER": "user"}
     env.update(sandbox_envs)
     env.update(command_envs)
-    return env
+    return {key: _host_value(home, value) for key, value in env.items()}
+
+
+def _host_value(home: Path, value: str) -> str:
+    virtual = str(VIRTUAL_HOME)
+    return str(to_host(home, value)) if value == virtual or value.startswith(f"{virtual}/") else value
 
 
 def describe_exit(returncode: int) -> Exit:

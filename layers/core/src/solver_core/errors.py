@@ -156,6 +156,12 @@ class RepositoryNotAllowed(RepositoryError):
     status = 403
 
 
+class PatchTooLarge(RunError):
+    """The run's patch is larger than `SOLVER_MAX_PATCH_BYTES` (measured in the sandbox, never read)."""
+
+    code = "patch_too_large"
+
+
 class ModelUnavailable(RunError):
     """The LLM provider kept failing (rate limits, server errors) after its retries."""
 

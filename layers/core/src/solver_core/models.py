@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
@@ -74,6 +75,13 @@ class IssueSpec(Input):
         return rules.check_remote_url(value, rules.STRICT_POLICY, what="issue URL", needs_path=False)
 
 
+class VerifyIn(StrEnum):
+    """Where VerifyPatch runs the tests (docs/architecture.md, "Verification")."""
+
+    FRESH_SANDBOX = "fresh_sandbox"  # a new sandbox from Solver's own scripts: nothing of the agent's but its patch
+    SAME_SANDBOX = "same_sandbox"  # faster, and trusts the agent: the sandbox it worked in, hardened
+
+
 class Limits(Input):
     step_limit: int = Field(default=50, ge=1, le=1000)
     cost_limit_usd: float = Field(default=3.0, gt=0, le=100)
@@ -93,6 +101,11 @@ class SolveRequest(Input):
     limits: Limits = Field(default_factory=Limits)
     setup_command: Command | None = None
     test_command: Command | None = None
+    verify_in: VerifyIn = Field(
+        default=VerifyIn.FRESH_SANDBOX,
+        description="fresh_sandbox (default): the tests run in a new sandbox with only the patch applied; "
+        "same_sandbox: faster, in the sandbox the agent used, which trusts the agent",
+    )
     callback_url: str | None = Field(default=None, max_length=rules.MAX_URL_LENGTH)
     external_ref: dict[Annotated[str, Field(max_length=64)], ShortText] | None = Field(default=None, max_length=16)
     sandbox_image: str | None = Field(
@@ -155,6 +168,8 @@ class SolveRequest(Input):
         """A stable digest of the request, to tell a replayed Idempotency-Key from a reused one."""
         # Without options that are unset, so requests made before they existed keep their digest.
         exclude = {name for name in ("publish", "sandbox_image") if getattr(self, name) is None}
+        if self.verify_in is VerifyIn.FRESH_SANDBOX:  # the default, as before the option existed
+            exclude.add("verify_in")
         canonical = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -195,6 +210,12 @@ class TestResult(View):
     passed: bool
     duration_s: float
     output_key: str | None = None
+    modifies_tests: bool = Field(
+        default=False,
+        description="the patch changes existing test files or test configuration; such a run ranks below "
+        "an equally passing one that does not",
+    )
+    test_changes: list[str] = Field(default_factory=list, description="the test files and settings it changes")
 
 
 class RunView(View):
@@ -214,6 +235,10 @@ class RunView(View):
     tokens: int
     patch_stats: PatchStats | None
     tests: TestResult | None
+    modifies_tests: bool | None = Field(
+        default=None,
+        description="the patch changes existing test files or test configuration (null: not verified)",
+    )
     error: str | None
     artifacts: dict[str, str] = Field(description="artifact kind → store key")
     heartbeat_at: datetime | None
@@ -236,6 +261,7 @@ class SolveView(View):
     limits: Limits
     setup_command: str | None
     test_command: str | None
+    verify_in: VerifyIn = VerifyIn.FRESH_SANDBOX
     callback_url: str | None
     external_ref: dict[str, str] | None
     execution_ref: str | None

@@ -68,12 +68,24 @@ class Sandbox(Protocol):
     def serialize(self) -> dict[str, Any]: ...
 
     def run(
-        self, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None, timeout: float
-    ) -> CommandResult: ...
+        self,
+        command: str,
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float,
+        login: bool = False,
+    ) -> CommandResult:
+        """`login=False` (Solver's own commands) reads no shell startup file of the sandbox's HOME;
+        the agent's commands run with `login=True`, as the agent's own shell."""
+        ...
 
     def write_file(self, path: str, data: bytes) -> None: ...
 
-    def read_file(self, path: str) -> bytes: ...
+    def read_file(self, path: str, *, limit: int | None = None) -> bytes:
+        """The file's bytes; with `limit`, at most `limit + 1` of them are read (the caller tells
+        "too large" by the length), so a huge file never reaches memory."""
+        ...
 
     def kill(self) -> bool: ...
 

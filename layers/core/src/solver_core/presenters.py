@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from solver_core.models import IssueSpec, Limits, PatchStats, RunView, SolveView, TestResult
+from solver_core.models import IssueSpec, Limits, PatchStats, RunView, SolveView, TestResult, VerifyIn
 from solver_core.ports import ArtifactStore
 from solver_core.publish.models import Publication, PublishOptions
 from solver_core.status import RunStatus, SolveStatus
@@ -31,6 +31,11 @@ class RunOut(Out):
     tokens: int
     patch_stats: PatchStats | None
     tests: TestResult | None
+    modifies_tests: bool | None = Field(
+        default=None,
+        description="the patch changes existing test files or test configuration (null: not verified); "
+        "such a run ranks below an equally passing one that does not",
+    )
     error: str | None
     artifacts: dict[str, str]
     started_at: datetime | None
@@ -44,6 +49,7 @@ class SolveOut(Out):
     ref: str | None
     issue: IssueSpec
     limits: Limits
+    verify_in: VerifyIn = VerifyIn.FRESH_SANDBOX
     champion_run_id: UUID | None
     error: str | None
     runs: list[RunOut]

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from solver_core.cli.common import console, local_owner, open_container
 from solver_core.cli.liveness import stalled_note
+from solver_core.cli.render import verdict_label
 from solver_core.errors import SolverError
 from solver_core.models import EventView, SolveView
 from solver_core.presenters import solve_out
@@ -153,7 +154,7 @@ def _print_solve(solve: SolveView, container: Container) -> None:
         table.add_column(column)
     for run in solve.runs:
         stats = run.patch_stats
-        tests = "-" if run.tests is None else ("passed" if run.tests.passed else "failed")
+        tests = verdict_label(run)
         champion = " *" if run.id == solve.champion_run_id else ""
         patch = f"{stats.files} files +{stats.added} -{stats.removed}" if stats else "-"
         table.add_row(

@@ -107,9 +107,15 @@ def _patch(run: RunView) -> str:
 
 
 def _tests(run: RunView) -> str:
+    return verdict_label(run, f"failed ({run.tests.exit_code})" if run.tests else "failed")
+
+
+def verdict_label(run: RunView, failed: str = "failed") -> str:
+    """The tests column: passed/failed, and whether the patch modifies the tests that judged it."""
     if run.tests is None:
         return "-"
-    return "passed" if run.tests.passed else f"failed ({run.tests.exit_code})"
+    label = "passed" if run.tests.passed else failed
+    return f"{label}, modifies tests" if run.modifies_tests else label
 
 
 def print_locations(solve: SolveView, container: Container) -> None:

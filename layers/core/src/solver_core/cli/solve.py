@@ -15,7 +15,7 @@ from solver_core.cli.common import console, local_owner, open_container
 from solver_core.cli.render import print_summary, validation_message
 from solver_core.cli.session import champion_patch, execute
 from solver_core.errors import IllegalTransition, SolverError
-from solver_core.models import SolveRequest, SolveView
+from solver_core.models import SolveRequest, SolveView, VerifyIn
 from solver_core.orchestrators import process_ref
 from solver_core.presenters import SolveWithPatch, solve_out
 from solver_core.publish.models import DEFAULT_BRANCH_PREFIX
@@ -41,6 +41,13 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
     time_limit: Annotated[int, typer.Option(help="Seconds.")] = 3600,
     setup_command: Annotated[str | None, typer.Option()] = None,
     test_command: Annotated[str | None, typer.Option()] = None,
+    verify_in: Annotated[
+        VerifyIn,
+        typer.Option(
+            help="fresh_sandbox: the tests run in a new sandbox with only the patch applied; "
+            "same_sandbox: faster, in the agent's sandbox, and trusts the agent."
+        ),
+    ] = VerifyIn.FRESH_SANDBOX,
     attempts: Annotated[int, typer.Option(min=1, help="Attempts per model (runs = models x attempts).")] = 1,
     max_parallel: Annotated[int, typer.Option(min=1, help="Runs at the same time.")] = 3,
     chunk_steps: Annotated[int | None, typer.Option(min=1, help="Stop and resume every N steps.")] = None,
@@ -65,6 +72,7 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
         "limits": {"step_limit": step_limit, "cost_limit_usd": cost_limit, "time_limit_s": time_limit},
         "setup_command": setup_command,
         "test_command": test_command,
+        "verify_in": verify_in.value,
         "publish": publish_option(publish_comment, publish_pr, branch_prefix),
     }
     request = build_request(data, RequestPolicy.from_settings(settings))

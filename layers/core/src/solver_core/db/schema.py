@@ -108,6 +108,8 @@ class SolveRow(Timestamps, Base):
     limits: Mapped[dict[str, Any]]
     setup_command: Mapped[str | None] = mapped_column(Text)
     test_command: Mapped[str | None] = mapped_column(Text)
+    # Where VerifyPatch runs the tests (models.VerifyIn).
+    verify_in: Mapped[str] = mapped_column(String(20), default="fresh_sandbox", server_default="fresh_sandbox")
     callback_url: Mapped[str | None] = mapped_column(String(2048))
     sandbox_image: Mapped[str | None] = mapped_column(String(512))  # overrides the deployment's image
     idempotency_key: Mapped[str | None] = mapped_column(String(255))

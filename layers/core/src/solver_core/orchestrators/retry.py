@@ -39,6 +39,8 @@ LAMBDA_TRANSIENT = RetryRule(
 # A blip of the artifact store while storing the champion's patch must not fail the whole solve.
 ARTIFACTS = RetryRule(("ArtifactError",), interval_s=2, max_attempts=3, backoff_rate=2.0)
 LAUNCH_RULES = (CAPACITY, UNAVAILABLE)
+# VerifyPatch opens a sandbox too (the fresh one verification runs in).
+VERIFY_RULES = LAUNCH_RULES
 STEP_RULES = (UNAVAILABLE,)
 PICK_RULES = (ARTIFACTS,)
 

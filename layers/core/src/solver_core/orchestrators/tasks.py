@@ -1,10 +1,16 @@
 """The state machine's Task handlers: one entry point that validates the payload (ids only) and calls
 the step. Errors propagate with their class names, which the state machine's Retry and Catch match.
+
+Every state's input and output must stay under Step Functions' 256 KB. The results are ids and flags;
+an error becomes the `Cause` a Catch puts into the next state's input (Lambda's error payload: the
+message and the stack trace), so an error leaves here with its message cut to `MAX_ERROR_CHARS` and
+its trace to the last `MAX_ERROR_FRAMES` frames (the whole error is logged first).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -59,9 +65,45 @@ class TaskContext:
     remaining_ms: Callable[[], int]
 
 
+log = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 8192
+MAX_ERROR_FRAMES = 40
+
+
 def handle(raw: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     event = TaskEvent.model_validate(raw)
-    return _HANDLERS[event.step](event, ctx)
+    try:
+        return _HANDLERS[event.step](event, ctx)
+    except Exception as exc:
+        raise bounded(exc) from exc.__cause__
+
+
+def bounded(exc: Exception) -> Exception:
+    """`exc` (the same class name, for Retry and Catch) with a message and a trace that fit a state."""
+    text, frames = str(exc), _frames(exc)
+    if len(text) <= MAX_ERROR_CHARS and frames <= MAX_ERROR_FRAMES:
+        return exc
+    log.error("a step failed with a long error; the state machine gets it shortened", exc_info=exc)
+    short = (
+        f"{text[:MAX_ERROR_CHARS]}... ({len(text) - MAX_ERROR_CHARS} more characters)"
+        if len(text) > MAX_ERROR_CHARS
+        else text
+    )
+    tail = exc.__traceback__
+    for _ in range(max(frames - MAX_ERROR_FRAMES, 0)):
+        tail = tail.tb_next if tail is not None else None
+    exc.args = (short,)
+    if len(str(exc)) > len(short):  # a class whose text is not its arguments: same name, plain message
+        exc = type(type(exc).__name__, (Exception,), {"__module__": type(exc).__module__})(short)
+    return exc.with_traceback(tail)
+
+
+def _frames(exc: BaseException) -> int:
+    count, tb = 0, exc.__traceback__
+    while tb is not None:
+        count, tb = count + 1, tb.tb_next
+    return count
 
 
 def _run(event: TaskEvent) -> UUID:

@@ -22,6 +22,10 @@ KILL_GRACE_S = 5
 # Raw output kept per command; the agent's observation template shows far less (head and tail).
 DEFAULT_MAX_OUTPUT_BYTES = 1_000_000
 BASE_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+# How Solver's own commands start: a shell that reads no startup file. `bash -c` alone still reads
+# `$BASH_ENV`, so the wrappers also drop it (and `ENV`, its POSIX-mode twin).
+SOLVER_SHELL = ("bash", "--noprofile", "--norc", "-c")
+STARTUP_VARIABLES = ("BASH_ENV", "ENV")
 
 
 @dataclass(frozen=True)
@@ -107,19 +111,28 @@ class SandboxEnvironment(ABC):
 
     @abstractmethod
     def run(
-        self, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None, timeout: float
+        self,
+        command: str,
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float,
+        login: bool = False,
     ) -> CommandResult:
-        """Run a shell command in the sandbox; the whole process tree dies at the deadline."""
+        """Run a shell command in the sandbox; the whole process tree dies at the deadline. Without
+        `login` the shell reads no startup file (`~/.profile`, `~/.bashrc`, `$BASH_ENV`): Solver's
+        own commands must not run what the agent wrote there."""
 
     def run_action(self, command: str, *, cwd: str, env: Mapping[str, str], timeout: float) -> CommandResult:
-        """An agent's command (a backend may restrict these more than its own setup commands)."""
-        return self.run(command, cwd=cwd, env=env, timeout=timeout)
+        """An agent's command (a backend may restrict these more than its own setup commands); it
+        runs as the agent's own login shell."""
+        return self.run(command, cwd=cwd, env=env, timeout=timeout, login=True)
 
     @abstractmethod
     def write_file(self, path: str, data: bytes) -> None: ...
 
     @abstractmethod
-    def read_file(self, path: str) -> bytes: ...
+    def read_file(self, path: str, *, limit: int | None = None) -> bytes: ...
 
     def execute(self, action: dict[str, Any], cwd: str = "", *, timeout: int | None = None) -> dict[str, Any]:
         """Run one agent action in the repository; raise Submitted on the submit sentinel."""

@@ -1,8 +1,9 @@
 """Sandboxes as Docker containers, driven through the `docker` command line (like mini-swe-agent's
 DockerEnvironment), for machines where a Docker engine answers.
 
-Commands run through `docker exec … timeout -k 5 N bash -lc …`, so the deadline kills the whole
-process tree inside the container (killing the local `docker` client would not). Metadata is kept
+Commands run through `docker exec … timeout -k 5 N bash …` (a login shell for the agent's
+commands only), so the deadline kills the whole process tree inside the container (killing the
+local `docker` client would not). Metadata is kept
 as container labels. The container sleeps out its lifetime and is started with `--rm`, so the engine
 removes it when its lifetime ends; `docker rm -f` removes it earlier. A command whose container was
 removed or stopped under it raises `SandboxGone` (the `docker exec` client just reports the killed
@@ -26,6 +27,8 @@ from solver_core.errors import SandboxGone, SandboxUnavailable
 from solver_core.sandbox.base import (
     BASE_ENV,
     KILL_GRACE_S,
+    SOLVER_SHELL,
+    STARTUP_VARIABLES,
     TIMEOUT_EXIT_CODE,
     CommandResult,
     SandboxEnvironment,
@@ -170,12 +173,22 @@ class DockerSandbox(SandboxEnvironment):
         self.config = config
 
     def run(
-        self, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None, timeout: float
+        self,
+        command: str,
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float,
+        login: bool = False,
     ) -> CommandResult:
         seconds = max(int(timeout), 1)
         names, values = env_by_name({**BASE_ENV, **(env or {})})
         argv = ["docker", "exec", "--workdir", cwd or self.home, *names, self.id]
-        argv += ["timeout", "-k", str(KILL_GRACE_S), str(seconds), "bash", "-lc", command]
+        argv += ["timeout", "-k", str(KILL_GRACE_S), str(seconds)]
+        if login:
+            argv += ["bash", "-lc", command]
+        else:  # `docker exec` starts no shell of its own: only this one, which reads no startup file
+            argv += ["env", *(f"--unset={name}" for name in STARTUP_VARIABLES), *SOLVER_SHELL, command]
         result = run_process(
             argv,
             env={**CLIENT_ENV, **values},
@@ -205,8 +218,10 @@ class DockerSandbox(SandboxEnvironment):
         target = shlex.quote(path)
         _docker("exec", "-i", self.id, "bash", "-c", f"mkdir -p $(dirname {target}) && cat > {target}", data=data)
 
-    def read_file(self, path: str) -> bytes:
-        return _docker("exec", self.id, "cat", path)
+    def read_file(self, path: str, *, limit: int | None = None) -> bytes:
+        if limit is None:
+            return _docker("exec", self.id, "cat", path)
+        return _docker("exec", self.id, "head", "-c", str(limit + 1), path)
 
     def kill(self) -> bool:
         return DockerSandboxBackend(image="").kill(self.id)

@@ -1,7 +1,9 @@
 """Sandboxes on e2b (SDK 2.x). Verified behaviour of the SDK is in docs/architecture.md.
 
 - A command's deadline in the SDK kills only the direct child, so every command is wrapped in
-  `timeout -k 5 N bash -lc …`, which kills the whole process group, and the SDK gets a later deadline.
+  `timeout -k 5 N bash …`, which kills the whole process group, and the SDK gets a later deadline.
+- The SDK runs every command under `/bin/bash -l -c`; Solver's own commands neutralise it (see
+  `_solver_command`), the agent's keep their login shell.
 - A non-zero exit raises `CommandExitException` in the SDK; here it is a result.
 - SDK and transport errors become `SandboxGone`, `SandboxUnavailable` or `SandboxCapacityExceeded`.
 """
@@ -22,6 +24,8 @@ from solver_core.errors import SandboxCapacityExceeded, SandboxGone, SandboxUnav
 from solver_core.sandbox.base import (
     BASE_ENV,
     KILL_GRACE_S,
+    SOLVER_SHELL,
+    STARTUP_VARIABLES,
     TIMEOUT_EXIT_CODE,
     CommandResult,
     OutputBuffer,
@@ -32,6 +36,10 @@ from solver_core.sandbox.base import (
 )
 
 HOME = "/home/user"
+# The login shell the SDK starts reads `$HOME/.bash_profile`, `.bash_login` or `.profile`: pointed
+# here it finds none (Debian's convention for a home that does not exist).
+PROFILELESS_HOME = "/nonexistent"
+SHELL_HOME_VARIABLE = "SOLVER_SHELL_HOME"
 CONNECT_TIMEOUT_S = 30
 SDK_DEADLINE_MARGIN_S = KILL_GRACE_S + 10  # our `timeout` wrapper must fire before the SDK's deadline
 _IDEMPOTENCY_KEY = re.compile(r"[^a-z0-9-]+")
@@ -64,6 +72,19 @@ def _mapped(sandbox_id: str | None) -> Iterator[None]:
         if isinstance(status, int) and status >= 500:
             raise SandboxUnavailable(f"{label}: e2b answered {status}: {exc}") from exc
         raise SandboxUnavailable(f"{label}: {exc}") from exc
+
+
+def _solver_command(command: str, seconds: int) -> str:
+    """One of Solver's own commands. The SDK starts every command as `/bin/bash -l -c`, a login
+    shell that reads the profile of its HOME, which the agent can write: that outer shell gets a HOME
+    with no profile (`PROFILELESS_HOME`), and the command gets its real HOME back (passed in
+    `SHELL_HOME_VARIABLE`) in a shell that reads no startup file at all."""
+    unset = " ".join(f"-u {name}" for name in (*STARTUP_VARIABLES, SHELL_HOME_VARIABLE))
+    shell = " ".join(SOLVER_SHELL)
+    return (
+        f'exec /usr/bin/env {unset} HOME="${SHELL_HOME_VARIABLE}" '
+        f"timeout -k {KILL_GRACE_S} {seconds} {shell} {shlex.quote(command)}"
+    )
 
 
 class E2BSandboxBackend:
@@ -130,10 +151,22 @@ class E2BSandbox(SandboxEnvironment):
         self.config = config
 
     def run(
-        self, command: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None, timeout: float
+        self,
+        command: str,
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float,
+        login: bool = False,
     ) -> CommandResult:
         seconds = max(int(timeout), 1)
-        wrapped = f"timeout -k {KILL_GRACE_S} {seconds} bash -lc {shlex.quote(command)}"
+        envs = {**BASE_ENV, **(env or {})}
+        if login:
+            wrapped = f"timeout -k {KILL_GRACE_S} {seconds} bash -lc {shlex.quote(command)}"
+        else:
+            wrapped = _solver_command(command, seconds)
+            envs[SHELL_HOME_VARIABLE] = envs.get("HOME", self.home)
+            envs["HOME"] = PROFILELESS_HOME
         buffer = OutputBuffer(self.config.max_output_bytes)
 
         def collect(chunk: str) -> None:
@@ -144,7 +177,7 @@ class E2BSandbox(SandboxEnvironment):
                 self._sandbox.commands.run(
                     wrapped,
                     cwd=cwd or self.home,
-                    envs={**BASE_ENV, **(env or {})},
+                    envs=envs,
                     timeout=seconds + SDK_DEADLINE_MARGIN_S,
                     on_stdout=collect,
                     on_stderr=collect,
@@ -165,9 +198,17 @@ class E2BSandbox(SandboxEnvironment):
         with map_errors(self.id):
             self._sandbox.files.write(path, data)
 
-    def read_file(self, path: str) -> bytes:
+    def read_file(self, path: str, *, limit: int | None = None) -> bytes:
         with map_errors(self.id):
-            return bytes(self._sandbox.files.read(path, format="bytes"))
+            if limit is None:
+                return bytes(self._sandbox.files.read(path, format="bytes"))
+            data = bytearray()
+            with self._sandbox.files.read(path, format="stream") as stream:
+                for chunk in stream:
+                    data += chunk
+                    if len(data) > limit:
+                        break
+            return bytes(data[: limit + 1])
 
     def kill(self) -> bool:
         with map_errors(self.id):

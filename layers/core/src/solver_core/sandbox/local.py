@@ -36,6 +36,8 @@ from pathlib import Path
 from solver_core.errors import ConfigurationError, SandboxGone
 from solver_core.sandbox.base import (
     BASE_ENV,
+    SOLVER_SHELL,
+    STARTUP_VARIABLES,
     CommandResult,
     SandboxEnvironment,
     SandboxEnvironmentConfig,
@@ -223,6 +225,7 @@ class LocalSandbox(SandboxEnvironment):
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float,
+        login: bool = False,
         network: bool = True,
     ) -> CommandResult:
         """Run a command; `network=False` gives it a network namespace of its own (loopback only)."""
@@ -230,8 +233,12 @@ class LocalSandbox(SandboxEnvironment):
         host_path = os.environ.get("PATH", DEFAULT_PATH)
         path = self._toolchain()[1] if self._backend.bwrap else host_path
         environment = {"PATH": path, "HOME": self.home, **BASE_ENV, **self._envs, **(env or {})}
+        if not login:
+            for name in STARTUP_VARIABLES:
+                environment.pop(name, None)
         directory = cwd or self.home
-        argv = self._argv(command, directory, network=network)
+        shell = ["bash", "-c"] if login else list(SOLVER_SHELL)
+        argv = self._argv([*shell, command], directory, network=network)
         pids = self._state / "pids"
         result = run_process(
             argv,
@@ -247,11 +254,11 @@ class LocalSandbox(SandboxEnvironment):
 
     def run_action(self, command: str, *, cwd: str, env: Mapping[str, str], timeout: float) -> CommandResult:
         """An agent's command: on the network only when SOLVER_SANDBOX_NETWORK says so."""
-        return self.run(command, cwd=cwd, env=env, timeout=timeout, network=self._backend.agent_network)
+        return self.run(command, cwd=cwd, env=env, timeout=timeout, network=self._backend.agent_network, login=True)
 
-    def _argv(self, command: str, cwd: str, *, network: bool) -> list[str]:
+    def _argv(self, command: list[str], cwd: str, *, network: bool) -> list[str]:
         if not self._backend.bwrap:
-            return ["bash", "-c", command]
+            return command
         argv = [self._backend.bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc"]
         argv += ["--unshare-uts", "--unshare-cgroup-try", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         if not network:
@@ -259,7 +266,7 @@ class LocalSandbox(SandboxEnvironment):
         argv += ["--tmpfs", "/tmp"]  # noqa: S108 - a private /tmp, mounted before the sandbox (often under /tmp)
         argv += self._hide_homes()
         argv += ["--bind", str(self._dir / "home"), self.home]  # last: the sandbox may live in a hidden place
-        return [*argv, "--chdir", cwd, "--", "bash", "-c", command]
+        return [*argv, "--chdir", cwd, "--", *command]
 
     def _hide_homes(self) -> list[str]:
         """Evaluated per command: whatever exists in the homes now is hidden, whenever it appeared."""
@@ -287,9 +294,10 @@ class LocalSandbox(SandboxEnvironment):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
 
-    def read_file(self, path: str) -> bytes:
+    def read_file(self, path: str, *, limit: int | None = None) -> bytes:
         self.ensure_alive()
-        return self._inside(path).read_bytes()
+        with self._inside(path).open("rb") as stream:
+            return stream.read() if limit is None else stream.read(limit + 1)
 
     def _inside(self, path: str) -> Path:
         target = Path(path if path.startswith("/") else f"{self.home}/{path}").resolve()

@@ -11,24 +11,29 @@ calls go through that mapping.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import secrets
+import shlex
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from solver_core.errors import RepositoryError
+from solver_core.errors import PatchTooLarge, RepositoryError, SolverError
 from solver_core.ports import Sandbox
+from solver_core.sandbox import test_changes
 from solver_core.sandbox.base import CommandResult
 
-SCRIPTS = ("clone.sh", "setup.sh")
+SCRIPTS = ("clone.sh", "setup.sh", "patch.sh")
 SOLVER_DIR = "$HOME/.solver"  # as commands see it
 WORKDIR = "repo"  # relative to $HOME; `sandbox.workdir` is the same place as an absolute path
-VERIFY_DIR = "verify"
 ERROR_PREFIX = "SOLVER_ERROR: "
+DEFAULT_MAX_PATCH_BYTES = 5_000_000  # SOLVER_MAX_PATCH_BYTES
 WARNING_PREFIX = "SOLVER_WARNING: "
 
 
@@ -60,28 +65,40 @@ class Verification:
     duration_s: float
     output: str
     timed_out: bool
+    test_changes: list[str] = field(default_factory=list)
 
 
 def solver_dir(sandbox: Sandbox) -> str:
     return f"{sandbox.home}/.solver"
 
 
-def git_auth_env(repo_url: str, token: str) -> dict[str, str]:
-    """Git configuration, through the environment of one command, that sends a Basic auth header
-    to the repository's own host only (so a redirect elsewhere never carries the token)."""
+def git_config_env(*pairs: tuple[str, str]) -> dict[str, str]:
+    """Git configuration through the environment (`GIT_CONFIG_COUNT`/`_KEY_n`/`_VALUE_n`), which
+    outranks every config file and lives only as long as the command."""
+    env = {"GIT_CONFIG_COUNT": str(len(pairs))}
+    for number, (key, value) in enumerate(pairs):
+        env |= {f"GIT_CONFIG_KEY_{number}": key, f"GIT_CONFIG_VALUE_{number}": value}
+    return env
+
+
+def git_auth_config(repo_url: str, token: str) -> tuple[str, str]:
+    """A Basic auth header sent to the repository's own host only (so a redirect elsewhere never
+    carries the token)."""
     parts = urlsplit(repo_url)
     basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-    return {
-        "GIT_CONFIG_COUNT": "1",
-        "GIT_CONFIG_KEY_0": f"http.{parts.scheme}://{parts.netloc}/.extraHeader",
-        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
-    }
+    return f"http.{parts.scheme}://{parts.netloc}/.extraHeader", f"Authorization: Basic {basic}"
 
 
-def upload_scripts(sandbox: Sandbox) -> None:
+def git_auth_env(repo_url: str, token: str) -> dict[str, str]:
+    """The auth header as the configuration of one command's environment."""
+    return git_config_env(git_auth_config(repo_url, token))
+
+
+def upload_scripts(sandbox: Sandbox, *, home: str | None = None) -> None:
+    """Solver's scripts, to `<home>/.solver` (the sandbox's home by default)."""
     package = resources.files("solver_core.sandbox") / "scripts"
     for name in SCRIPTS:
-        sandbox.write_file(f"{solver_dir(sandbox)}/{name}", (package / name).read_bytes())
+        sandbox.write_file(f"{home or sandbox.home}/.solver/{name}", (package / name).read_bytes())
 
 
 def _error_of(result: CommandResult, fallback: str) -> str:
@@ -142,50 +159,77 @@ def prepare(
     return Prepared(base_commit=base, log=cloned.output + setup.output, warnings=warnings)
 
 
-def run_setup(sandbox: Sandbox, workdir: str, setup_command: str | None, timeout_s: int) -> CommandResult:
+def run_setup(
+    sandbox: Sandbox, workdir: str, setup_command: str | None, timeout_s: int, env: Mapping[str, str] | None = None
+) -> CommandResult:
     """Run setup.sh in `workdir` (relative to $HOME)."""
-    env = {"SOLVER_WORKDIR": workdir}
+    variables = {**(env or {}), "SOLVER_WORKDIR": workdir}
     if setup_command:
-        env["SOLVER_SETUP_COMMAND"] = setup_command
-    result = sandbox.run(f"bash {SOLVER_DIR}/setup.sh", env=env, timeout=timeout_s)
+        variables["SOLVER_SETUP_COMMAND"] = setup_command
+    result = sandbox.run(f"bash {SOLVER_DIR}/setup.sh", env=variables, timeout=timeout_s)
     if not result.ok:
         raise RepositoryError(_error_of(result, "repository setup failed"))
     return result
 
 
-def _staged_diff_command(base: str, out: str, extra: str) -> str:
-    # A private index, seeded from the repository's, so the agent's own staging area is untouched.
-    # The flags pin the patch format whatever the repository's own diff configuration says
-    # (external diff drivers, textconv filters, no prefixes).
-    index = f"{SOLVER_DIR}/index"
-    return (
-        f'cp .git/index "{index}" 2>/dev/null; export GIT_INDEX_FILE="{index}" && git add -A && '
-        f"git diff --cached --binary --full-index --no-ext-diff --no-textconv --no-renames "
-        f'--src-prefix=a/ --dst-prefix=b/ {base} > "{out}" && {extra}'
-    )
+@dataclass(frozen=True)
+class PatchFile:
+    """A computed patch in the sandbox, measured there: `size` bytes, or `too_large` saying why."""
+
+    path: str
+    size: int
+    sha256: str
+    too_large: str | None = None
 
 
-def diff(sandbox: Sandbox, base: str, *, timeout: int = 120) -> bytes:
-    """The working tree's changes against `base` (new, deleted and binary files included)."""
-    command = _staged_diff_command(base, f"{SOLVER_DIR}/patch.diff", "true")
-    result = sandbox.run(command, cwd=sandbox.workdir, timeout=timeout)
+def _compute_patch(sandbox: Sandbox, base: str, name: str, max_bytes: int) -> PatchFile:
+    """Run patch.sh (uploaded again: the agent may have changed its copy) in the repository."""
+    package = resources.files("solver_core.sandbox") / "scripts"
+    sandbox.write_file(f"{solver_dir(sandbox)}/patch.sh", (package / "patch.sh").read_bytes())
+    env = {
+        "SOLVER_BASE": base,
+        "SOLVER_OUT": f".solver/{name}",
+        "SOLVER_MAX_BYTES": str(max_bytes),
+        "SOLVER_INDEX": ".solver/index",
+    }
+    result = sandbox.run(f"bash {SOLVER_DIR}/patch.sh", cwd=sandbox.workdir, env=env, timeout=300)
     if not result.ok:
-        raise RepositoryError(f"could not compute the patch: {result.output.strip()[-300:]}")
-    return sandbox.read_file(f"{solver_dir(sandbox)}/patch.diff")
+        raise RepositoryError(_error_of(result, "could not compute the patch"))
+    values = dict(line.split("=", 1) for line in result.output.splitlines() if line.startswith("SOLVER_PATCH_"))
+    path = f"{solver_dir(sandbox)}/{name}"
+    if "SOLVER_PATCH_TOO_LARGE" in values:
+        return PatchFile(path, max_bytes + 1, "", too_large=values["SOLVER_PATCH_TOO_LARGE"])
+    try:
+        return PatchFile(path, int(values["SOLVER_PATCH_BYTES"]), values["SOLVER_PATCH_SHA256"])
+    except (KeyError, ValueError):
+        raise RepositoryError(f"computing the patch reported no size: {result.output.strip()[-300:]}") from None
 
 
-def diff_if_changed(sandbox: Sandbox, base: str, previous_digest: str | None) -> tuple[str, bytes | None]:
+def _read_patch(sandbox: Sandbox, patch: PatchFile, max_bytes: int) -> bytes:
+    """The patch's bytes, never more than `max_bytes` of them read (whatever the sandbox reported)."""
+    if patch.too_large is None:
+        data = sandbox.read_file(patch.path, limit=max_bytes)
+        if len(data) <= max_bytes:
+            return data
+    detail = patch.too_large or "more than the sandbox reported"
+    raise PatchTooLarge(f"the patch is larger than the limit of {max_bytes} bytes ({detail})")
+
+
+def diff(sandbox: Sandbox, base: str, *, max_bytes: int = DEFAULT_MAX_PATCH_BYTES) -> bytes:
+    """The working tree's changes against `base` (new, deleted and binary files included); a patch
+    over `max_bytes` raises PatchTooLarge before any of it is read."""
+    return _read_patch(sandbox, _compute_patch(sandbox, base, "patch.diff", max_bytes), max_bytes)
+
+
+def diff_if_changed(
+    sandbox: Sandbox, base: str, previous_digest: str | None, *, max_bytes: int = DEFAULT_MAX_PATCH_BYTES
+) -> tuple[str, bytes | None]:
     """The diff's digest, and its bytes only when they differ from `previous_digest` (one round trip
-    when nothing changed, which is most steps)."""
-    out = f"{SOLVER_DIR}/partial.diff"
-    command = _staged_diff_command(base, out, f'sha256sum "{out}"')
-    result = sandbox.run(command, cwd=sandbox.workdir, timeout=120)
-    if not result.ok:
-        raise RepositoryError(f"could not compute the partial diff: {result.output.strip()[-300:]}")
-    digest = result.output.split()[0] if result.output.split() else ""
-    if digest == previous_digest:
-        return digest, None
-    return digest, sandbox.read_file(f"{solver_dir(sandbox)}/partial.diff")
+    when nothing changed, which is most steps). PatchTooLarge when it is over `max_bytes`."""
+    patch = _compute_patch(sandbox, base, "partial.diff", max_bytes)
+    if patch.too_large is None and patch.sha256 == previous_digest:
+        return patch.sha256, None
+    return patch.sha256, _read_patch(sandbox, patch, max_bytes)
 
 
 def patch_stats(patch: bytes) -> PatchStats:
@@ -201,48 +245,114 @@ def patch_stats(patch: bytes) -> PatchStats:
     return PatchStats(files, added, removed)
 
 
-def apply_patch(sandbox: Sandbox, patch: bytes, workdir: str) -> None:
+# Git configuration for every command of a verification: no hooks, no fsmonitor command, no
+# replacement objects.
+VERIFY_GIT_CONFIG = (("core.hooksPath", "/dev/null"), ("core.fsmonitor", "false"))
+VERIFY_GIT_ENV = {**git_config_env(*VERIFY_GIT_CONFIG), "GIT_NO_REPLACE_OBJECTS": "1"}
+
+
+def apply_patch(sandbox: Sandbox, patch: bytes, workdir: str, env: Mapping[str, str] | None = None) -> None:
     """Apply a patch (e.g. a checkpointed partial diff) to a checkout (`workdir` relative to $HOME)."""
     if not patch.strip():
         return
-    sandbox.write_file(f"{solver_dir(sandbox)}/apply.diff", patch)
-    command = f'cd "$HOME/{workdir}" && git apply --binary --whitespace=nowarn "{SOLVER_DIR}/apply.diff"'
-    applied = sandbox.run(command, timeout=120)
+    sandbox.write_file(f"{(env or {}).get('HOME', sandbox.home)}/.solver/apply.diff", patch)
+    command = (
+        f'cd "$HOME/{workdir}" && git -c core.hooksPath=/dev/null apply --binary --whitespace=nowarn '
+        f'"{SOLVER_DIR}/apply.diff"'
+    )
+    applied = sandbox.run(command, env=env, timeout=120)
     if not applied.ok:
         raise RepositoryError(f"the patch does not apply: {applied.output.strip()[-300:]}")
 
 
-def verify(
-    sandbox: Sandbox,
-    *,
-    base: str,
-    patch: bytes,
-    test_command: str,
-    setup_command: str | None,
-    timeout_s: int,
-    setup_timeout_s: int = 1200,
-) -> Verification:
-    """Run the tests on a fresh checkout of `base` with `patch` applied and dependencies set up
-    again, so nothing the agent left outside its patch can make them pass."""
-    tree = f'"$HOME/{VERIFY_DIR}"'
-    command = f"git worktree remove --force {tree} 2>/dev/null; rm -rf {tree}; "
-    command += f"git worktree add --quiet --detach {tree} {base}"
-    fresh = sandbox.run(command, cwd=sandbox.workdir, timeout=300)
-    if not fresh.ok:
-        raise RepositoryError(f"could not make a fresh checkout for verification: {fresh.output.strip()[-300:]}")
-    apply_patch(sandbox, patch, VERIFY_DIR)
-    run_setup(sandbox, VERIFY_DIR, setup_command, setup_timeout_s)
+@dataclass(frozen=True)
+class VerifyJob:
+    """What VerifyPatch runs: the stored patch on `base`, then setup and the test command."""
+
+    base: str
+    patch: bytes
+    test_command: str
+    setup_command: str | None
+    timeout_s: int
+    setup_timeout_s: int = 1200
+    clone_timeout_s: int = 600
+
+
+def verify_fresh(sandbox: Sandbox, job: VerifyJob, *, repo: str, token: str | None = None) -> Verification:
+    """Verification in a sandbox the agent never touched: Solver's scripts clone `repo` at the base
+    commit, apply the stored patch, set up and run the tests. Nothing of the agent's but its patch
+    is there."""
+    upload_scripts(sandbox)
+    is_local = repo.startswith("/")
+    source = _local_bundle(sandbox, repo) if is_local else repo
+    env = {"SOLVER_REPO": source, "SOLVER_REPO_DISPLAY": repo, "SOLVER_WORKDIR": WORKDIR, "SOLVER_REF": job.base}
+    config = VERIFY_GIT_CONFIG + ((git_auth_config(repo, token),) if token and not is_local else ())
+    env |= {**VERIFY_GIT_ENV, **git_config_env(*config)}  # the auth header for the clone alone
+    cloned = sandbox.run(f"bash {SOLVER_DIR}/clone.sh", env=env, timeout=job.clone_timeout_s)
+    if not cloned.ok:
+        raise RepositoryError(_error_of(cloned, f"could not clone {repo} for verification"))
+    if f"BASE_COMMIT={job.base}" not in cloned.output.splitlines():
+        raise RepositoryError(f"the verification clone of {repo} is not at the base commit {job.base}")
+    return _verify_checkout(sandbox, job, sandbox.home, dict(VERIFY_GIT_ENV))
+
+
+def verify_same(sandbox: Sandbox, job: VerifyJob) -> Verification:
+    """Verification in the sandbox the agent used (`verify_in: same_sandbox`), which trusts the
+    agent: a live process of its own could still interfere. What it left on disk is kept out: a new
+    worktree of the base commit under a new, empty HOME (so no ~/.profile, ~/.bashrc, git config or
+    user site-packages of the agent's), Solver's scripts uploaded there again, git hooks, fsmonitor
+    and replacement objects off, and no shell startup file read."""
+    home = f"{sandbox.home}/.solver-verify-{secrets.token_hex(8)}"
+    upload_scripts(sandbox, home=home)
+    env = {"HOME": home, "PYTHONNOUSERSITE": "1", **VERIFY_GIT_ENV}
+    added = sandbox.run(
+        f'git worktree add --quiet --detach "$HOME/{WORKDIR}" {job.base}', cwd=sandbox.workdir, env=env, timeout=300
+    )
+    try:
+        if not added.ok:
+            raise RepositoryError(f"could not make a fresh checkout for verification: {added.output.strip()[-300:]}")
+        return _verify_checkout(sandbox, job, home, env)
+    finally:
+        with contextlib.suppress(SolverError):
+            sandbox.run(
+                f'git worktree remove --force "$HOME/{WORKDIR}"; '
+                'case "$HOME" in */.solver-verify-*) rm -rf "$HOME";; esac',
+                cwd=sandbox.workdir,
+                env=env,
+                timeout=120,
+            )
+
+
+def _verify_checkout(sandbox: Sandbox, job: VerifyJob, home: str, env: dict[str, str]) -> Verification:
+    files = test_changes.changed_files(job.patch) or []
+    sectioned = test_changes.sectioned_paths(files)
+    before = {path: _read_optional(sandbox, home, path, env) for path in sectioned}
+    apply_patch(sandbox, job.patch, WORKDIR, env)
+    contents = {path: (before[path], _read_optional(sandbox, home, path, env)) for path in sectioned}
+    changes = test_changes.test_changes(job.patch, job.test_command, contents)
+    run_setup(sandbox, WORKDIR, job.setup_command, job.setup_timeout_s, env)
     started = time.monotonic()
-    result = sandbox.run(test_command, cwd=f"{sandbox.home}/{VERIFY_DIR}", timeout=timeout_s)
+    result = sandbox.run(job.test_command, cwd=f"{home}/{WORKDIR}", env=env, timeout=job.timeout_s)
     duration = time.monotonic() - started
     return Verification(
-        command=test_command,
+        command=job.test_command,
         exit_code=result.returncode,
         passed=result.ok,
         duration_s=round(duration, 3),
         output=result.output,
         timed_out=result.timed_out,
+        test_changes=changes,
     )
+
+
+def _read_optional(sandbox: Sandbox, home: str, path: str, env: Mapping[str, str]) -> bytes | None:
+    """A regular file of the checkout (`path` relative to it), None when absent or not a regular
+    file; at most MAX_CONFIG_BYTES + 1 bytes of it are read."""
+    quoted = shlex.quote(path)
+    exists = sandbox.run(f'cd "$HOME/{WORKDIR}" && test -f {quoted} && ! test -L {quoted}', env=env, timeout=30)
+    if not exists.ok:
+        return None
+    return sandbox.read_file(f"{home}/{WORKDIR}/{path}", limit=test_changes.MAX_CONFIG_BYTES)
 
 
 def digest(data: bytes) -> str:

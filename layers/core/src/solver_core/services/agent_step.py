@@ -19,7 +19,7 @@ from solver_core.agent.models import build_model, header_values, merged_kwargs, 
 from solver_core.agent.redact import Redactor
 from solver_core.agent.runner import Driver, SolverAgent, StepReport, StopReason
 from solver_core.artifacts import keys
-from solver_core.errors import ModelUnavailable, RunCancelled, RunError, SolverError
+from solver_core.errors import ModelUnavailable, PatchTooLarge, RunCancelled, RunError, SolverError
 from solver_core.ports import ArtifactStore, Sandbox
 from solver_core.sandbox import repository
 from solver_core.services.outage import database_unavailable
@@ -118,7 +118,9 @@ class AgentStep:
         redactor = self.redactor(ctx, setup)
         checkpointer = Checkpointer(self.deps.artifacts, ctx.solve.id, ctx.run.id, redactor)
         restored = checkpointer.restore()
-        diffs = PartialDiffs(self.deps.artifacts, sandbox, ctx, budget, checkpointer)
+        diffs = PartialDiffs(
+            self.deps.artifacts, sandbox, ctx, budget, checkpointer, max_patch_bytes=self.deps.settings.max_patch_bytes
+        )
         # The cancel check rides on each step's own transaction (`record_step`); `run()` checked
         # before the first step.
         stop: list[str | None] = [None]
@@ -228,7 +230,14 @@ class PartialDiffs:
     knows where to rewind."""
 
     def __init__(
-        self, artifacts: ArtifactStore, sandbox: Sandbox, ctx: RunContext, budget: Budget, checkpointer: Checkpointer
+        self,
+        artifacts: ArtifactStore,
+        sandbox: Sandbox,
+        ctx: RunContext,
+        budget: Budget,
+        checkpointer: Checkpointer,
+        *,
+        max_patch_bytes: int,
     ) -> None:
         self._artifacts = artifacts
         self._checkpointer = checkpointer
@@ -236,6 +245,7 @@ class PartialDiffs:
         self._base = ctx.run.base_commit or ""
         self._key = keys.partial_diff(ctx.solve.id, ctx.run.id)
         self._budget = budget
+        self._max_bytes = max_patch_bytes
         self._steps = 0
         self._last = time.monotonic()
 
@@ -256,7 +266,15 @@ class PartialDiffs:
             self._checkpointer.append(state, [])
 
     def take(self, state: AgentState) -> None:
-        digest, data = repository.diff_if_changed(self._sandbox, self._base, state.counters.partial_diff_digest)
+        try:
+            digest, data = repository.diff_if_changed(
+                self._sandbox, self._base, state.counters.partial_diff_digest, max_bytes=self._max_bytes
+            )
+        except PatchTooLarge:
+            # The stored diff stays the last one that fitted, and the counters say which steps it
+            # covers: a resume rewinds to it. CollectArtifacts fails the run if the patch stays too large.
+            self._last = time.monotonic()
+            return
         if data is not None:
             self._artifacts.put(self._key, data, content_type="text/x-diff")
         state.counters.partial_diff_digest = digest

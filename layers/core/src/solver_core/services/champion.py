@@ -1,7 +1,8 @@
 """The solve-level steps around the runs: BeginSolve, PickChampion, FinishSolve, FailSolve.
 
-Champion order: tests passed > the agent submitted > a smaller patch > a lower cost (then the lower
-index, so the choice is deterministic). A solve with no patch at all fails, with the reason.
+Champion order: tests passed > the patch leaves existing tests and their configuration alone
+(`modifies_tests`) > the agent submitted > a smaller patch > a lower cost (then the lower index, so
+the choice is deterministic). A solve with no patch at all fails, with the reason.
 A solve whose failed runs will still be retried (retryable, attempts left) is not finished yet: it
 stays running until the sweeper has resumed them.
 """
@@ -39,16 +40,18 @@ def _has_patch(run: RunView) -> bool:
     return run.status is RunStatus.SUCCEEDED and bool(run.patch_stats and run.patch_stats.files)
 
 
-def _rank(run: RunView) -> tuple[bool, bool, int, float, int]:
+def _rank(run: RunView) -> tuple[bool, bool, bool, int, float, int]:
     stats = run.patch_stats
     size = (stats.added + stats.removed) if stats else 0
     passed = bool(run.tests and run.tests.passed)
-    return (not passed, run.exit_status != "Submitted", size, run.cost_usd, run.index)
+    return (not passed, bool(run.modifies_tests), run.exit_status != "Submitted", size, run.cost_usd, run.index)
 
 
 def describe(run: RunView) -> str:
     stats = run.patch_stats
     tests = "no tests run" if run.tests is None else ("tests passed" if run.tests.passed else "tests failed")
+    if run.modifies_tests:
+        tests += " (the patch modifies tests)"
     submitted = "submitted" if run.exit_status == "Submitted" else f"ended {run.exit_status or 'unknown'}"
     size = f"+{stats.added} -{stats.removed}" if stats else "no patch"
     return f"run {run.index} ({run.model}): {tests}, {submitted}, {size}, ${run.cost_usd:.4f}"

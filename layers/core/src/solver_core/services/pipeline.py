@@ -11,7 +11,7 @@ from uuid import UUID
 
 from solver_core.errors import SolverError
 from solver_core.models import RunView, TestResult
-from solver_core.orchestrators.retry import LAUNCH_RULES, STEP_RULES, RetryRule, call_with_retries
+from solver_core.orchestrators.retry import LAUNCH_RULES, STEP_RULES, VERIFY_RULES, RetryRule, call_with_retries
 from solver_core.services.agent_step import AgentStep, Budget
 from solver_core.services.outage import database_unavailable
 from solver_core.services.steps import RunSteps, StepDeps
@@ -80,7 +80,7 @@ class RunPipeline:
             while not retried(lambda: invoke(run_id)):
                 pass
             retried(lambda: self.collect(run_id))
-            retried(lambda: self.verify(run_id))
+            retried(lambda: self.verify(run_id), VERIFY_RULES)
         except SolverError as exc:
             self._record_failure(run_id, type(exc).__name__, exc.message)
         except Exception as exc:

@@ -218,6 +218,7 @@ class SolveService:
             limits=request.limits.model_dump(mode="json"),
             setup_command=request.setup_command,
             test_command=request.test_command,
+            verify_in=request.verify_in.value,
             callback_url=request.callback_url,
             sandbox_image=request.sandbox_image,
             publish=request.publish.model_dump(mode="json") if request.publish else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from solver_core.agent.redact import Redactor
 from solver_core.artifacts import keys
@@ -23,7 +23,7 @@ from solver_core.errors import (
     SolverError,
     is_retryable,
 )
-from solver_core.models import TestResult
+from solver_core.models import TestResult, VerifyIn
 from solver_core.ports import ArtifactStore, Sandbox, SandboxBackend
 from solver_core.sandbox import repository
 from solver_core.sandbox.base import SandboxSpec
@@ -93,12 +93,7 @@ class RunSteps:
             raise SandboxCapacityExceeded(f"no sandbox slot: at most {cap} may be live, {share} of them per owner")
         self._start_solve(ctx)
         spec = SandboxSpec(
-            metadata={
-                "app": "solver",
-                "stack": self.deps.settings.stack_name,
-                "solve_id": str(ctx.solve.id),
-                "run_id": str(ctx.run.id),
-            },
+            metadata=self._metadata(ctx, "agent"),
             lifetime_s=ctx.solve.limits.time_limit_s + SANDBOX_LIFETIME_MARGIN_S,
             idempotency_key=f"{ctx.run.id}-{ctx.run.attempt}",
             template=ctx.solve.sandbox_image or self.deps.settings.sandbox_template,
@@ -112,6 +107,16 @@ class RunSteps:
             raise RunCancelled(f"run {run_id} ended while its sandbox was being created")
         self.log(ctx, f"sandbox {sandbox.id} started ({self.deps.sandboxes.name})", data={"sandbox_id": sandbox.id})
         return sandbox.id
+
+    def _metadata(self, ctx: RunContext, purpose: str) -> dict[str, str]:
+        """What the sweeper finds a run's sandboxes by (`purpose`: agent or verify)."""
+        return {
+            "app": "solver",
+            "stack": self.deps.settings.stack_name,
+            "solve_id": str(ctx.solve.id),
+            "run_id": str(ctx.run.id),
+            "purpose": purpose,
+        }
 
     def _start_solve(self, ctx: RunContext) -> None:
         if ctx.solve.status is SolveStatus.QUEUED:
@@ -172,7 +177,7 @@ class RunSteps:
         base = ctx.run.base_commit
         if not base:
             raise SandboxGone("the run has no base commit; its repository was never prepared")
-        patch = repository.diff(self.sandbox(ctx), base)
+        patch = repository.diff(self.sandbox(ctx), base, max_bytes=self.deps.settings.max_patch_bytes)
         stats = repository.patch_stats(patch)
         patch_key = keys.patch(ctx.solve.id, run_id)
         self.deps.artifacts.put(patch_key, patch, content_type="text/x-diff")
@@ -185,27 +190,39 @@ class RunSteps:
         return stats.files > 0
 
     def verify(self, run_id: UUID) -> TestResult | None:
-        """VerifyPatch: the test command on a fresh checkout with the patch; then the run succeeds."""
+        """VerifyPatch: the test command on the base commit with the stored patch applied, in a new
+        sandbox (or, with `verify_in: same_sandbox`, a hardened checkout in the agent's); then the
+        run succeeds."""
         ctx = self.deps.runs.context(run_id)
         result = None
         if ctx.solve.test_command and ctx.run.patch_stats and ctx.run.patch_stats.files:
             self._advance(ctx, RunStatus.VERIFYING)
             result = self._run_tests(ctx, ctx.solve.test_command)
+        # A succeeded run no longer counts against the global cap, so its sandbox goes first (the
+        # contract test of the cap saw two live at once); ReleaseSandbox then finds it gone.
+        sandbox_id = self.deps.runs.get(run_id).sandbox_id
+        if sandbox_id:
+            with contextlib.suppress(SolverError):
+                self.deps.sandboxes.kill(sandbox_id)
         self.deps.runs.move(run_id, RunStatus.SUCCEEDED)
         return result
 
     def _run_tests(self, ctx: RunContext, command: str) -> TestResult:
         assert ctx.run.base_commit is not None
-        patch = self.deps.artifacts.get(keys.patch(ctx.solve.id, ctx.run.id))
-        outcome = repository.verify(
-            self.sandbox(ctx),
+        settings = self.deps.settings
+        job = repository.VerifyJob(
             base=ctx.run.base_commit,
-            patch=patch,
+            patch=self.deps.artifacts.get(keys.patch(ctx.solve.id, ctx.run.id)),
             test_command=command,
             setup_command=ctx.solve.setup_command,
-            timeout_s=self.deps.settings.verify_timeout_s,
-            setup_timeout_s=self.deps.settings.setup_timeout_s,
+            timeout_s=settings.verify_timeout_s,
+            setup_timeout_s=settings.setup_timeout_s,
+            clone_timeout_s=settings.clone_timeout_s,
         )
+        if ctx.solve.verify_in is VerifyIn.SAME_SANDBOX:
+            outcome = repository.verify_same(self.sandbox(ctx), job)
+        else:
+            outcome = self._verify_in_fresh_sandbox(ctx, job)
         output_key = keys.test_output(ctx.solve.id, ctx.run.id)
         output = self.deps.redactor.redact(outcome.output)[-MAX_TEST_OUTPUT:]
         self.deps.artifacts.put(output_key, output.encode(), content_type="text/plain")
@@ -215,11 +232,54 @@ class RunSteps:
             passed=outcome.passed,
             duration_s=outcome.duration_s,
             output_key=output_key,
+            modifies_tests=bool(outcome.test_changes),
+            test_changes=[self.deps.redactor.redact(change) for change in outcome.test_changes],
         )
         self.deps.runs.set_fields(ctx.run.id, tests=result.model_dump(mode="json"))
         verdict = "passed" if outcome.passed else ("timed out" if outcome.timed_out else "failed")
-        self.log(ctx, f"tests {verdict} (exit {outcome.exit_code}, {outcome.duration_s:.1f}s)", data=vars(result))
+        flagged = ", the patch modifies tests" if result.modifies_tests else ""
+        self.log(
+            ctx,
+            f"tests {verdict} (exit {outcome.exit_code}, {outcome.duration_s:.1f}s){flagged}",
+            data=result.model_dump(mode="json"),
+        )
         return result
+
+    def _verify_in_fresh_sandbox(self, ctx: RunContext, job: repository.VerifyJob) -> repository.Verification:
+        box = self._launch_verification(ctx)
+        try:
+            token, _withheld = self._clone_token(ctx)  # the owner's allowlist governs this clone too
+            return repository.verify_fresh(box, job, repo=ctx.solve.repo_url, token=token)
+        finally:
+            with contextlib.suppress(SolverError):
+                self.deps.sandboxes.kill(box.id)
+
+    def _launch_verification(self, ctx: RunContext) -> Sandbox:
+        """A new sandbox for verification. The run hands its slot of the global cap over: the
+        agent's sandbox (its patch is stored) is killed first, so a run never holds two. The new id
+        replaces the run's `sandbox_id`, so every path that kills a run's sandbox (release, failure,
+        cancel) kills this one; the sweeper finds it by its metadata. A retried VerifyPatch starts
+        over in another new sandbox."""
+        self._check_cancelled(ctx.run.id)
+        if ctx.run.sandbox_id:
+            self.deps.sandboxes.kill(ctx.run.sandbox_id)
+        settings = self.deps.settings
+        spec = SandboxSpec(
+            metadata=self._metadata(ctx, "verify"),
+            lifetime_s=settings.clone_timeout_s
+            + settings.setup_timeout_s
+            + settings.verify_timeout_s
+            + SANDBOX_LIFETIME_MARGIN_S,
+            idempotency_key=f"{ctx.run.id}-{ctx.run.attempt}-verify-{uuid4().hex[:12]}",
+            template=ctx.solve.sandbox_image or settings.sandbox_template,  # the same image as the agent's
+        )
+        box = self.deps.sandboxes.create(spec)
+        if not self.deps.runs.set_fields(ctx.run.id, sandbox_id=box.id):
+            with contextlib.suppress(SolverError):
+                self.deps.sandboxes.kill(box.id)
+            raise RunCancelled(f"run {ctx.run.id} ended while its verification sandbox was being created")
+        self.log(ctx, f"verification sandbox {box.id} started", data={"sandbox_id": box.id, "purpose": "verify"})
+        return box
 
     def release(self, run_id: UUID) -> bool:
         """ReleaseSandbox: kill the run's sandbox; gone already is fine."""

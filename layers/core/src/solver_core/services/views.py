@@ -13,6 +13,7 @@ from solver_core.models import (
     RunView,
     SolveView,
     TestResult,
+    VerifyIn,
 )
 from solver_core.publish.models import Publication, PublishOptions
 from solver_core.status import EventKind, RunStatus, SolveStatus
@@ -46,6 +47,7 @@ def run_view(row: RunRow) -> RunView:
         tokens=row.tokens,
         patch_stats=PatchStats.model_validate(row.patch_stats) if row.patch_stats else None,
         tests=TestResult.model_validate(row.tests) if row.tests else None,
+        modifies_tests=bool(row.tests.get("modifies_tests")) if row.tests else None,
         error=row.error,
         artifacts=artifacts,
         heartbeat_at=row.heartbeat_at,
@@ -70,6 +72,7 @@ def solve_view(row: SolveRow, runs: Iterable[RunRow] = ()) -> SolveView:
         limits=Limits.model_construct(**row.limits),
         setup_command=row.setup_command,
         test_command=row.test_command,
+        verify_in=VerifyIn(row.verify_in),
         callback_url=row.callback_url,
         external_ref=row.external_ref,
         sandbox_image=row.sandbox_image,
