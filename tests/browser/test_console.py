@@ -58,7 +58,7 @@ def test_start_from_the_form_and_watch_it_succeed_without_reloading(served: Serv
     assert page.evaluate("window.stillTheSamePage") is True  # updated in place, never reloaded
     expect(page.locator("#champion")).to_contain_text("run 0")
     expect(page.locator("#reason")).to_contain_text("tests passed")
-    expect(page.locator("#events")).to_contain_text("solve succeeded")  # the live feed followed it
+    expect(page.locator("#events")).to_contain_text("solve finished")  # the live feed followed it
     expect(page.locator("#events li", has_text="tests passed").first).to_contain_text("run 0")
     expect(page.locator("#timeline rect.ph-agent")).to_have_count(1)
     expect(page.locator("#timeline rect.ph-verify")).to_have_count(1)
@@ -310,3 +310,16 @@ def errors_after_the_first_publish(served: Served, solve_id: str) -> list[dict[s
             return events
         time.sleep(0.2)
     raise AssertionError("the solve's own publish left no trace")
+
+
+def test_the_printed_sign_in_link_signs_in_and_leaves_no_token_behind(tmp_path: Path, page: Any) -> None:
+    from tests.browser.conftest import serve
+
+    for served in serve(tmp_path, token="fragment-token-456"):
+        page.goto(f"{served.url}/ui/login#token=fragment-token-456")
+        expect(page.get_by_role("heading", name="Solves")).to_be_visible()
+        assert page.url == f"{served.url}/ui"
+        assert "fragment-token-456" not in page.evaluate("location.href + document.body.innerHTML")
+        assert [c["name"] for c in page.context.cookies()] == ["solver_session"]
+        page.go_back()
+        assert "fragment-token-456" not in page.url  # replaced in the history, not just left behind

@@ -266,6 +266,18 @@ def test_filter_and_slice_choose_the_instances(world: World) -> None:
     assert "A:B" in bad.stderr
 
 
+def test_processes_run_each_attempts_agent_loop_in_its_own_process(world: World) -> None:
+    # Without bubblewrap a command's parent is the process that runs the agent loop.
+    world.env["SOLVER_SANDBOX_ISOLATION"] = "none"
+    world.replay("org__calc-1", "tr '\\0' ' ' < /proc/$PPID/cmdline", FIX, SUBMIT)
+    instances = world.write("instances.jsonl", [world.instance("org__calc-1")])
+    done = world.batch(instances, "--processes", "--attempts", "2")
+    assert done.returncode == 0, done.stderr
+    trajectory = (world.output / "org__calc-1" / "org__calc-1.traj.json").read_text()
+    assert "internal run-agent" in trajectory
+    assert "sum(values) / len(values)" in world.json("preds.json")["org__calc-1"]["model_patch"]
+
+
 @pytest.fixture
 def instance_images() -> Iterator[list[str]]:
     require_docker()

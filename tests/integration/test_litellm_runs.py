@@ -101,6 +101,36 @@ def test_server_errors_until_retries_run_out_fail_the_run_as_retryable(
     assert run.artifacts.get("trajectory")
 
 
+def test_a_missing_key_fails_the_run_with_a_short_model_not_configured_error(
+    container: Container, llm: FakeLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    run, _ = solve_once(container, tmp_path)
+    assert run.status is RunStatus.FAILED
+    assert run.retryable is False  # setting the key is the fix, not a retry
+    assert run.error == (
+        f"ModelNotConfigured: model {MODEL} has no API key: set OPENAI_API_KEY; run `solver doctor` for more"
+    )
+    assert llm.requests == []  # it failed before the provider was called
+
+
+def test_a_refused_key_is_one_line_with_the_provider_code_and_the_detail_goes_to_the_log(
+    container: Container, llm: FakeLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-0123456789abcdef0123")
+    run, _ = solve_once(container, tmp_path)
+    assert run.status is RunStatus.FAILED
+    assert run.error
+    assert run.error.startswith("ModelNotConfigured: the model provider refused the credentials: AuthenticationError")
+    assert "invalid_api_key" in run.error  # the provider's own code survives the shortening
+    assert "\n" not in run.error
+    assert len(run.error) < 400
+    assert "mini-extra" not in run.error  # mini-swe-agent's advice for its own command line
+    log = container.artifacts.get(run.artifacts["log"]).decode()
+    assert "--- error detail ---" in log
+    assert "Incorrect API key provided" in log
+
+
 def test_model_header_values_reach_the_provider_but_never_the_trajectory(
     container: Container, llm: FakeLLMServer, tmp_path: Path
 ) -> None:

@@ -64,7 +64,7 @@ def test_checkout_of_a_sha(sandbox: Sandbox, repo: Path) -> None:
 def test_an_unknown_ref_is_a_clear_error(sandbox: Sandbox, repo: Path) -> None:
     with pytest.raises(RepositoryError) as caught:
         prepare(sandbox, repo, "no-such-branch")
-    assert caught.value.message == f"ref 'no-such-branch' not found in {repo}"
+    assert caught.value.message == f"ref 'no-such-branch' not found in {repo}; {RepositoryError.hint}"
 
 
 def test_a_failing_setup_command_is_a_clear_error(sandbox: Sandbox, repo: Path) -> None:

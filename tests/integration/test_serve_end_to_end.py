@@ -83,7 +83,7 @@ def test_a_local_solve_with_a_replay_end_to_end_and_a_cancel(served: tuple[HttpC
     assert created.status == 202, created.text
     solve_id = created.json["id"]
     messages = [e["message"] for e in follow(client, solve_id)]
-    assert "solve succeeded" in messages
+    assert "solve finished: patch, tests passed" in messages
     assert any(m.startswith("step ") for m in messages)
 
     solve = client.call("GET", f"/solves/{solve_id}").json

@@ -63,7 +63,8 @@ def test_of_concurrent_finishers_exactly_one_wins(services: Services, contenders
     assert sorted(outcomes) == ["lost"] * (contenders - 1) + ["won"]
     final = services.runs.get(run.id)
     status_events = [e for e in services.events.read("alice", run.solve_id) if e.run_id == run.id]
-    assert status_events[-1].message == f"run {final.status.value}"  # the winner's event, and only it
+    assert status_events[-1].data is not None
+    assert status_events[-1].data["status"] == final.status.value  # the winner's event, and only it
     assert len(status_events) == len(PIPELINE) + 1
 
 

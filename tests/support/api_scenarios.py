@@ -187,6 +187,25 @@ class ApiScenarios:
         assert answer.status == 422
         assert answer.error["details"][0]["field"] == "issue.body"
 
+    def test_every_error_answer_is_one_line_what_happened_then_what_to_do(self, client: ApiClient) -> None:
+        answers = {
+            "bad_request": client.call("POST", "/solves", raw_body='{"repo_url": '),
+            "validation_failed": client.call("POST", "/solves", body=solve_body(models=[])),
+            "unsupported_media_type": client.call(
+                "POST", "/solves", raw_body="x", headers={"Content-Type": "text/plain"}
+            ),
+            "not_found": client.call("GET", f"/solves/{uuid4()}"),
+            "method_not_allowed": client.call("DELETE", "/solves"),
+        }
+        for code, answer in answers.items():
+            assert answer.error["code"] == code, (code, answer.text)
+            message = answer.error["message"]
+            what, _, todo = message.partition("; ")
+            assert "\n" not in message, message
+            assert what, message
+            assert todo, f"{code}: no advice in {message!r}"
+        assert answers["not_found"].error["message"].endswith("; check the id (`solver list` shows your solves)")
+
     def test_unknown_routes_and_malformed_ids_are_404_in_the_error_shape(self, client: ApiClient) -> None:
         for method, path in (("GET", "/nope"), ("GET", "/solves/not-a-uuid")):
             answer = client.call(method, path)

@@ -192,9 +192,11 @@ def test_bounds_on_limits_runs_parallelism_and_unknown_fields(
     assert rejection(request(**changes))[:2] == (loc, rule)
 
 
-def test_replay_models_are_accepted_where_the_policy_allows() -> None:
-    parsed = SolveRequest.model_validate(request(models=["replay:/tmp/fix.yaml"]), context=LOCAL_POLICY)
-    assert parsed.models == ["replay:/tmp/fix.yaml"]
+def test_replay_models_are_accepted_where_the_policy_allows(tmp_path: Path) -> None:
+    replay = tmp_path / "fix.yaml"
+    replay.write_text("actions: []\n")
+    parsed = SolveRequest.model_validate(request(models=[f"replay:{replay}"]), context=LOCAL_POLICY)
+    assert parsed.models == [f"replay:{replay}"]
 
 
 def test_runs_are_models_times_attempts_in_order() -> None:

@@ -21,7 +21,7 @@ from pydantic import (
 
 from solver_core import rules
 from solver_core.publish.models import Publication, PublishOptions, check_publish_target
-from solver_core.status import EventKind, RunStatus, SolveStatus
+from solver_core.status import EventKind, Outcome, RunStatus, SolveStatus
 
 MAX_COMMAND_LENGTH = 4096
 MAX_BODY_LENGTH = 65_536
@@ -101,6 +101,11 @@ class SolveRequest(Input):
     limits: Limits = Field(default_factory=Limits)
     setup_command: Command | None = None
     test_command: Command | None = None
+    detect_tests: bool = Field(
+        default=True,
+        description="without test_command, detect the repository's test command (pytest, npm test, go test, …); "
+        "false runs no tests",
+    )
     verify_in: VerifyIn = Field(
         default=VerifyIn.FRESH_SANDBOX,
         description="fresh_sandbox (default): the tests run in a new sandbox with only the patch applied; "
@@ -166,8 +171,10 @@ class SolveRequest(Input):
 
     def fingerprint(self) -> str:
         """A stable digest of the request, to tell a replayed Idempotency-Key from a reused one."""
-        # Without options that are unset, so requests made before they existed keep their digest.
+        # Without options that are unset (or at their default), so requests made before they existed
+        # keep their digest.
         exclude = {name for name in ("publish", "sandbox_image") if getattr(self, name) is None}
+        exclude |= {"detect_tests"} if self.detect_tests else set()
         if self.verify_in is VerifyIn.FRESH_SANDBOX:  # the default, as before the option existed
             exclude.add("verify_in")
         canonical = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"))
@@ -210,6 +217,7 @@ class TestResult(View):
     passed: bool
     duration_s: float
     output_key: str | None = None
+    detected: bool = Field(default=False, description="the command was detected from the repository, not given")
     modifies_tests: bool = Field(
         default=False,
         description="the patch changes existing test files or test configuration; such a run ranks below "
@@ -241,6 +249,8 @@ class RunView(View):
     )
     error: str | None
     artifacts: dict[str, str] = Field(description="artifact kind → store key")
+    detected_test_command: str | None = None
+    outcome: Outcome = Outcome.PENDING
     heartbeat_at: datetime | None
     created_at: datetime
     started_at: datetime | None
@@ -265,6 +275,8 @@ class SolveView(View):
     callback_url: str | None
     external_ref: dict[str, str] | None
     execution_ref: str | None
+    detect_tests: bool = True
+    outcome: Outcome = Outcome.PENDING
     champion_run_id: UUID | None
     error: str | None
     created_at: datetime

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from solver_core.models import IssueSpec, Limits, PatchStats, RunView, SolveView, TestResult, VerifyIn
 from solver_core.ports import ArtifactStore
 from solver_core.publish.models import Publication, PublishOptions
-from solver_core.status import RunStatus, SolveStatus
+from solver_core.status import Outcome, RunStatus, SolveStatus
 
 PUBLIC_ARTIFACTS = ("patch", "trajectory", "log", "tests")
 
@@ -31,6 +31,7 @@ class RunOut(Out):
     tokens: int
     patch_stats: PatchStats | None
     tests: TestResult | None
+    outcome: Outcome = Field(description="what the run produced, apart from its lifecycle status")
     modifies_tests: bool | None = Field(
         default=None,
         description="the patch changes existing test files or test configuration (null: not verified); "
@@ -49,6 +50,7 @@ class SolveOut(Out):
     ref: str | None
     issue: IssueSpec
     limits: Limits
+    outcome: Outcome = Field(description="the champion's outcome; no_patch when there is none")
     verify_in: VerifyIn = VerifyIn.FRESH_SANDBOX
     champion_run_id: UUID | None
     error: str | None

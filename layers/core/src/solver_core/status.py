@@ -37,6 +37,22 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class Outcome(StrEnum):
+    """What a run produced, apart from its lifecycle status: a run that `succeeded` (finished its
+    steps) may still have failed its tests. A solve's outcome is its champion's."""
+
+    PENDING = "pending"  # not finished yet
+    TESTS_PASSED = "tests_passed"  # a patch, and the tests passed with it
+    TESTS_FAILED = "tests_failed"  # a patch, and the tests failed (or timed out) with it
+    UNTESTED = "untested"  # a patch, and no tests were run (none given or detected, or --no-tests)
+    NO_PATCH = "no_patch"  # finished, failed or cancelled without a patch
+
+    @property
+    def label(self) -> str:
+        return {"tests_passed": "patch, tests passed", "tests_failed": "patch, tests failed",
+                "untested": "patch, not tested", "no_patch": "no patch", "pending": "pending"}[self.value]  # fmt: skip
+
+
 class EventKind(StrEnum):
     STATUS = "status"
     STEP = "step"

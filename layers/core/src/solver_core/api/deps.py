@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -75,6 +75,9 @@ class ApiDeps:
     # Publishes a finished solve again, in the background (`solver serve`); None where the API
     # cannot reach GitHub's credentials (the Lambda API functions: the state machine publishes).
     publish: Callable[[UUID], None] | None = None
+    # Where runs execute in this process (`solver serve`), their models' keys are checked at
+    # request time: raises ModelNotConfigured (422). In the cloud the keys live in the run function.
+    check_models: Callable[[Sequence[str]], None] | None = None
 
     @classmethod
     def from_container(
@@ -86,6 +89,7 @@ class ApiDeps:
         limits: ApiLimits | None = None,
         notify: Callable[[SolveView], None] | None = None,
         publish: Callable[[UUID], None] | None = None,
+        check_models: Callable[[Sequence[str]], None] | None = None,
     ) -> ApiDeps:
         return cls(
             settings=container.settings,
@@ -99,6 +103,7 @@ class ApiDeps:
             limits=limits or ApiLimits.from_settings(container.settings),
             notify=notify,
             publish=publish,
+            check_models=check_models,
         )
 
     @cached_property

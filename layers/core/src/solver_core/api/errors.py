@@ -28,11 +28,13 @@ log = logging.getLogger(__name__)
 
 class Unauthorized(SolverError):
     code = "unauthorized"
+    hint = "send 'Authorization: Bearer TOKEN' (or the deployment's IAM/JWT credentials)"
     status = 401
 
 
 class MethodNotAllowed(SolverError):
     code = "method_not_allowed"
+    hint = "use one of the methods in the Allow header"
     status = 405
 
     def __init__(self, message: str, *, allowed: set[str]) -> None:
@@ -42,11 +44,13 @@ class MethodNotAllowed(SolverError):
 
 class PayloadTooLarge(SolverError):
     code = "payload_too_large"
+    hint = "send a smaller body (SOLVER_MAX_REQUEST_BYTES bounds it)"
     status = 413
 
 
 class UnsupportedMediaType(SolverError):
     code = "unsupported_media_type"
+    hint = "send the body as application/json"
     status = 415
 
 
@@ -59,6 +63,7 @@ class HostNotAllowed(SolverError):
 
 class Unavailable(SolverError):
     code = "unavailable"
+    hint = "retry in a moment with the same Idempotency-Key"
     status = 503
 
 
@@ -130,7 +135,7 @@ def from_request_validation(errors: Sequence[Mapping[str, Any]]) -> SolverError:
                 details=[{"field": "body", "rule": "json_invalid", "message": str(reason)}],
             )
     if any(tuple(e.get("loc", ()))[:1] == ("path",) for e in errors):
-        return NotFound("no resource at this path")
+        return NotFound("no resource at this path", hint="check the id in the path (a solve id is a UUID)")
     details = []
     for error in errors:
         where, *rest = tuple(error.get("loc", ())) or ("body",)
@@ -161,7 +166,7 @@ def install_error_handlers(app: SolverResolver) -> None:
     # A pydantic ValidationError is not mapped: the routes turn the caller's into ValidationFailed,
     # and any other is a bug of ours (a 500), not the caller's 422.
     app.exception_handler(RequestUnsupportedContentType)(
-        lambda _exc: respond(UnsupportedMediaType("send the request body as application/json"))
+        lambda _exc: respond(UnsupportedMediaType("the request body is not application/json"))
     )
     app.exception_handler(UnicodeDecodeError)(lambda _exc: respond(BadRequest("the request body is not UTF-8")))
     app.exception_handler(RecursionError)(lambda _exc: respond(BadRequest("the request body is nested too deeply")))
@@ -176,7 +181,7 @@ def _no_route(app: SolverResolver) -> SolverError:
     allowed = app.allowed_methods(path)
     if allowed:
         return MethodNotAllowed(f"{method} is not allowed on {path}", allowed=allowed)
-    return NotFound(f"no route for {method} {path}")
+    return NotFound(f"no route for {method} {path}", hint="see /openapi.json for the routes")
 
 
 def _service_error(exc: ServiceError) -> SolverError:

@@ -62,5 +62,10 @@ def champion_patch(solve_id: UUID) -> str:
     return f"{solve_prefix(solve_id)}champion.diff"
 
 
+def error_detail(solve_id: UUID, run_id: UUID) -> str:
+    """The full text of the error that ended a run (its events carry one line); part of its log."""
+    return f"{run_prefix(solve_id, run_id)}error.txt"
+
+
 def prepare_log(solve_id: UUID, run_id: UUID) -> str:
     return f"{run_prefix(solve_id, run_id)}prepare.log"

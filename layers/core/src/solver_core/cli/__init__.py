@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from solver_core.cli import batch, client, db, demo, internal, owners, serve, solve, template
+from solver_core.cli import batch, client, db, demo, doctor, internal, owners, serve, solve, template
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Turn issues into tested patches.")
 app.add_typer(db.app, name="db")
@@ -17,6 +17,7 @@ app.command("resume")(solve.resume)
 app.command("batch")(batch.batch)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
+app.command("doctor")(doctor.run_doctor)
 app.command("status")(client.status)
 app.command("list")(client.list_solves)
 app.command("cancel")(client.cancel)

@@ -23,7 +23,7 @@ from solver_core.batch.evaluate import Evaluator, pending_evaluations
 from solver_core.batch.instances import Instance, InstancesFileError, Problem, load_instances, parse_slice, select
 from solver_core.batch.outputs import InstanceRecord, Outcome
 from solver_core.batch.runner import BatchOptions, BatchRunner, build_request
-from solver_core.cli.common import console, local_owner, open_container
+from solver_core.cli.common import console, ensure_ready, local_owner, open_container
 from solver_core.cli.render import validation_message
 from solver_core.cli.session import run_agent_in_child
 from solver_core.errors import SolverError
@@ -62,6 +62,9 @@ def batch(  # noqa: PLR0917 - a typer command takes its options as parameters
     cost_limit: Annotated[float, typer.Option(help="USD per attempt.")] = 3.0,
     time_limit: Annotated[int, typer.Option(help="Seconds per attempt.")] = 3600,
     chunk_steps: Annotated[int | None, typer.Option(min=1, help="Stop and resume every N steps.")] = None,
+    processes: Annotated[
+        bool, typer.Option("--processes", help="Run each attempt's agent loop in its own process (scales with cores).")
+    ] = False,
     cost_limit_total: Annotated[
         float | None, typer.Option(min=0, help="Start no new instance once the batch has cost this much (USD).")
     ] = None,
@@ -110,8 +113,12 @@ def batch(  # noqa: PLR0917 - a typer command takes its options as parameters
                     pattern=filter_, window=slice_)  # fmt: skip
     if not chosen:
         console.print("[yellow]no instances to run (check --filter and --slice)[/]")
+    ensure_ready(settings, model)  # a missing key stops here, before any instance starts
     container = open_container(settings)
-    invoke = (lambda rid: run_agent_in_child(rid, chunk_steps, sandbox)) if chunk_steps else None
+    # --processes: one process per attempt's agent loop (all its steps in one invocation), so the
+    # loops of many attempts are not bound by one interpreter's GIL.
+    steps_per_process = chunk_steps or (step_limit if processes else None)
+    invoke = (lambda rid: run_agent_in_child(rid, steps_per_process, sandbox)) if steps_per_process else None
     evaluator = Evaluator(container, output) if evaluate else None
     printer: AfterInstance | None = _json_line if as_json else None
     runner = BatchRunner(

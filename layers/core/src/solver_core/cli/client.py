@@ -17,12 +17,12 @@ from rich.table import Table
 
 from solver_core.cli.common import console, local_owner, open_container
 from solver_core.cli.liveness import stalled_note
-from solver_core.cli.render import verdict_label
+from solver_core.cli.render import state_label, tests_cell
 from solver_core.errors import SolverError
 from solver_core.models import EventView, SolveView
 from solver_core.presenters import solve_out
 from solver_core.settings import local_cli_settings
-from solver_core.status import SOLVE_TERMINAL, EventKind, SolveStatus
+from solver_core.status import SOLVE_TERMINAL, EventKind, Outcome, SolveStatus
 from solver_core.wiring import Container
 
 FOLLOW_POLL_S = 1.0
@@ -67,14 +67,14 @@ def list_solves(
             return
         table = Table(title_justify="left")
         table.add_column("id", no_wrap=True)  # copied into other commands: never split
-        for column in ("status", "created", "repository", "issue", "runs"):
+        for column in ("state", "outcome", "created", "repository", "issue", "runs"):
             table.add_column(column)
         for s in page.items:
             note = stalled_note(s, container.settings.stale_heartbeat_s)
-            shown = f"{s.status.value} [yellow]({escape(note)})[/]" if note else s.status.value
-            table.add_row(
-                str(s.id), shown, f"{s.created_at:%Y-%m-%d %H:%M}", s.repo_url, s.issue.title, str(len(s.runs))
-            )
+            shown = f"{state_label(s.status)} [yellow]({escape(note)})[/]" if note else state_label(s.status)
+            created = f"{s.created_at:%Y-%m-%d %H:%M}"
+            cells = (created, s.repo_url, escape(s.issue.title), str(len(s.runs)))
+            table.add_row(str(s.id), shown, s.outcome.label, *cells)
         console.print(table)
         if page.next_cursor:
             console.print(f"more: solver list --cursor {page.next_cursor}")
@@ -143,23 +143,22 @@ def _with_note(solve: SolveView, container: Container) -> dict[str, object]:
 
 
 def _print_solve(solve: SolveView, container: Container) -> None:
-    console.print(f"solve {solve.id}: [bold]{solve.status.value}[/] — {escape(solve.issue.title)}")
+    outcome = "" if solve.outcome is Outcome.PENDING else f" ({solve.outcome.label})"
+    console.print(f"solve {solve.id}: [bold]{state_label(solve.status)}{outcome}[/] — {escape(solve.issue.title)}")
     if note := stalled_note(solve, container.settings.stale_heartbeat_s):
         console.print(f"  [yellow]{escape(note)}[/]")
     console.print(f"  {solve.repo_url} @ {solve.ref or '(default branch)'}")
     if solve.error:
         console.print(f"  [red]{escape(solve.error)}[/]")
     table = Table(title_justify="left")
-    for column in ("run", "model", "status", "steps", "cost", "patch", "tests"):
+    for column in ("run", "model", "state", "outcome", "steps", "cost", "patch", "tests"):
         table.add_column(column)
     for run in solve.runs:
         stats = run.patch_stats
-        tests = verdict_label(run)
         champion = " *" if run.id == solve.champion_run_id else ""
         patch = f"{stats.files} files +{stats.added} -{stats.removed}" if stats else "-"
-        table.add_row(
-            f"{run.index}{champion}", run.model, run.status.value, str(run.steps), f"${run.cost_usd:.4f}", patch, tests
-        )
+        cells = (str(run.steps), f"${run.cost_usd:.4f}", patch, tests_cell(run))
+        table.add_row(f"{run.index}{champion}", run.model, state_label(run.status), run.outcome.label, *cells)
     console.print(table)
     for run in solve.runs:
         for kind, key in sorted(run.artifacts.items()):

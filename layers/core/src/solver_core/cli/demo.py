@@ -62,9 +62,10 @@ def demo(
     code = solve_and_report(settings, request, chunk_steps=None, as_json=json_output)
     if not json_output:
         console.print(
-            "\nThe three attempts were replays of scripted actions (no LLM). With a real model:\n"
+            "\nThe three attempts were replays of scripted actions (no LLM). With a real model (the tests are\n"
+            "detected: pytest, from the project's pytest.ini; `solver doctor` checks that this machine is ready):\n"
             f"  ANTHROPIC_API_KEY=… solver solve {repo} --issue-file <issue.md> "
-            f"--model anthropic/claude-sonnet-4-5 --attempts 3 --test-command '{TEST_COMMAND}'"
+            "--model anthropic/claude-sonnet-4-5 --attempts 3"
         )
     raise typer.Exit(code)
 

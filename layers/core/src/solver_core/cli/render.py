@@ -16,7 +16,7 @@ from rich.table import Table
 from solver_core.cli.common import console
 from solver_core.models import EventView, RunView, SolveView
 from solver_core.rules import REPLAY_PREFIX
-from solver_core.status import EventKind
+from solver_core.status import EventKind, Outcome, RunStatus, SolveStatus
 from solver_core.wiring import Container
 
 POLL_S = 0.25
@@ -24,11 +24,12 @@ STYLE = {EventKind.STEP: "cyan", EventKind.ERROR: "red", EventKind.STATUS: "bold
 
 
 def validation_message(exc: ValidationError) -> str:
-    lines = []
+    """Every broken rule on one line: `field: message [rule]; …`."""
+    parts = []
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"]) or "request"
-        lines.append(f"  {field}: {error['msg']} [{error['type']}]")
-    return "\n".join(lines)
+        parts.append(f"{field}: {error['msg']} [{error['type']}]")
+    return "; ".join(parts)
 
 
 def model_label(model: str) -> str:
@@ -38,13 +39,24 @@ def model_label(model: str) -> str:
     return model
 
 
+def state_label(status: RunStatus | SolveStatus) -> str:
+    """The lifecycle state; `succeeded` reads as a verdict on the patch, which it is not (a run that
+    finished may have failed its tests: that is its outcome, shown beside it)."""
+    return "finished" if status.value == "succeeded" else status.value
+
+
+def title(solve: SolveView) -> str:
+    outcome = "" if solve.outcome is Outcome.PENDING else f" · outcome: {solve.outcome.label}"
+    return f"solve {solve.id} — {state_label(solve.status)}{outcome}"
+
+
 def runs_table(solve: SolveView, last: dict[str, str]) -> Table:
-    table = Table(title=f"solve {solve.id} — {solve.status.value}", title_justify="left", expand=False)
-    for column in ("run", "model", "status", "steps", "cost", "latest"):
+    table = Table(title=title(solve), title_justify="left", expand=False)
+    for column in ("run", "model", "state", "steps", "cost", "latest"):
         table.add_column(column, overflow="fold")
     for run in solve.runs:
         latest = last.get(str(run.id), "")
-        table.add_row(str(run.index), model_label(run.model), run.status.value, str(run.steps),
+        table.add_row(str(run.index), model_label(run.model), state_label(run.status), str(run.steps),
                       f"${run.cost_usd:.4f}", escape(latest[:70]))  # fmt: skip
     return table
 
@@ -79,14 +91,15 @@ def _line(event: EventView, solve: SolveView) -> str:
 
 
 def print_summary(solve: SolveView, container: Container, patch: str | None) -> None:
-    table = Table(title=f"solve {solve.id} — {solve.status.value}", title_justify="left")
-    for column in ("run", "model", "status", "exit", "steps", "cost", "patch", "tests"):
-        table.add_column(column, overflow="fold", no_wrap=column in {"status", "exit", "tests"})
+    table = Table(title=title(solve), title_justify="left")
+    for column in ("run", "model", "state", "outcome", "exit", "steps", "cost", "patch", "tests"):
+        table.add_column(column, overflow="fold", no_wrap=column in {"state", "exit", "tests"})
     for run in solve.runs:
         marker = " ★" if run.id == solve.champion_run_id else ""
-        table.add_row(f"{run.index}{marker}", model_label(run.model), run.status.value, run.exit_status or "-",
-                      str(run.steps), f"${run.cost_usd:.4f}", _patch(run), _tests(run))  # fmt: skip
+        cells = (run.exit_status or "-", str(run.steps), f"${run.cost_usd:.4f}", _patch(run), tests_cell(run))
+        table.add_row(f"{run.index}{marker}", model_label(run.model), state_label(run.status), _outcome(run), *cells)
     console.print(table)
+    print_tests_line(solve)
     if any(run.model.startswith(REPLAY_PREFIX) for run in solve.runs):
         console.print("[dim](replay) runs repeat scripted actions: no LLM was called.[/]")
     if solve.error:
@@ -106,16 +119,39 @@ def _patch(run: RunView) -> str:
     return f"{stats.files} files +{stats.added} -{stats.removed}" if stats else "-"
 
 
-def _tests(run: RunView) -> str:
-    return verdict_label(run, f"failed ({run.tests.exit_code})" if run.tests else "failed")
+def _outcome(run: RunView) -> str:
+    colour = {Outcome.TESTS_PASSED: "green", Outcome.TESTS_FAILED: "red", Outcome.NO_PATCH: "dim"}.get(run.outcome)
+    return f"[{colour}]{run.outcome.label}[/]" if colour else run.outcome.label
+
+
+def tests_cell(run: RunView) -> str:
+    """The tests column: passed/failed (with the exit code), detected, and whether the patch
+    modifies the tests that judged it."""
+    label = verdict_label(run, f"failed ({run.tests.exit_code})" if run.tests else "failed")
+    return f"{label}, detected" if run.tests is not None and run.tests.detected else label
 
 
 def verdict_label(run: RunView, failed: str = "failed") -> str:
-    """The tests column: passed/failed, and whether the patch modifies the tests that judged it."""
+    """Passed/failed, and whether the patch modifies the tests that judged it."""
     if run.tests is None:
         return "-"
     label = "passed" if run.tests.passed else failed
     return f"{label}, modifies tests" if run.modifies_tests else label
+
+
+def print_tests_line(solve: SolveView) -> None:
+    """Which tests judged the patches, and whether Solver found them itself."""
+    if solve.test_command:
+        console.print(f"tests: {escape(solve.test_command)} (given)")
+        return
+    detected = next((run.tests.command for run in solve.runs if run.tests and run.tests.detected), None)
+    detected = detected or next((run.detected_test_command for run in solve.runs if run.detected_test_command), None)
+    if detected:
+        console.print(f"tests: {escape(detected)} [bold](detected from the repository)[/]")
+    elif not solve.detect_tests:
+        console.print("tests: none (--no-tests)")
+    else:
+        console.print("[yellow]tests: none given and none detected; give one with --test-command[/]")
 
 
 def print_locations(solve: SolveView, container: Container) -> None:

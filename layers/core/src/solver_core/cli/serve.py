@@ -25,11 +25,12 @@ from rich.markup import escape
 
 from solver_core.api import ApiDeps, build_app
 from solver_core.api.http import ApiServer, is_loopback, is_wildcard
-from solver_core.cli.common import console, local_owner, open_container
+from solver_core.cli.common import console, ensure_ready, local_owner, open_container
 from solver_core.console.remote import BearerSigner, RemoteProxy, Signer, iam_signer
 from solver_core.errors import ConfigurationError
 from solver_core.notify import build_notifier
 from solver_core.orchestrators.local import LocalOrchestrator
+from solver_core.readiness.models import preflight_models
 from solver_core.sandbox.local import bwrap_path
 from solver_core.services.run_queries import RunQueries
 from solver_core.services.sweeper import Sweeper
@@ -234,14 +235,16 @@ def serve(  # noqa: PLR0917 - a typer command takes its options as parameters
     hosts = tuple(allowed_host or ())
     check_hosts(host, list(hosts))
     check_isolation(settings, unsafe_no_isolation)
+    ensure_ready(settings)
     secret, generated = resolve_token(settings, host, token_file, no_token)
     container = open_container(settings)
     try:
         notify = build_notifier(settings).solve_changed
         publisher = background_publisher(container)
-        deps = ApiDeps.from_container(
-            container, build_orchestrator(settings, container), notify=notify, publish=publisher
-        )
+        orchestrator = build_orchestrator(settings, container)
+        # Runs execute in this process unless a state machine is configured: check their keys here.
+        check = None if settings.state_machine_arn else preflight_models
+        deps = ApiDeps.from_container(container, orchestrator, notify=notify, publish=publisher, check_models=check)
         server = make_server(lambda: deps, host, port, token=secret, owner=local_owner(), allowed_hosts=hosts)
     except BaseException:
         container.close()
@@ -266,4 +269,7 @@ def announce(server: ApiServer, generated_token: str | None, *, no_token: bool, 
         console.print("[yellow]--no-token: every client on this machine's loopback interface is served[/]")
     if generated_token:
         console.print(f"token (generated): [bold]{generated_token}[/] (send 'Authorization: Bearer <token>')")
+    # The fragment never reaches a server or its logs; the login page's script signs in with it.
+    sign_in = f"/ui/login#token={generated_token}" if generated_token else ("/ui" if no_token else "/ui/login")
+    console.print(f"web console: [bold]{server.url}{sign_in}[/]")
     console.print(f"Solver API on [bold]{server.url}[/] (Swagger UI: {server.url}/docs), owner {local_owner()}")

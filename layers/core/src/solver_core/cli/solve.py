@@ -11,17 +11,18 @@ import typer
 from pydantic import ValidationError
 from rich.markup import escape
 
-from solver_core.cli.common import console, local_owner, open_container
+from solver_core.cli.common import console, ensure_ready, local_owner, open_container
 from solver_core.cli.render import print_summary, validation_message
 from solver_core.cli.session import champion_patch, execute
 from solver_core.errors import IllegalTransition, SolverError
+from solver_core.messages import join
 from solver_core.models import SolveRequest, SolveView, VerifyIn
 from solver_core.orchestrators import process_ref
 from solver_core.presenters import SolveWithPatch, solve_out
 from solver_core.publish.models import DEFAULT_BRANCH_PREFIX
 from solver_core.rules import RequestPolicy
 from solver_core.settings import Settings, local_cli_settings
-from solver_core.status import RunStatus, SolveStatus
+from solver_core.status import Outcome, RunStatus, SolveStatus
 from solver_core.wiring import Container
 
 
@@ -40,7 +41,10 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
     cost_limit: Annotated[float, typer.Option(help="USD.")] = 3.0,
     time_limit: Annotated[int, typer.Option(help="Seconds.")] = 3600,
     setup_command: Annotated[str | None, typer.Option()] = None,
-    test_command: Annotated[str | None, typer.Option()] = None,
+    test_command: Annotated[
+        str | None, typer.Option(help="The tests to verify patches with (default: detected from the repository).")
+    ] = None,
+    no_tests: Annotated[bool, typer.Option("--no-tests", help="Detect no test command; run no tests.")] = False,
     verify_in: Annotated[
         VerifyIn,
         typer.Option(
@@ -72,6 +76,7 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
         "limits": {"step_limit": step_limit, "cost_limit_usd": cost_limit, "time_limit_s": time_limit},
         "setup_command": setup_command,
         "test_command": test_command,
+        "detect_tests": not no_tests,
         "verify_in": verify_in.value,
         "publish": publish_option(publish_comment, publish_pr, branch_prefix),
     }
@@ -80,7 +85,9 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
 
 
 def solve_and_report(settings: Settings, request: SolveRequest, *, chunk_steps: int | None, as_json: bool) -> int:
-    """Start, run and show a solve; the exit code is 0 when a champion was chosen."""
+    """Check the machine (the preflight), then start, run and show a solve; the exit code is 0 when
+    a champion was chosen, 2 when the preflight or the request failed."""
+    ensure_ready(settings, request.models, request.repo_url)
     container = open_container(settings)
     try:
         started = container.solves.start(local_owner(), request).solve
@@ -88,7 +95,14 @@ def solve_and_report(settings: Settings, request: SolveRequest, *, chunk_steps: 
         show_result(container, final, as_json=as_json)
     finally:
         container.close()
-    return 0 if final.status is SolveStatus.SUCCEEDED else 1
+    return exit_code(final)
+
+
+def exit_code(solve: SolveView) -> int:
+    """0 for a champion whose tests passed (or that had no tests to run), 1 otherwise: a patch that
+    fails its tests is not a success."""
+    good = {Outcome.TESTS_PASSED, Outcome.UNTESTED}
+    return 0 if solve.status is SolveStatus.SUCCEEDED and solve.outcome in good else 1
 
 
 def show_result(container: Container, final: SolveView, *, as_json: bool) -> None:
@@ -121,7 +135,7 @@ def resume(
         raise typer.Exit(1) from exc
     finally:
         container.close()
-    raise typer.Exit(0 if final.status is SolveStatus.SUCCEEDED else 1)
+    raise typer.Exit(exit_code(final))
 
 
 def resume_refusal(solve: SolveView) -> str | None:
@@ -162,7 +176,8 @@ def build_request(data: dict[str, object], policy: RequestPolicy) -> SolveReques
     try:
         return SolveRequest.model_validate(data, context=policy)
     except ValidationError as exc:
-        console.print(f"[red]invalid request:[/]\n{escape(validation_message(exc))}")
+        line = join(f"invalid request: {validation_message(exc)}", "fix the options named and run again", limit=2000)
+        console.print(f"[red]{escape(line)}[/]", soft_wrap=True)
         raise typer.Exit(2) from exc
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -108,6 +109,8 @@ class SolveRow(Timestamps, Base):
     limits: Mapped[dict[str, Any]]
     setup_command: Mapped[str | None] = mapped_column(Text)
     test_command: Mapped[str | None] = mapped_column(Text)
+    # Detect a test command from the repository when none is given (off: `--no-tests`).
+    detect_tests: Mapped[bool] = mapped_column(default=True, server_default=true())
     # Where VerifyPatch runs the tests (models.VerifyIn).
     verify_in: Mapped[str] = mapped_column(String(20), default="fresh_sandbox", server_default="fresh_sandbox")
     callback_url: Mapped[str | None] = mapped_column(String(2048))
@@ -163,6 +166,7 @@ class RunRow(Timestamps, Base):
     log_key: Mapped[str | None] = mapped_column(String(1024))
     patch_stats: Mapped[dict[str, Any] | None]
     tests: Mapped[dict[str, Any] | None]
+    detected_test_command: Mapped[str | None] = mapped_column(Text)  # found in the repository by prepare
 
     __table_args__ = (
         UniqueConstraint("solve_id", "index"),

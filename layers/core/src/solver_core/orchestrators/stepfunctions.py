@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 class OrchestratorUnavailable(SolverError):
     code = "orchestrator_unavailable"
+    hint = "retry with the same Idempotency-Key; the sweeper also starts queued solves"
     status = 503
     retryable = True
 

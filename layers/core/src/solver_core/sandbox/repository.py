@@ -29,7 +29,7 @@ from solver_core.ports import Sandbox
 from solver_core.sandbox import test_changes
 from solver_core.sandbox.base import CommandResult
 
-SCRIPTS = ("clone.sh", "setup.sh", "patch.sh")
+SCRIPTS = ("clone.sh", "setup.sh", "patch.sh", "detect_tests.sh")
 SOLVER_DIR = "$HOME/.solver"  # as commands see it
 WORKDIR = "repo"  # relative to $HOME; `sandbox.workdir` is the same place as an absolute path
 ERROR_PREFIX = "SOLVER_ERROR: "
@@ -44,10 +44,17 @@ class PrepareTimeouts:
 
 
 @dataclass(frozen=True)
+class DetectedTests:
+    command: str
+    reason: str  # what gave it away: "pytest.ini", "package.json scripts.test", …
+
+
+@dataclass(frozen=True)
 class Prepared:
     base_commit: str
     log: str
     warnings: list[str] = field(default_factory=list)
+    tests: DetectedTests | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,7 @@ def prepare(
     issue_text: str,
     token: str | None = None,
     timeouts: PrepareTimeouts = PrepareTimeouts(),
+    detect_tests: bool = False,
 ) -> Prepared:
     upload_scripts(sandbox)
     is_local = repo.startswith("/")
@@ -155,8 +163,21 @@ def prepare(
     sandbox.write_file(f"{solver_dir(sandbox)}/issue.md", issue_text.encode())
     if is_local:
         sandbox.run(f'rm -f "$HOME/{source}"', timeout=30)
-    warnings = [ln.removeprefix(WARNING_PREFIX) for ln in setup.output.splitlines() if ln.startswith(WARNING_PREFIX)]
-    return Prepared(base_commit=base, log=cloned.output + setup.output, warnings=warnings)
+    detection = None
+    if detect_tests:
+        detection = sandbox.run(f"bash {SOLVER_DIR}/detect_tests.sh", env={"SOLVER_WORKDIR": WORKDIR}, timeout=120)
+    log = cloned.output + setup.output + (detection.output if detection else "")
+    warnings = [ln.removeprefix(WARNING_PREFIX) for ln in log.splitlines() if ln.startswith(WARNING_PREFIX)]
+    return Prepared(base_commit=base, log=log, warnings=warnings, tests=parse_detected(detection))
+
+
+def parse_detected(result: CommandResult | None) -> DetectedTests | None:
+    """The command detect_tests.sh printed (it runs the base commit's files, before the agent)."""
+    if result is None or not result.ok:
+        return None
+    found = dict(ln.split("=", 1) for ln in result.output.splitlines() if ln.startswith("SOLVER_TEST_") and "=" in ln)
+    command = found.get("SOLVER_TEST_COMMAND", "").strip()
+    return DetectedTests(command, found.get("SOLVER_TEST_REASON", "").strip()) if command else None
 
 
 def run_setup(

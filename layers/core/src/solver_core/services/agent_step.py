@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -19,8 +20,10 @@ from solver_core.agent.models import build_model, header_values, merged_kwargs, 
 from solver_core.agent.redact import Redactor
 from solver_core.agent.runner import Driver, SolverAgent, StepReport, StopReason
 from solver_core.artifacts import keys
-from solver_core.errors import ModelUnavailable, PatchTooLarge, RunCancelled, RunError, SolverError
+from solver_core.errors import ModelNotConfigured, ModelUnavailable, PatchTooLarge, RunCancelled, RunError, SolverError
+from solver_core.messages import summarize_exception
 from solver_core.ports import ArtifactStore, Sandbox
+from solver_core.readiness.models import preflight_models
 from solver_core.sandbox import repository
 from solver_core.services.outage import database_unavailable
 from solver_core.services.runs import RunContext
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 
 EVENT_OUTPUT_CHARS = 1500
 PARTIAL_DIFF_INTERVAL_S = 1.0
+_KEY_ERRORS = ("AuthenticationError", "PermissionDeniedError")
 _RETRYABLE_MODEL_ERRORS = (
     "RateLimitError", "InternalServerError", "ServiceUnavailableError", "BadGatewayError", "Timeout",
     "APIConnectionError", "APIError",
@@ -50,13 +54,19 @@ class Budget:
 
 
 def map_agent_error(exc: Exception) -> SolverError:
-    """The agent loop's failures as typed errors: provider trouble is retryable, the rest is not."""
+    """The agent loop's failures as typed errors, in one short line that keeps the provider's own
+    error code: provider trouble is retryable, a refused key is ModelNotConfigured, the rest is not
+    retryable. The full text goes to the run's log artifact (`AgentStep.record_detail`)."""
     if isinstance(exc, SolverError):
         return exc
     name = type(exc).__name__
+    summary = summarize_exception(exc)
+    if name in _KEY_ERRORS:
+        hint = "check the provider key where the agent loop runs; `solver doctor` checks it"
+        return ModelNotConfigured(f"the model provider refused the credentials: {summary}", hint=hint)
     if name in _RETRYABLE_MODEL_ERRORS:
-        return ModelUnavailable(f"the model provider kept failing: {name}: {exc}")
-    return RunError(f"the agent stopped with {name}: {exc}")
+        return ModelUnavailable(f"the model provider kept failing: {summary}")
+    return RunError(f"the agent stopped: {summary}")
 
 
 class AgentStep:
@@ -82,9 +92,11 @@ class AgentStep:
         ctx = self.deps.runs.context(run_id)
         if ctx.run.status is not RunStatus.SOLVING:
             self.deps.runs.move(run_id, RunStatus.SOLVING)
+        preflight_models([ctx.model.name])  # a missing key fails here, in one line, not in litellm
         try:
             driver, diffs = self._driver(ctx, budget)
         except Exception as exc:
+            self.record_detail(ctx, exc)
             raise map_agent_error(exc) from exc
         try:
             reason = driver.run(budget.max_steps)
@@ -100,6 +112,7 @@ class AgentStep:
             self.keep_records_if_cancelled(run_id)  # the cancel killed the sandbox under the step
             if database_unavailable(exc):
                 raise  # an outage, not the agent's doing: the caller records it as retryable
+            self.record_detail(ctx, exc)
             raise map_agent_error(exc) from exc
         if reason is StopReason.CANCELLED:
             self.keep_records_if_cancelled(run_id)
@@ -205,6 +218,15 @@ class AgentStep:
         except Exception:
             log.exception("could not store the records of cancelled run %s", run_id)
 
+    def record_detail(self, ctx: RunContext, exc: BaseException) -> None:
+        """The full text of a failure, for the run's log artifact (events carry one line)."""
+        detail = "".join(traceback.format_exception_only(exc)).strip()
+        try:
+            key = keys.error_detail(ctx.solve.id, ctx.run.id)
+            self.deps.artifacts.put(key, self.deps.redactor.redact(detail).encode(), content_type="text/plain")
+        except Exception:
+            log.exception("could not store the error detail of run %s", ctx.run.id)
+
     def _store_log(self, ctx: RunContext, redactor: Redactor) -> str:
         events = self.deps.events.read(ctx.solve.owner, ctx.solve.id, limit=1000)
         lines = [f"{e.at.isoformat()} {e.kind.value:6} {e.message}" for e in events if e.run_id == ctx.run.id]
@@ -215,6 +237,9 @@ class AgentStep:
                 "--- repository preparation ---",
                 self.deps.artifacts.get(prepare_key).decode(errors="replace"),
             ]
+        detail_key = keys.error_detail(ctx.solve.id, ctx.run.id)
+        if self.deps.artifacts.exists(detail_key):
+            lines += ["", "--- error detail ---", self.deps.artifacts.get(detail_key).decode(errors="replace")]
         key = keys.log(ctx.solve.id, ctx.run.id)
         self.deps.artifacts.put(key, redactor.redact("\n".join(lines)).encode(), content_type="text/plain")
         return key

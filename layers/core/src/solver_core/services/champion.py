@@ -50,6 +50,8 @@ def _rank(run: RunView) -> tuple[bool, bool, bool, int, float, int]:
 def describe(run: RunView) -> str:
     stats = run.patch_stats
     tests = "no tests run" if run.tests is None else ("tests passed" if run.tests.passed else "tests failed")
+    if run.tests is not None and run.tests.detected:
+        tests += f" (detected: {run.tests.command})"
     if run.modifies_tests:
         tests += " (the patch modifies tests)"
     submitted = "submitted" if run.exit_status == "Submitted" else f"ended {run.exit_status or 'unknown'}"

@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session, selectinload
 
 from solver_core.db.schema import EventRow, RunRow, SolveRow, utcnow
 from solver_core.errors import IllegalTransition, NotFound
+from solver_core.services.views import run_outcome
 from solver_core.status import (
     RUN_TERMINAL,
     SOLVE_TERMINAL,
     EventKind,
+    Outcome,
     RunStatus,
     SolveStatus,
     run_sources,
@@ -98,7 +100,17 @@ def move_solve(
     if updated != 1:
         now = _current(session, SolveRow, solve_id)
         raise IllegalTransition(f"solve {solve_id} cannot move from {now} to {target.value}")
-    append_event(session, solve_id, EventKind.STATUS, f"solve {target.value}", data=_status_data(target, error))
+    data = _status_data(target, error)
+    message = f"solve {target.value}"
+    if target is SolveStatus.SUCCEEDED:  # "succeeded" is not a verdict on the patch: say what it is
+        champion = session.execute(
+            select(RunRow.status, RunRow.patch_stats, RunRow.tests)
+            .join(SolveRow, SolveRow.champion_run_id == RunRow.id)
+            .where(SolveRow.id == solve_id)
+        ).first()
+        outcome = run_outcome(RunStatus(champion[0]), champion[1], champion[2]) if champion else Outcome.NO_PATCH
+        message, data["outcome"] = f"solve finished: {outcome.label}", outcome.value
+    append_event(session, solve_id, EventKind.STATUS, message, data=data)
 
 
 def move_run(
@@ -132,11 +144,15 @@ def move_run(
     if updated != 1:
         now = _current(session, RunRow, run_id)
         raise IllegalTransition(f"run {run_id} cannot move from {now} to {target.value}")
-    solve_id = session.execute(select(RunRow.solve_id).where(RunRow.id == run_id)).scalar_one()
+    row = session.execute(select(RunRow.solve_id, RunRow.patch_stats, RunRow.tests).where(RunRow.id == run_id)).one()
     data = _status_data(target, error)
     if retryable is not None:
         data["retryable"] = retryable
-    append_event(session, solve_id, EventKind.STATUS, f"run {target.value}", run_id=run_id, data=data)
+    message = f"run {target.value}"
+    if target is RunStatus.SUCCEEDED:  # finished its steps; whether its patch is any good is its outcome
+        outcome = run_outcome(target, row.patch_stats, row.tests)
+        message, data["outcome"] = f"run finished: {outcome.label}", outcome.value
+    append_event(session, row.solve_id, EventKind.STATUS, message, run_id=run_id, data=data)
 
 
 def rowcount(result: Result[Any]) -> int:

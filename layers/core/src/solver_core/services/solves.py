@@ -218,6 +218,7 @@ class SolveService:
             limits=request.limits.model_dump(mode="json"),
             setup_command=request.setup_command,
             test_command=request.test_command,
+            detect_tests=request.detect_tests,
             verify_in=request.verify_in.value,
             callback_url=request.callback_url,
             sandbox_image=request.sandbox_image,

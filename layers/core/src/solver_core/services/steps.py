@@ -140,6 +140,7 @@ class RunSteps:
                 issue_text=issue_text(ctx),
                 token=token,
                 timeouts=repository.PrepareTimeouts(settings.clone_timeout_s, settings.setup_timeout_s),
+                detect_tests=ctx.solve.test_command is None and ctx.solve.detect_tests,
             )
         except RepositoryError as exc:
             if withheld and exc.message.startswith("could not clone"):
@@ -149,18 +150,31 @@ class RunSteps:
                     "adds it with `solver owners add`)"
                 ) from exc
             raise
-        self.deps.runs.set_fields(run_id, base_commit=prepared.base_commit)
+        detected = prepared.tests.command if prepared.tests else None
+        self.deps.runs.set_fields(run_id, base_commit=prepared.base_commit, detected_test_command=detected)
         self.deps.artifacts.put(
             keys.prepare_log(ctx.solve.id, run_id), self.deps.redactor.redact(prepared.log).encode()
         )
         for warning in prepared.warnings:
             self.log(ctx, f"setup warning: {warning}")
+        self._log_tests(ctx, prepared.tests)
         partial = keys.partial_diff(ctx.solve.id, run_id)
         if self.deps.artifacts.exists(partial):
             repository.apply_patch(sandbox, self.deps.artifacts.get(partial), repository.WORKDIR)
             self.log(ctx, "resumed: the checkpointed changes were applied to the fresh checkout")
         self.log(ctx, f"repository ready at {prepared.base_commit[:12]}", data={"base_commit": prepared.base_commit})
         return prepared.base_commit
+
+    def _log_tests(self, ctx: RunContext, found: repository.DetectedTests | None) -> None:
+        if ctx.solve.test_command is not None:
+            return
+        if not ctx.solve.detect_tests:
+            self.log(ctx, "tests: none (detection turned off); the champion is chosen without tests")
+        elif found is None:
+            self.log(ctx, "tests: no test command given and none detected; give one with --test-command")
+        else:
+            data = {"test_command": found.command, "detected": True, "reason": found.reason}
+            self.log(ctx, f"tests: detected `{found.command}` ({found.reason})", data=data)
 
     def _clone_token(self, ctx: RunContext) -> tuple[str | None, bool]:
         """The deployment's token for the repository's host, only where the owner's allowlist covers
@@ -195,9 +209,10 @@ class RunSteps:
         run succeeds."""
         ctx = self.deps.runs.context(run_id)
         result = None
-        if ctx.solve.test_command and ctx.run.patch_stats and ctx.run.patch_stats.files:
+        command, detected = test_command_of(ctx)
+        if command and ctx.run.patch_stats and ctx.run.patch_stats.files:
             self._advance(ctx, RunStatus.VERIFYING)
-            result = self._run_tests(ctx, ctx.solve.test_command)
+            result = self._run_tests(ctx, command, detected=detected)
         # A succeeded run no longer counts against the global cap, so its sandbox goes first (the
         # contract test of the cap saw two live at once); ReleaseSandbox then finds it gone.
         sandbox_id = self.deps.runs.get(run_id).sandbox_id
@@ -207,7 +222,7 @@ class RunSteps:
         self.deps.runs.move(run_id, RunStatus.SUCCEEDED)
         return result
 
-    def _run_tests(self, ctx: RunContext, command: str) -> TestResult:
+    def _run_tests(self, ctx: RunContext, command: str, *, detected: bool = False) -> TestResult:
         assert ctx.run.base_commit is not None
         settings = self.deps.settings
         job = repository.VerifyJob(
@@ -232,15 +247,17 @@ class RunSteps:
             passed=outcome.passed,
             duration_s=outcome.duration_s,
             output_key=output_key,
+            detected=detected,
             modifies_tests=bool(outcome.test_changes),
             test_changes=[self.deps.redactor.redact(change) for change in outcome.test_changes],
         )
         self.deps.runs.set_fields(ctx.run.id, tests=result.model_dump(mode="json"))
         verdict = "passed" if outcome.passed else ("timed out" if outcome.timed_out else "failed")
+        how = f", detected `{command}`" if detected else ""
         flagged = ", the patch modifies tests" if result.modifies_tests else ""
         self.log(
             ctx,
-            f"tests {verdict} (exit {outcome.exit_code}, {outcome.duration_s:.1f}s){flagged}",
+            f"tests {verdict} (exit {outcome.exit_code}, {outcome.duration_s:.1f}s{how}){flagged}",
             data=result.model_dump(mode="json"),
         )
         return result
@@ -314,6 +331,15 @@ class RunSteps:
                 exit_status=ctx.run.exit_status or error,
             )
         return target
+
+
+def test_command_of(ctx: RunContext) -> tuple[str | None, bool]:
+    """(the command to verify with, whether it was detected): an explicit command always wins."""
+    if ctx.solve.test_command:
+        return ctx.solve.test_command, False
+    if ctx.solve.detect_tests and ctx.run.detected_test_command:
+        return ctx.run.detected_test_command, True
+    return None, False
 
 
 def issue_text(ctx: RunContext) -> str:

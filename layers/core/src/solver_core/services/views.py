@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from solver_core.db.schema import EventRow, RunRow, SolveRow
 from solver_core.models import (
@@ -16,7 +17,7 @@ from solver_core.models import (
     VerifyIn,
 )
 from solver_core.publish.models import Publication, PublishOptions
-from solver_core.status import EventKind, RunStatus, SolveStatus
+from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, Outcome, RunStatus, SolveStatus
 
 ARTIFACT_COLUMNS = {
     "checkpoint": "checkpoint_key",
@@ -26,17 +27,35 @@ ARTIFACT_COLUMNS = {
 }
 
 
+def run_outcome(status: RunStatus, patch_stats: dict[str, Any] | None, tests: dict[str, Any] | None) -> Outcome:
+    if status not in RUN_TERMINAL:
+        return Outcome.PENDING
+    if not (patch_stats and patch_stats.get("files")):
+        return Outcome.NO_PATCH
+    if tests is None:
+        return Outcome.UNTESTED
+    return Outcome.TESTS_PASSED if tests.get("passed") else Outcome.TESTS_FAILED
+
+
+def solve_outcome(row: SolveRow, runs: list[RunView]) -> Outcome:
+    champion = next((run for run in runs if run.id == row.champion_run_id), None)
+    if champion is not None:
+        return champion.outcome
+    return Outcome.NO_PATCH if SolveStatus(row.status) in SOLVE_TERMINAL else Outcome.PENDING
+
+
 def run_view(row: RunRow) -> RunView:
     artifacts = {kind: key for kind, column in ARTIFACT_COLUMNS.items() if (key := getattr(row, column))}
     if row.tests and row.tests.get("output_key"):
         artifacts["tests"] = row.tests["output_key"]
+    status = RunStatus(row.status)
     return RunView(
         id=row.id,
         solve_id=row.solve_id,
         index=row.index,
         model=row.model,
         agent_config=row.agent_config,
-        status=RunStatus(row.status),
+        status=status,
         exit_status=row.exit_status,
         attempt=row.attempt,
         retryable=row.retryable,
@@ -50,6 +69,8 @@ def run_view(row: RunRow) -> RunView:
         modifies_tests=bool(row.tests.get("modifies_tests")) if row.tests else None,
         error=row.error,
         artifacts=artifacts,
+        detected_test_command=row.detected_test_command,
+        outcome=run_outcome(status, row.patch_stats, row.tests),
         heartbeat_at=row.heartbeat_at,
         created_at=row.created_at,
         started_at=row.started_at,
@@ -58,6 +79,7 @@ def run_view(row: RunRow) -> RunView:
 
 
 def solve_view(row: SolveRow, runs: Iterable[RunRow] = ()) -> SolveView:
+    run_views = [run_view(r) for r in sorted(runs, key=lambda r: r.index)]
     return SolveView(
         id=row.id,
         owner=row.owner,
@@ -83,7 +105,9 @@ def solve_view(row: SolveRow, runs: Iterable[RunRow] = ()) -> SolveView:
         updated_at=row.updated_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
-        runs=[run_view(r) for r in sorted(runs, key=lambda r: r.index)],
+        runs=run_views,
+        detect_tests=row.detect_tests,
+        outcome=solve_outcome(row, run_views),
         publish=PublishOptions.model_construct(**row.publish) if row.publish else None,
         publication=Publication.model_validate(row.publication) if row.publication else None,
     )

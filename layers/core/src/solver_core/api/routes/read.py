@@ -112,7 +112,10 @@ def router(deps: DepsGetter) -> Router:
         bind_solve(solve_id)
         solve = d.solves.get(owner_of(api.current_event), solve_id)
         if solve.champion_run_id is None:
-            raise NotFound(f"solve {solve_id} has no champion patch (status {solve.status.value})")
+            raise NotFound(
+                f"solve {solve_id} has no champion patch (status {solve.status.value})",
+                hint="wait until it succeeds (`solver status ID`); a failed solve has none",
+            )
         return patch_response(d, keys.champion_patch(solve_id))
 
     return api

@@ -62,6 +62,8 @@ def router(deps: DepsGetter) -> Router:
             request = SolveRequest.model_validate(body.root, context=d.policy)
         except ValidationError as exc:
             raise invalid_body(exc) from exc
+        if d.check_models is not None:
+            d.check_models(request.models)
         if request.publish is not None:  # refused now rather than recorded as a failure when the solve ends
             for what, repo in publish_targets(request.publish, request.repo_url, request.issue.url):
                 d.allowlist.require(owner, repo.url, f"publishing {what}")

@@ -257,7 +257,18 @@ function trajectoryViewer() {
   }
 }
 
+// The sign-in link `solver serve` prints carries the token in the fragment, which no server sees:
+// post it as JSON, drop it from the address bar and history, and go on to the console.
+async function signInFromFragment() {
+  const match = /^#token=(.+)$/.exec(location.hash);
+  if (!match) return;
+  history.replaceState(null, "", location.pathname);
+  const response = await postJson(`${base}/ui/login`, { token: decodeURIComponent(match[1]) });
+  location.assign(response.url || `${base}/ui`);
+}
+
 const page = body.dataset.page;
+if (page === "login") signInFromFragment();
 if (page === "solves") followRegions();
 if (page === "solve") {
   followRegions();

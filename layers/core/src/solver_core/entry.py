@@ -1,0 +1,52 @@
+"""The `solver` executable. Before the command line is built (which imports SQLAlchemy, Alembic,
+the API, … and takes about a second), `solver solve --model M` (and `solver batch`) checks that M's provider key is set,
+from a table and the environment alone: a missing key fails at once, in one line, with nothing
+created (docs/architecture.md, "Readiness")."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+FAST_COMMANDS = frozenset({"solve", "batch"})
+
+
+def requested_models(argv: Sequence[str]) -> list[str] | None:
+    """The `--model` values of a `solve` or `batch` command line; None for other commands and help."""
+    if len(argv) < 2 or argv[1] not in FAST_COMMANDS or any(a in {"--help", "-h"} for a in argv):
+        return None
+    models, args = [], list(argv[2:])
+    for i, arg in enumerate(args):
+        if arg == "--model" and i + 1 < len(args):
+            models.append(args[i + 1])
+        elif arg.startswith("--model="):
+            models.append(arg.removeprefix("--model="))
+    return models
+
+
+def fail_fast(argv: Sequence[str]) -> int | None:
+    """2 (after printing why) when a requested model has no key; None to go on."""
+    models = requested_models(argv)
+    if not models:
+        return None
+    from solver_core.errors import ModelNotConfigured
+    from solver_core.readiness.models import preflight_models
+
+    try:
+        preflight_models(models, thorough=False)  # litellm itself is the slow import this avoids
+    except ModelNotConfigured as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    return None
+
+
+def main() -> None:
+    if (code := fail_fast(sys.argv)) is not None:
+        sys.exit(code)
+    from solver_core.cli import main as cli_main
+
+    cli_main()
+
+
+if __name__ == "__main__":
+    main()
