@@ -60,7 +60,10 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    settings = runtime_settings(tmp_path, f"sqlite:///{tmp_path / 'solver.db'}", sandbox_isolation="none")
+    # As `solver serve` does: its one owner, the machine's user, may publish anywhere (serve_settings).
+    settings = runtime_settings(
+        tmp_path, f"sqlite:///{tmp_path / 'solver.db'}", sandbox_isolation="none", trusted_owner=local_owner()
+    )
     container = open_container(settings)
     published: list[UUID] = []
     deps = ApiDeps.from_container(container, build_orchestrator(settings, container), publish=published.append)

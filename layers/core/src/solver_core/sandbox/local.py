@@ -101,7 +101,10 @@ def toolchain(path_env: str, extra: tuple[Path, ...], roots: tuple[Path, ...]) -
     shims, which would need the manager's whole directory.
     """
     entries = [Path(p) for p in path_env.split(os.pathsep) if p.startswith("/")]
-    prefixes = [p for p in (_python_prefix(path_env), Path(sys.base_prefix)) if p is not None]
+    found = shutil.which("python3", path=path_env)
+    # Probed only when it lives in a home (pyenv's shims take a second); elsewhere it stays visible.
+    probed = _python_prefix(path_env) if found and _under(Path(found), roots) else None
+    prefixes = [p for p in (probed, Path(sys.base_prefix)) if p is not None]
     bound = [p for p in [*entries, *prefixes] if _under(p, roots) and p.is_dir()]
     bound += [p for p in extra if p.exists()]
     front = [str(p / "bin") for p in dict.fromkeys(prefixes) if _under(p, roots) and (p / "bin").is_dir()]

@@ -196,9 +196,9 @@ class RunSteps:
         except RepositoryError as exc:
             if withheld and exc.message.startswith("could not clone"):
                 raise RepositoryNotAllowed(
-                    f"{exc.message} (cloned anonymously: the deployment's credentials are not used for this "
-                    "repository because it is not on the owner's allowlist; if it is private, an administrator "
-                    "adds it with `solver owners add`)"
+                    "not on the owner's allowlist, so cloned without the deployment's credentials, and that "
+                    f"failed (if the repository is private, an administrator adds it with `solver owners add`): "
+                    f"{exc.message}"
                 ) from exc
             raise
 
