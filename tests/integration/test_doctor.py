@@ -15,7 +15,7 @@ import pytest
 
 from solver_core.db.engine import make_engine
 from solver_core.db.migrate import upgrade
-from tests.support.runtime import make_repo
+from tests.support.runtime import make_repo, require_bwrap, require_docker
 
 pytestmark = pytest.mark.integration
 
@@ -80,8 +80,7 @@ def test_doctor_names_exactly_what_is_missing_on_a_bare_machine(tmp_path: Path) 
 
 
 def test_with_the_key_and_bubblewrap_the_doctor_is_happy(tmp_path: Path) -> None:
-    if shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap is not installed on this machine")
+    require_bwrap()  # skips without bubblewrap; fails under CI
     env = scrubbed_env(tmp_path, "bwrap", ANTHROPIC_API_KEY="sk-ant-test-0000")
     code, checks = doctor_json(env, "--model", ANTHROPIC)
     assert checks["bubblewrap"]["level"] == "ok"
@@ -143,7 +142,7 @@ def test_an_unwritable_artifacts_folder_and_a_missing_e2b_key_fail(tmp_path: Pat
 
 def test_an_unreachable_docker_engine_is_named(tmp_path: Path) -> None:
     if shutil.which("docker") is None:
-        pytest.skip("the docker client is not installed")
+        require_docker()  # no client means no engine: skips here, fails under CI
     env = scrubbed_env(tmp_path, "docker", DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock")
     code, checks = doctor_json(env, "--sandbox", "docker")
     assert code == 1
