@@ -49,7 +49,7 @@ def test_sixteen_runs_with_long_errors_keep_every_state_under_256_kb(
         monkeypatch.setenv(name, value)
     repo = make_repo(tmp_path / "calc", {"calc.py": BUGGY, "test_calc.py": TESTS})
 
-    def prepare_fails(self: RunPipeline, run_id: UUID) -> str:
+    def prepare_fails(self: RunPipeline, run_id: UUID, window: object = None) -> bool:
         raise RuntimeError(f"the setup command failed: {LONG}")
 
     def launch_unavailable_once(self: RunPipeline, run_id: UUID, _seen: set[UUID] = set()) -> str:  # noqa: B006
@@ -90,15 +90,20 @@ def test_sixteen_runs_with_long_errors_keep_every_state_under_256_kb(
 def test_an_error_is_shortened_keeping_its_class_name() -> None:
     from solver_core.orchestrators.tasks import bounded
 
-    def deep(n: int) -> None:
+    def deep(n: int, exc: Exception) -> None:
         if n == 0:
-            raise SandboxUnavailable("x" * 100_000)
-        deep(n - 1)
+            raise exc
+        deep(n - 1, exc)
 
-    with pytest.raises(SandboxUnavailable) as caught:
-        deep(200)
+    with pytest.raises(SandboxUnavailable) as ours:  # Solver's own errors are one line already
+        deep(10, SandboxUnavailable("x" * 100_000))
+    assert len(str(bounded(ours.value))) < 400
+    assert str(bounded(ours.value)).endswith(SandboxUnavailable.hint)
+
+    with pytest.raises(UnicodeError) as caught:  # a library's error keeps its whole text until bounded
+        deep(200, UnicodeError("x" * 100_000))
     short = bounded(caught.value)
-    assert type(short).__name__ == "SandboxUnavailable"  # what Retry and Catch match
+    assert type(short).__name__ == "UnicodeError"  # what Retry and Catch match
     assert len(str(short)) < MAX_ERROR_CHARS + 100
     assert str(short).endswith("(91808 more characters)")
     frames = 0
