@@ -5,6 +5,7 @@ Nothing here runs at import time; `container()` builds on first use and caches.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
@@ -47,7 +48,7 @@ class Container:
         self.engine.dispose()
 
     def redactor(self) -> Redactor:
-        return Redactor(self.settings.secret_values())
+        return redactor_of(self.settings)
 
     def pipeline(self, sandboxes: SandboxBackend | None = None) -> RunPipeline:
         """The run steps on the configured sandbox provider (built once), or on the one given."""
@@ -110,6 +111,12 @@ class Container:
         from solver_core.notify import build_notifier
 
         return build_notifier(self.settings)
+
+
+def redactor_of(settings: Settings) -> Redactor:
+    """Every secret Solver knows of: its own settings, and the values of secret-looking variables in
+    its environment (LLM provider keys that litellm reads, say)."""
+    return Redactor.from_environment(os.environ, extra=settings.configured_secrets())
 
 
 def build_artifact_store(settings: Settings) -> ArtifactStore:

@@ -32,10 +32,9 @@ from solver_core.batch.outputs import (
 )
 from solver_core.errors import ArtifactNotFound, ExecutionEnded, ReplayNotFound, SolverError
 from solver_core.models import Limits, RunView, SolveRequest, SolveView
-from solver_core.orchestrators.local import LocalOrchestrator
+from solver_core.orchestrators.local import AgentInvoker, LocalOrchestrator
 from solver_core.status import RUN_TERMINAL, RunStatus, SolveStatus
 from solver_core.wiring import Container
-from solver_core.workflow.pipeline import AgentInvoker
 
 log = logging.getLogger(__name__)
 
