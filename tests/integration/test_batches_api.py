@@ -23,8 +23,8 @@ from solver_core.db.schema import BatchRow, SolveRow
 from solver_core.orchestrators.local import LocalOrchestrator
 from solver_core.orchestrators.local_batch import LocalBatchOrchestrator
 from solver_core.services.batches import BatchService
-from solver_core.services.run_queries import RunQueries
 from solver_core.status import RunStatus, SolveStatus
+from solver_core.store.run_queries import RunQueries
 from tests.support.api import ALICE, BOB, ApiWorld, LambdaContextStub, api_world, header, rest_event
 from tests.support.api_scenarios import finish_solve
 from tests.support.runtime import git, make_repo, runtime, write_replay

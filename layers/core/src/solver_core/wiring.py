@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from solver_core.publish.service import PublishService
     from solver_core.secrets import SecretNeeds
     from solver_core.services.allowlist import AllowlistService
-    from solver_core.services.champion import SolveFlow
-    from solver_core.services.pipeline import RunPipeline
+    from solver_core.workflow.champion import SolveFlow
+    from solver_core.workflow.pipeline import RunPipeline
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ class Container:
         return self._build_pipeline(build_sandbox_backend(self.settings))
 
     def _build_pipeline(self, sandboxes: SandboxBackend) -> RunPipeline:
-        from solver_core.services.pipeline import RunPipeline
-        from solver_core.services.steps import StepDeps
+        from solver_core.workflow.pipeline import RunPipeline
+        from solver_core.workflow.steps import StepDeps
 
         deps = StepDeps(
             settings=self.settings,
@@ -79,7 +79,7 @@ class Container:
         return AllowlistService(self.sessions, trusted_owner=self.settings.trusted_owner)
 
     def flow(self) -> SolveFlow:
-        from solver_core.services.champion import SolveFlow
+        from solver_core.workflow.champion import SolveFlow
 
         return SolveFlow(
             self.runs,

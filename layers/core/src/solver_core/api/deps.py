@@ -133,7 +133,7 @@ class ApiDeps:
 
     def cancel_service(self) -> CancelService:
         from solver_core.services.cancel import CancelService
-        from solver_core.services.champion import SolveFlow
+        from solver_core.workflow.champion import SolveFlow
 
         return CancelService(
             solves=self.solves,

@@ -32,9 +32,9 @@ from solver_core.batch.requests import BatchOptions, build_request, classify, in
 from solver_core.errors import ArtifactNotFound, ExecutionEnded, ReplayNotFound, SolverError
 from solver_core.models import RunView, SolveView
 from solver_core.orchestrators.local import LocalOrchestrator
-from solver_core.services.pipeline import AgentInvoker
 from solver_core.status import RUN_TERMINAL, RunStatus, SolveStatus
 from solver_core.wiring import Container
+from solver_core.workflow.pipeline import AgentInvoker
 
 log = logging.getLogger(__name__)
 

@@ -32,10 +32,10 @@ from solver_core.notify import build_notifier
 from solver_core.orchestrators.local import LocalOrchestrator
 from solver_core.readiness.models import preflight_models
 from solver_core.sandbox.local import bwrap_path
-from solver_core.services.run_queries import RunQueries
-from solver_core.services.sweeper import Sweeper
 from solver_core.settings import Settings
+from solver_core.store.run_queries import RunQueries
 from solver_core.wiring import Container, build_batch_orchestrator, build_orchestrator
+from solver_core.workflow.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 

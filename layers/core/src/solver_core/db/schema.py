@@ -199,7 +199,7 @@ class RunRow(Timestamps, Base):
     log_key: Mapped[str | None] = mapped_column(String(1024))
     patch_stats: Mapped[dict[str, Any] | None]
     tests: Mapped[dict[str, Any] | None]
-    # The detached commands of the step in progress (services/commands.py), for its next invocation.
+    # The detached commands of the step in progress (workflow/commands.py), for its next invocation.
     commands: Mapped[dict[str, Any] | None]
     detected_test_command: Mapped[str | None] = mapped_column(Text)  # found in the repository by prepare
 

@@ -23,12 +23,12 @@ from solver_core.db.schema import BatchRow, RunRow, SolveRow, utcnow
 from solver_core.errors import IdempotencyConflict, IllegalTransition, NotFound
 from solver_core.models import SolveRequest, SolveView
 from solver_core.services.solves import CostBudget, SolveService, _enforce_budget, _lock_owner
-from solver_core.services.views import solve_view
 from solver_core.status import SOLVE_TERMINAL, SolveStatus
+from solver_core.store.views import solve_view
 
 if TYPE_CHECKING:
-    from solver_core.services.champion import SolveFlow
     from solver_core.services.runs import RunService
+    from solver_core.workflow.champion import SolveFlow
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from solver_core.db.schema import RunRow, SolveRow, utcnow
 from solver_core.errors import BadRequest, IdempotencyConflict, NotFound, TooManyRequests
 from solver_core.models import SolvePage, SolveRequest, SolveView, StartResult
 from solver_core.rules import RequestPolicy
-from solver_core.services import records, registry
-from solver_core.services.views import solve_view
 from solver_core.status import SOLVE_TERMINAL, EventKind, SolveStatus
+from solver_core.store import records, registry
+from solver_core.store.views import solve_view
 
 MAX_PAGE = 200
 

@@ -29,13 +29,13 @@ from uuid import UUID
 
 from solver_core.errors import ExecutionEnded, IllegalTransition, StaleHeartbeat
 from solver_core.models import RunView, SolveView
-from solver_core.orchestrators import process_ref
 from solver_core.ports import SandboxBackend
-from solver_core.services.champion import SolveFlow
-from solver_core.services.pipeline import RunPipeline
-from solver_core.services.run_queries import RunQueries
 from solver_core.settings import Settings
 from solver_core.status import RUN_TERMINAL, RunStatus, SolveStatus
+from solver_core.store.run_queries import RunQueries
+from solver_core.workflow import process_ref
+from solver_core.workflow.champion import SolveFlow
+from solver_core.workflow.pipeline import RunPipeline
 
 log = logging.getLogger(__name__)
 

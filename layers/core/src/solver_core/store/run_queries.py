@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from solver_core.db.schema import RunRow, SolveRow
 from solver_core.models import RunView, SolveView
-from solver_core.services.views import run_view, solve_view
 from solver_core.status import RUN_TERMINAL, RunStatus, SolveStatus
+from solver_core.store.views import run_view, solve_view
 
 
 class RunQueries:
