@@ -24,9 +24,9 @@ from solver_core.services.solves import SolveService
 from solver_core.settings import Settings
 
 if TYPE_CHECKING:
-    from solver_core.orchestrators.local import LocalOrchestrator
+    from solver_core.orchestrators.local import AgentInvoker, LocalOrchestrator
     from solver_core.orchestrators.stepfunctions import SfnOrchestrator
-    from solver_core.ports import ArtifactStore, Notifier, SandboxBackend
+    from solver_core.ports import ArtifactStore, BatchOrchestrator, Notifier, Orchestrator, SandboxBackend
     from solver_core.publish.service import PublishService
     from solver_core.secrets import SecretNeeds
     from solver_core.services.allowlist import AllowlistService
@@ -78,6 +78,17 @@ class Container:
         from solver_core.services.allowlist import AllowlistService
 
         return AllowlistService(self.sessions, trusted_owner=self.settings.trusted_owner)
+
+    def local_orchestrator(
+        self, *, invoke_agent: AgentInvoker | None = None, retry_time_scale: float = 1.0
+    ) -> LocalOrchestrator:
+        """A thread-pool orchestrator over this container's pipeline and solve flow; `invoke_agent`
+        runs one RunAgent invocation elsewhere (`solver solve` runs the agent in a child process)."""
+        from solver_core.orchestrators.local import LocalOrchestrator
+
+        return LocalOrchestrator(
+            self.pipeline(), self.flow(), invoke_agent=invoke_agent, retry_time_scale=retry_time_scale
+        )
 
     def flow(self) -> SolveFlow:
         from solver_core.workflow.champion import SolveFlow
@@ -174,6 +185,32 @@ def build_orchestrator(settings: Settings, container: Container | None = None) -
 
     built = container or build_container(settings)
     return LocalOrchestrator(built.pipeline(), built.flow())
+
+
+def build_batch_orchestrator(
+    settings: Settings, container: Container, orchestrator: Orchestrator
+) -> BatchOrchestrator | None:
+    """The batch state machine when one is configured; threads over the local orchestrator when solves
+    run in this process; otherwise none (POST /batches answers 503)."""
+    if settings.batch_state_machine_arn and settings.artifacts_bucket:
+        import boto3
+
+        from solver_core.orchestrators.stepfunctions import SfnBatchOrchestrator
+
+        client = boto3.client("stepfunctions", region_name=settings.aws_region)
+        return SfnBatchOrchestrator(
+            client, settings.batch_state_machine_arn, settings.artifacts_bucket, settings.artifacts_prefix
+        )
+    if settings.state_machine_arn:  # solves run in Step Functions, and no batch state machine is configured
+        return None
+    from solver_core.orchestrators.local import LocalOrchestrator
+
+    if not isinstance(orchestrator, LocalOrchestrator):
+        return None
+    from solver_core.orchestrators.local_batch import LocalBatchOrchestrator
+    from solver_core.services.batches import BatchService
+
+    return LocalBatchOrchestrator(orchestrator, BatchService(container.sessions, container.solves), container.artifacts)
 
 
 def build_container(settings: Settings) -> Container:
