@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from solver_core.publish.service import PublishService
     from solver_core.secrets import SecretNeeds
     from solver_core.services.allowlist import AllowlistService
+    from solver_core.services.batches import BatchService
     from solver_core.workflow.champion import SolveFlow
     from solver_core.workflow.pipeline import RunPipeline
 
@@ -71,6 +72,12 @@ class Container:
             allowlist=self.allowlist,
         )
         return RunPipeline(deps)
+
+    @cached_property
+    def batches(self) -> BatchService:
+        from solver_core.services.batches import BatchService
+
+        return BatchService(self.sessions, self.solves)
 
     @cached_property
     def allowlist(self) -> AllowlistService:
@@ -190,9 +197,8 @@ def build_batch_orchestrator(
     if not isinstance(orchestrator, LocalOrchestrator):
         return None
     from solver_core.orchestrators.local_batch import LocalBatchOrchestrator
-    from solver_core.services.batches import BatchService
 
-    return LocalBatchOrchestrator(orchestrator, BatchService(container.sessions, container.solves), container.artifacts)
+    return LocalBatchOrchestrator(orchestrator, container.batches, container.artifacts)
 
 
 def build_container(settings: Settings) -> Container:
