@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from solver_core.batch.evaluate import grade, junit_key, junit_results, summary_results
+from solver_core.batch.evaluate import grade, summary_results
+from solver_core.selection.junit import junit_key, junit_results
 from solver_core.batch.instances import load_instances, parse_slice, select, swebench_image
 
 pytestmark = pytest.mark.unit

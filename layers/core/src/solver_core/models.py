@@ -21,6 +21,7 @@ from pydantic import (
 
 from solver_core import rules
 from solver_core.publish.models import Publication, PublishOptions, check_publish_target
+from solver_core.selection.models import Selection
 from solver_core.status import EventKind, Outcome, RunStatus, SolveStatus
 
 MAX_COMMAND_LENGTH = 4096
@@ -209,6 +210,14 @@ class PatchStats(View):
     removed: int
 
 
+class TestCounts(View):
+    __test__: ClassVar[bool] = False
+
+    passed: int
+    failed: int
+    skipped: int = 0
+
+
 class TestResult(View):
     __test__: ClassVar[bool] = False  # a result of a repository's tests, not a pytest test class
 
@@ -224,6 +233,14 @@ class TestResult(View):
         "an equally passing one that does not",
     )
     test_changes: list[str] = Field(default_factory=list, description="the test files and settings it changes")
+    per_test: TestCounts | None = Field(
+        default=None, description="counts from the runner's JUnit XML report; null: exit code only"
+    )
+
+
+class RunKind(StrEnum):
+    ATTEMPT = "attempt"  # an agent's attempt: a candidate
+    BASELINE = "baseline"  # the test command on the base commit, alongside the attempts
 
 
 class RunView(View):
@@ -251,6 +268,7 @@ class RunView(View):
     artifacts: dict[str, str] = Field(description="artifact kind → store key")
     detected_test_command: str | None = None
     outcome: Outcome = Outcome.PENDING
+    kind: RunKind = RunKind.ATTEMPT
     heartbeat_at: datetime | None
     created_at: datetime
     started_at: datetime | None
@@ -287,6 +305,13 @@ class SolveView(View):
     publish: PublishOptions | None = None
     publication: Publication | None = None
     sandbox_image: str | None = None
+    baseline: RunView | None = Field(default=None, description="the baseline run, apart from the attempts")
+    selection: Selection | None = None
+
+    @property
+    def all_runs(self) -> list[RunView]:
+        """The attempts and the baseline: every run whose lifecycle the orchestration manages."""
+        return [*self.runs, *([self.baseline] if self.baseline else [])]
 
 
 class SolvePage(View):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from solver_core.models import IssueSpec, Limits, PatchStats, RunView, SolveView, TestResult, VerifyIn
 from solver_core.ports import ArtifactStore
 from solver_core.publish.models import Publication, PublishOptions
+from solver_core.selection.models import Selection
 from solver_core.status import Outcome, RunStatus, SolveStatus
 
 PUBLIC_ARTIFACTS = ("patch", "trajectory", "log", "tests")
@@ -61,6 +62,11 @@ class SolveOut(Out):
     sandbox_image: str | None = None
     publish: PublishOptions | None = None
     publication: Publication | None = None
+    selection: Selection | None = Field(
+        default=None,
+        description="how the candidates ranked (the baseline comparison, consensus, …) and why the champion won; "
+        "null until the champion is chosen",
+    )
 
 
 class SolveWithPatch(SolveOut):

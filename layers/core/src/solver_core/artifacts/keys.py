@@ -69,3 +69,8 @@ def error_detail(solve_id: UUID, run_id: UUID) -> str:
 
 def prepare_log(solve_id: UUID, run_id: UUID) -> str:
     return f"{run_prefix(solve_id, run_id)}prepare.log"
+
+
+def test_cases(solve_id: UUID, run_id: UUID) -> str:
+    """Per-test outcomes of a run's verification (id → passed/failed/skipped), from JUnit XML."""
+    return f"{run_prefix(solve_id, run_id)}test-cases.json"

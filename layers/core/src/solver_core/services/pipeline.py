@@ -10,7 +10,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from solver_core.errors import SolverError
-from solver_core.models import RunView
+from solver_core.models import RunKind, RunView
 from solver_core.orchestrators.retry import LAUNCH_RULES, STEP_RULES, VERIFY_RULES, RetryRule, call_with_retries
 from solver_core.services.agent_step import AgentStep, Budget
 from solver_core.services.commands import UNLIMITED, Window
@@ -37,11 +37,18 @@ class RunPipeline:
         return self.steps.prepare(run_id, window)
 
     def run_agent(self, run_id: UUID, budget: Budget) -> bool:
+        run = self.deps.runs.get(run_id)
+        if run.kind is RunKind.BASELINE:  # no agent: its (empty) patch and the tests follow at once
+            if run.status is RunStatus.PREPARING:
+                self.deps.runs.move(run_id, RunStatus.SOLVING)
+            return True
         return self.agent.run(run_id, budget)
 
     def collect(self, run_id: UUID) -> bool:
         has_patch = self.steps.collect(run_id)
-        self.agent.store_records(self.deps.runs.context(run_id))
+        ctx = self.deps.runs.context(run_id)
+        if ctx.run.kind is RunKind.ATTEMPT:
+            self.agent.store_records(ctx)
         return has_patch
 
     def verify(self, run_id: UUID, window: Window = UNLIMITED) -> bool:
@@ -56,7 +63,7 @@ class RunPipeline:
             ctx = self.deps.runs.context(run_id)
             # A succeeded run's records are written; a run the cancel marked cancelled first still
             # needs its trajectory (the fault suite found those missing).
-            if ctx.run.status is not RunStatus.SUCCEEDED:
+            if ctx.run.status is not RunStatus.SUCCEEDED and ctx.run.kind is RunKind.ATTEMPT:
                 self.agent.store_records(ctx)
         except Exception:  # the failure itself matters more than a missing trajectory
             log.exception("could not store the records of failed run %s", run_id)
@@ -70,6 +77,8 @@ class RunPipeline:
         time) and says whether the agent is done."""
         chunk = self.deps.settings.agent_chunk_steps
         invoke = invoke_agent or (lambda rid: self.run_agent(rid, Budget(max_steps=chunk)))
+        if self.deps.runs.get(run_id).kind is RunKind.BASELINE:
+            invoke = lambda rid: self.run_agent(rid, Budget(max_steps=chunk))  # noqa: E731 (no agent to invoke)
 
         def retried(step: Callable[[], T], rules: tuple[RetryRule, ...] = STEP_RULES) -> T:
             return call_with_retries(step, rules, time_scale=retry_time_scale)

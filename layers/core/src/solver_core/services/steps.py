@@ -7,6 +7,8 @@ so any step can run in a fresh process (a Lambda invocation) after the previous 
 from __future__ import annotations
 
 import contextlib
+import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
@@ -23,11 +25,12 @@ from solver_core.errors import (
     SolverError,
     is_retryable,
 )
-from solver_core.models import TestResult, VerifyIn
+from solver_core.models import RunKind, TestCounts, TestResult, VerifyIn
 from solver_core.ports import ArtifactStore, Sandbox, SandboxBackend
 from solver_core.sandbox import repository
 from solver_core.sandbox.base import SandboxSpec
 from solver_core.sandbox.detached import CommandSpec, JobResult
+from solver_core.selection.junit import CaseOutcome
 from solver_core.services.allowlist import AllowlistService
 from solver_core.services.commands import UNLIMITED, StepCommands, Window
 from solver_core.services.events import EventService
@@ -98,7 +101,7 @@ class RunSteps:
             raise SandboxCapacityExceeded(f"no sandbox slot: at most {cap} may be live, {share} of them per owner")
         self._start_solve(ctx)
         spec = SandboxSpec(
-            metadata=self._metadata(ctx, "agent"),
+            metadata=self._metadata(ctx, ctx.run.kind.value if ctx.run.kind is RunKind.BASELINE else "agent"),
             lifetime_s=ctx.solve.limits.time_limit_s + self._commands_budget_s() + SANDBOX_LIFETIME_MARGIN_S,
             idempotency_key=f"{ctx.run.id}-{ctx.run.attempt}",
             template=ctx.solve.sandbox_image or self.deps.settings.sandbox_template,
@@ -246,7 +249,8 @@ class RunSteps:
         run succeeds. True once it did; False: no time was left to start it, call again."""
         ctx = self.deps.runs.context(run_id)
         command, detected = test_command_of(ctx)
-        if command and ctx.run.patch_stats and ctx.run.patch_stats.files:
+        has_patch = bool(ctx.run.patch_stats and ctx.run.patch_stats.files)
+        if command and (has_patch or ctx.run.kind is RunKind.BASELINE):  # the baseline tests the base commit
             self._check_cancelled(run_id)
             self._advance(ctx, RunStatus.VERIFYING)
             if not self._run_tests(ctx, command, window, detected=detected):
@@ -295,17 +299,32 @@ class RunSteps:
             detected=detected,
             modifies_tests=bool(outcome.test_changes),
             test_changes=[self.deps.redactor.redact(change) for change in outcome.test_changes],
+            per_test=self._store_cases(ctx, outcome.cases),
         )
         self.deps.runs.set_fields(ctx.run.id, tests=result.model_dump(mode="json"))
         verdict = "passed" if outcome.passed else ("timed out" if outcome.timed_out else "failed")
         how = f", detected `{command}`" if detected else ""
         flagged = ", the patch modifies tests" if result.modifies_tests else ""
+        counts = f", {result.per_test.passed} passed, {result.per_test.failed} failed" if result.per_test else ""
+        what = "baseline: tests on the base commit" if ctx.run.kind is RunKind.BASELINE else "tests"
         self.log(
             ctx,
-            f"tests {verdict} (exit {outcome.exit_code}, {outcome.duration_s:.1f}s{how}){flagged}",
+            f"{what} {verdict} (exit {outcome.exit_code}, {outcome.duration_s:.1f}s{how}{counts}){flagged}",
             data=result.model_dump(mode="json"),
         )
         return result
+
+    def _store_cases(self, ctx: RunContext, cases: dict[str, CaseOutcome] | None) -> TestCounts | None:
+        """Per-test outcomes for PickChampion's comparison with the baseline (an artifact: a suite
+        can have thousands); their counts go on the run."""
+        if not cases:
+            return None
+        data = {self.deps.redactor.redact(name): outcome.value for name, outcome in cases.items()}
+        self.deps.artifacts.put(keys.test_cases(ctx.solve.id, ctx.run.id), json.dumps(data).encode())
+        counts = Counter(cases.values())
+        return TestCounts(
+            passed=counts[CaseOutcome.PASSED], failed=counts[CaseOutcome.FAILED], skipped=counts[CaseOutcome.SKIPPED]
+        )
 
     def _verify_in_fresh_sandbox(self, ctx: RunContext, job: repository.VerifyJob) -> repository.Verification:
         box = self._launch_verification(ctx)
