@@ -74,7 +74,7 @@ def bare_run(repo: Path, model: str, steps: int, scratch: Path, isolation: str) 
 @contextlib.contextmanager
 def timed_agent_phase(durations: list[float]) -> Any:
     """Time every RunAgent invocation of the solve (the orchestrator calls RunPipeline.run_agent)."""
-    from solver_core.services.pipeline import RunPipeline
+    from solver_core.workflow.pipeline import RunPipeline
 
     original = RunPipeline.run_agent
 

@@ -89,8 +89,8 @@ def run_solve(
     from solver_core.cli.solve import build_request, solve_and_report
     from solver_core.db.schema import AIModelRow
     from solver_core.rules import RequestPolicy
-    from solver_core.services.pipeline import RunPipeline
     from solver_core.settings import local_cli_settings
+    from solver_core.workflow.pipeline import RunPipeline
 
     overrides: dict[str, Any] = {
         "home": home,

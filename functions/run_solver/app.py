@@ -19,9 +19,9 @@ from solver_core.observability import (
 from solver_core.orchestrators.stepfunctions import SfnOrchestrator
 from solver_core.orchestrators.tasks import TaskContext, handle
 from solver_core.secrets import FUNCTION_SECRETS, SecretNeeds
-from solver_core.services.run_queries import RunQueries
-from solver_core.services.sweeper import Sweeper
+from solver_core.store.run_queries import RunQueries
 from solver_core.wiring import build_orchestrator, container
+from solver_core.workflow.sweeper import Sweeper
 
 FINISHING_STEPS = ("verify", "record_failure")  # the two ways a run ends
 tracer = get_tracer()

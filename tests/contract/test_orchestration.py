@@ -24,8 +24,8 @@ from solver_core.orchestrators.stepfunctions import SfnOrchestrator
 from solver_core.orchestrators.tasks import TaskContext, handle
 from solver_core.sandbox.local import LocalSandboxBackend
 from solver_core.services.cancel import CancelService
-from solver_core.services.pipeline import RunPipeline
 from solver_core.wiring import Container, build_container
+from solver_core.workflow.pipeline import RunPipeline
 from tests.fakes.sandboxes import WatchedSandboxes
 from tests.support.runtime import make_repo, runtime_settings, start_solve, write_replay
 from tests.support.selection import PYTEST, scenario_models, scenario_repo

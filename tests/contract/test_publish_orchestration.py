@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from solver_core.services.champion import SolveFlow
 from solver_core.status import EventKind, SolveStatus
+from solver_core.workflow.champion import SolveFlow
 from tests.contract.test_orchestration import FIX, World, final_state, make_world
 from tests.fakes.github import FakeGitHub
 from tests.support.publishing import ISSUE_URL, REPO, TOKEN, calculator_on_github

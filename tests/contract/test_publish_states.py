@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from solver_core.orchestrators.retry import LAMBDA_TRANSIENT
+from solver_core.workflow.retry import LAMBDA_TRANSIENT
 from tests.contract.test_state_machine_structure import as_rule, definition
 
 pytestmark = pytest.mark.contract

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from solver_core.orchestrators.retry import (
+from solver_core.workflow.retry import (
     CAPACITY,
     LAMBDA_TRANSIENT,
     PICK_RULES,

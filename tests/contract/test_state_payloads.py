@@ -14,8 +14,8 @@ import pytest
 
 from solver_core.errors import SandboxUnavailable
 from solver_core.orchestrators.tasks import MAX_ERROR_CHARS
-from solver_core.services.champion import SolveFlow
-from solver_core.services.pipeline import RunPipeline
+from solver_core.workflow.champion import SolveFlow
+from solver_core.workflow.pipeline import RunPipeline
 from tests.contract.test_orchestration import BUGGY, FIX, TESTS, make_world
 from tests.support.runtime import make_repo, start_solve, write_replay
 

@@ -21,8 +21,8 @@ from moto import mock_aws
 from solver_core.artifacts import keys
 from solver_core.errors import ArtifactError
 from solver_core.ports import ArtifactStore
-from solver_core.services import agent_step
 from solver_core.status import RunStatus, SolveStatus
+from solver_core.workflow import agent_step
 from tests.faults import invariants
 from tests.faults.world import FIX, SUBMIT, TEST_COMMAND, FaultWorld, fault_world
 

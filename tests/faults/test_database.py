@@ -1,7 +1,7 @@
 """Fault: the database connections drop while a run is between steps (its command runs in the
 sandbox, so it holds no query open): PostgreSQL terminates every backend of the database, or the
 server restarts. The pool notices dead connections when it hands them out (pre-ping) and the run
-goes on. A database still down when a step ends is waited for (services/outage.py)."""
+goes on. A database still down when a step ends is waited for (store/outage.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from solver_core.services import outage
-from solver_core.services.run_queries import RunQueries
-from solver_core.services.sweeper import Sweeper
 from solver_core.status import RunStatus, SolveStatus
+from solver_core.store import outage
+from solver_core.store.run_queries import RunQueries
+from solver_core.workflow.sweeper import Sweeper
 from tests.faults import invariants
 from tests.faults.world import FIX, NOSY_ACTIONS, SUBMIT, TEST_COMMAND, FaultWorld, fault_world
 from tests.support.postgres import PostgresServer

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from solver_core.errors import SandboxGone
-from solver_core.services import agent_step
 from solver_core.status import RunStatus, SolveStatus
+from solver_core.workflow import agent_step
 from tests.faults import invariants
 from tests.faults.world import FIX, NOSY_ACTIONS, SUBMIT, TEST_COMMAND, FaultWorld, fault_world
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from solver_core.orchestrators.tasks import TaskContext, handle
-from solver_core.services.agent_step import Budget
 from solver_core.status import RunStatus, SolveStatus
+from solver_core.workflow.agent_step import Budget
 from tests.faults import invariants
 from tests.faults.world import FIX, SUBMIT, TEST_COMMAND, FaultWorld, fault_world
 

@@ -27,8 +27,8 @@ from solver_core.ports import ArtifactStore, SandboxBackend
 from solver_core.sandbox.e2b import E2BSandboxBackend
 from solver_core.sandbox.local import LocalSandboxBackend
 from solver_core.services.cancel import CancelOutcome, CancelService
-from solver_core.services.pipeline import RunPipeline
 from solver_core.wiring import Container, build_container
+from solver_core.workflow.pipeline import RunPipeline
 from tests.fakes.e2b import FakeE2BService
 from tests.fakes.sandboxes import WatchedSandboxes
 from tests.faults import invariants

@@ -225,3 +225,26 @@ def test_serve_refuses_a_model_without_its_key_at_request_time(tmp_path: Path) -
     assert error["code"] == "model_not_configured"
     assert "set ANTHROPIC_API_KEY" in error["message"]
     assert container.solves.list("local:tester").items == []
+
+
+def test_the_test_suites_postgresql_binaries_are_found_or_named_as_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from solver_core.readiness.checks import check_postgres_binaries
+
+    monkeypatch.setenv("PATH", str(tool_dir(tmp_path)))  # git and bash only
+    missing = check_postgres_binaries((str(tmp_path / "nowhere"),))
+    assert missing.level == "warning"
+    assert missing.detail.startswith("initdb and pg_ctl not found")
+    assert missing.fix == "install the server (apt-get install postgresql)"
+
+    server = tmp_path / "lib" / "15" / "bin"
+    server.mkdir(parents=True)
+    for name in ("initdb", "pg_ctl"):
+        (server / name).write_text("#!/bin/sh\n")
+        (server / name).chmod(0o755)
+    found = check_postgres_binaries((str(tmp_path / "lib" / "*" / "bin"),))
+    assert (found.level, found.detail) == ("ok", str(server))
+
+    _, checks = doctor_json(scrubbed_env(tmp_path))  # the real machine: the suite needs them, so they are here
+    assert checks["postgresql (tests)"]["level"] == "ok"

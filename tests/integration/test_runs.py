@@ -14,11 +14,11 @@ from solver_core.agent.replay import load_replay_actions
 from solver_core.artifacts import keys
 from solver_core.models import SolveView
 from solver_core.ports import SandboxBackend
-from solver_core.services.agent_step import Budget
-from solver_core.services.champion import SolveFlow
-from solver_core.services.pipeline import RunPipeline
 from solver_core.status import EventKind, RunStatus, SolveStatus
 from solver_core.wiring import Container
+from solver_core.workflow.agent_step import Budget
+from solver_core.workflow.champion import SolveFlow
+from solver_core.workflow.pipeline import RunPipeline
 from tests.fakes.e2b import FakeE2BService
 from tests.fakes.git_server import GitHTTPServer
 from tests.support.runtime import BACKENDS, make_repo, runtime, sandbox_backend, start_solve, write_replay

@@ -20,11 +20,11 @@ from solver_core.orchestrators.local import LocalOrchestrator
 from solver_core.ports import SandboxBackend
 from solver_core.sandbox.base import SandboxSpec
 from solver_core.sandbox.local import LocalSandboxBackend
-from solver_core.services import agent_step
-from solver_core.services.run_queries import RunQueries
-from solver_core.services.sweeper import Sweeper
 from solver_core.status import RunStatus, SolveStatus
+from solver_core.store.run_queries import RunQueries
 from solver_core.wiring import Container, build_container
+from solver_core.workflow import agent_step
+from solver_core.workflow.sweeper import Sweeper
 from tests.support.runtime import make_repo, runtime_settings, start_solve, write_replay
 
 pytestmark = pytest.mark.integration

@@ -15,10 +15,10 @@ import pytest
 from solver_core.orchestrators.local import LocalOrchestrator
 from solver_core.sandbox.base import SandboxSpec
 from solver_core.services.cancel import CancelService
-from solver_core.services.run_queries import RunQueries
-from solver_core.services.sweeper import Sweeper
 from solver_core.status import RunStatus, SolveStatus
+from solver_core.store.run_queries import RunQueries
 from solver_core.wiring import Container
+from solver_core.workflow.sweeper import Sweeper
 from tests.support.runtime import make_repo, runtime, sandbox_backend, start_solve, write_replay
 
 pytestmark = pytest.mark.integration

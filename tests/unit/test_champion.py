@@ -10,8 +10,8 @@ import pytest
 
 from solver_core.errors import is_retryable
 from solver_core.models import PatchStats, RunView, TestResult
-from solver_core.services.champion import pick_champion
 from solver_core.status import RunStatus
+from solver_core.workflow.champion import pick_champion
 
 pytestmark = pytest.mark.unit
 

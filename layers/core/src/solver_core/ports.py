@@ -137,6 +137,21 @@ class Orchestrator(Protocol):
         ...
 
 
+class BatchOrchestrator(Protocol):
+    """Runs a cloud batch: each of its solves, at most `max_concurrency` at once, then FinishBatch.
+    The batch state machine in the cloud (statemachine/batch.asl.json), threads on one machine."""
+
+    name: str
+
+    def start(self, batch_id: UUID, items_key: str, max_concurrency: int) -> str:
+        """Start (or find already started) the batch's execution over the items file; its reference."""
+        ...
+
+    def stop(self, batch_id: UUID, execution_ref: str | None, reason: str) -> None:
+        """Stop starting solves; the solves already started are cancelled by the caller."""
+        ...
+
+
 class Notifier(Protocol):
     """Tells the outside world that a solve's status changed (EventBridge, webhooks)."""
 

@@ -102,6 +102,7 @@ class Settings(BaseSettings):
 
     # Orchestration: Step Functions when a state machine is configured, in-process otherwise.
     state_machine_arn: str | None = None
+    batch_state_machine_arn: str | None = None  # runs cloud batches (POST /batches)
     max_run_attempts: int = Field(default=3, ge=1, le=10)
     retry_backoff_s: int = Field(default=60, ge=0, le=86_400)
     stale_heartbeat_s: int = Field(default=1200, ge=60, le=86_400)

@@ -25,12 +25,12 @@ from solver_core.settings import Settings
 if TYPE_CHECKING:
     from solver_core.orchestrators.local import LocalOrchestrator
     from solver_core.orchestrators.stepfunctions import SfnOrchestrator
-    from solver_core.ports import ArtifactStore, Notifier, SandboxBackend
+    from solver_core.ports import ArtifactStore, BatchOrchestrator, Notifier, Orchestrator, SandboxBackend
     from solver_core.publish.service import PublishService
     from solver_core.secrets import SecretNeeds
     from solver_core.services.allowlist import AllowlistService
-    from solver_core.services.champion import SolveFlow
-    from solver_core.services.pipeline import RunPipeline
+    from solver_core.workflow.champion import SolveFlow
+    from solver_core.workflow.pipeline import RunPipeline
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ class Container:
         return self._build_pipeline(build_sandbox_backend(self.settings))
 
     def _build_pipeline(self, sandboxes: SandboxBackend) -> RunPipeline:
-        from solver_core.services.pipeline import RunPipeline
-        from solver_core.services.steps import StepDeps
+        from solver_core.workflow.pipeline import RunPipeline
+        from solver_core.workflow.steps import StepDeps
 
         deps = StepDeps(
             settings=self.settings,
@@ -79,7 +79,7 @@ class Container:
         return AllowlistService(self.sessions, trusted_owner=self.settings.trusted_owner)
 
     def flow(self) -> SolveFlow:
-        from solver_core.services.champion import SolveFlow
+        from solver_core.workflow.champion import SolveFlow
 
         return SolveFlow(
             self.runs,
@@ -167,6 +167,32 @@ def build_orchestrator(settings: Settings, container: Container | None = None) -
 
     built = container or build_container(settings)
     return LocalOrchestrator(built.pipeline(), built.flow())
+
+
+def build_batch_orchestrator(
+    settings: Settings, container: Container, orchestrator: Orchestrator
+) -> BatchOrchestrator | None:
+    """The batch state machine when one is configured; threads over the local orchestrator when solves
+    run in this process; otherwise none (POST /batches answers 503)."""
+    if settings.batch_state_machine_arn and settings.artifacts_bucket:
+        import boto3
+
+        from solver_core.orchestrators.stepfunctions import SfnBatchOrchestrator
+
+        client = boto3.client("stepfunctions", region_name=settings.aws_region)
+        return SfnBatchOrchestrator(
+            client, settings.batch_state_machine_arn, settings.artifacts_bucket, settings.artifacts_prefix
+        )
+    if settings.state_machine_arn:  # solves run in Step Functions, and no batch state machine is configured
+        return None
+    from solver_core.orchestrators.local import LocalOrchestrator
+
+    if not isinstance(orchestrator, LocalOrchestrator):
+        return None
+    from solver_core.orchestrators.local_batch import LocalBatchOrchestrator
+    from solver_core.services.batches import BatchService
+
+    return LocalBatchOrchestrator(orchestrator, BatchService(container.sessions, container.solves), container.artifacts)
 
 
 def build_container(settings: Settings) -> Container:

@@ -13,11 +13,11 @@ from solver_core import __version__
 from solver_core.api.deps import ApiDeps, current_deps
 from solver_core.api.errors import install_error_handlers
 from solver_core.api.resolver import SolverResolver
-from solver_core.api.routes import cancel, publish, read, start, system
+from solver_core.api.routes import batches, cancel, publish, read, start, system
 from solver_core.api.routes.common import ERRORS, DepsGetter
 
-Part = Literal["start", "read", "cancel", "system", "publish", "console"]
-ALL_PARTS: tuple[Part, ...] = ("start", "read", "cancel", "system", "publish", "console")
+Part = Literal["start", "read", "cancel", "system", "publish", "console", "batches"]
+ALL_PARTS: tuple[Part, ...] = ("start", "read", "cancel", "system", "publish", "console", "batches")
 
 TITLE = "Solver"
 DESCRIPTION = """Turn issues into tested patches: several AI coding-agent attempts run in parallel in
@@ -32,7 +32,10 @@ _POWERTOOLS_ERROR_SCHEMAS = ("HTTPValidationError", "ResponseValidationError", "
 
 def build_app(parts: Iterable[Part] = ALL_PARTS, deps: DepsGetter = current_deps) -> SolverResolver:
     """A resolver with the given routers; `deps` is called per request, never here."""
-    app = SolverResolver(max_body_bytes=lambda: deps().limits.max_body_bytes)
+    app = SolverResolver(
+        max_body_bytes=lambda: deps().limits.max_body_bytes,
+        batch_body_bytes=lambda: deps().limits.max_batch_body_bytes,
+    )
     install_error_handlers(app)
     factories: dict[Part, Callable[[], Router]] = {
         "start": lambda: start.router(deps),
@@ -41,6 +44,7 @@ def build_app(parts: Iterable[Part] = ALL_PARTS, deps: DepsGetter = current_deps
         "system": lambda: system.router(deps, openapi_document),
         "publish": lambda: publish.router(deps),
         "console": lambda: console_router(deps),
+        "batches": lambda: batches.router(deps),
     }
     for part in parts:
         app.include_router(factories[part]())  # a fresh Router each time: a Router serves one app

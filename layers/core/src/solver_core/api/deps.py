@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from solver_core.rules import RequestPolicy
 from solver_core.services.allowlist import AllowlistService
+from solver_core.services.batches import BatchService
 from solver_core.services.catalog import CatalogService
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunService
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     from solver_core.models import SolveView
-    from solver_core.ports import ArtifactStore, Orchestrator, SandboxBackend
+    from solver_core.ports import ArtifactStore, BatchOrchestrator, Orchestrator, SandboxBackend
     from solver_core.secrets import SecretNeeds
     from solver_core.services.cancel import CancelService
     from solver_core.wiring import Container
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 # Far above the largest valid request (a 64 KiB issue body, two 4 KiB commands, a few URLs), with
 # room for JSON escaping; far below API Gateway's own 10 MB.
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
+DEFAULT_MAX_BATCH_BODY_BYTES = 6 * 1000 * 1000
 DEFAULT_MAX_ACTIVE_SOLVES = 10
 DEFAULT_RETRY_AFTER_S = 30
 # Lambda's limit on a synchronous invocation's response (the whole JSON envelope API Gateway receives).
@@ -48,6 +50,8 @@ class ApiLimits:
     # (when the artifact store has such links).
     max_response_bytes: int = LAMBDA_RESPONSE_BYTES
     owner_daily_cost_usd: float | None = None
+    # POST /batches: up to 500 instances inline, within Lambda's 6 MB request payload.
+    max_batch_body_bytes: int = DEFAULT_MAX_BATCH_BODY_BYTES
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiLimits:
@@ -78,6 +82,9 @@ class ApiDeps:
     # Where runs execute in this process (`solver serve`), their models' keys are checked at
     # request time: raises ModelNotConfigured (422). In the cloud the keys live in the run function.
     check_models: Callable[[Sequence[str]], None] | None = None
+    # Runs cloud batches (POST /batches): the batch state machine, or threads under `solver serve`;
+    # None where none is configured (503).
+    batch_orchestrator: BatchOrchestrator | None = None
 
     @classmethod
     def from_container(
@@ -90,6 +97,7 @@ class ApiDeps:
         notify: Callable[[SolveView], None] | None = None,
         publish: Callable[[UUID], None] | None = None,
         check_models: Callable[[Sequence[str]], None] | None = None,
+        batch_orchestrator: BatchOrchestrator | None = None,
     ) -> ApiDeps:
         return cls(
             settings=container.settings,
@@ -104,6 +112,7 @@ class ApiDeps:
             notify=notify,
             publish=publish,
             check_models=check_models,
+            batch_orchestrator=batch_orchestrator,
         )
 
     @cached_property
@@ -115,12 +124,16 @@ class ApiDeps:
         return AllowlistService(self.sessions, trusted_owner=self.settings.trusted_owner)
 
     @cached_property
+    def batches(self) -> BatchService:
+        return BatchService(self.sessions, self.solves)
+
+    @cached_property
     def catalog(self) -> CatalogService:
         return CatalogService(self.sessions)
 
     def cancel_service(self) -> CancelService:
         from solver_core.services.cancel import CancelService
-        from solver_core.services.champion import SolveFlow
+        from solver_core.workflow.champion import SolveFlow
 
         return CancelService(
             solves=self.solves,
@@ -171,12 +184,17 @@ def current_deps(needs: SecretNeeds | None = None) -> ApiDeps:
             raise RuntimeError("no API dependencies installed (use_deps) and no function to build them for")
         if needs not in _built:
             from solver_core.notify import build_notifier
-            from solver_core.wiring import build_orchestrator, container
+            from solver_core.wiring import build_batch_orchestrator, build_orchestrator, container
 
             built = container(needs)
             notifier = build_notifier(built.settings)
             orchestrator = build_orchestrator(built.settings, built)
-            _built[needs] = ApiDeps.from_container(built, orchestrator, notify=notifier.solve_changed)
+            _built[needs] = ApiDeps.from_container(
+                built,
+                orchestrator,
+                notify=notifier.solve_changed,
+                batch_orchestrator=build_batch_orchestrator(built.settings, built, orchestrator),
+            )
             # What the process has built so far (modules, clients, these dependencies) lives as long as
             # it does. Frozen, the garbage collector's full passes skip it: they took ~30 ms in a
             # handler's process and set the list route's p99 (BENCHMARKS.md).

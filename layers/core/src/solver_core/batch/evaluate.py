@@ -29,7 +29,7 @@ from solver_core.batch.outputs import (
     read_state,
     write_json,
 )
-from solver_core.batch.runner import IMAGE_BACKENDS
+from solver_core.batch.requests import IMAGE_BACKENDS
 from solver_core.errors import ArtifactNotFound, SolverError
 from solver_core.sandbox import repository
 from solver_core.sandbox.base import SandboxSpec

@@ -13,8 +13,8 @@ import typer
 
 from solver_core.cli.common import open_container
 from solver_core.errors import SolverError
-from solver_core.services.agent_step import Budget
 from solver_core.settings import local_cli_settings
+from solver_core.workflow.agent_step import Budget
 
 app = typer.Typer(no_args_is_help=True, help="Run single steps of a run (used by `solver solve`).")
 

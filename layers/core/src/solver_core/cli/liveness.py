@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 from solver_core.cli.common import console
 from solver_core.models import SolveView
-from solver_core.orchestrators import process_ref
-from solver_core.services.run_queries import RunQueries
 from solver_core.status import SOLVE_TERMINAL
+from solver_core.store.run_queries import RunQueries
 from solver_core.wiring import Container
+from solver_core.workflow import process_ref
 
 
 def settle_orphans(container: Container) -> list[str]:
@@ -21,7 +21,7 @@ def settle_orphans(container: Container) -> list[str]:
     if not orphans:
         return []
     from solver_core.orchestrators.local import LocalOrchestrator
-    from solver_core.services.sweeper import Sweeper
+    from solver_core.workflow.sweeper import Sweeper
 
     pipeline, flow = container.pipeline(), container.flow()
     sweeper = Sweeper(

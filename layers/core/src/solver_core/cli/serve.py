@@ -32,10 +32,10 @@ from solver_core.notify import build_notifier
 from solver_core.orchestrators.local import LocalOrchestrator
 from solver_core.readiness.models import preflight_models
 from solver_core.sandbox.local import bwrap_path
-from solver_core.services.run_queries import RunQueries
-from solver_core.services.sweeper import Sweeper
 from solver_core.settings import Settings
-from solver_core.wiring import Container, build_orchestrator
+from solver_core.store.run_queries import RunQueries
+from solver_core.wiring import Container, build_batch_orchestrator, build_orchestrator
+from solver_core.workflow.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ def make_server(
         build_app(deps=deps),
         owner=owner,
         token=token,
-        max_body_bytes=lambda: deps().limits.max_body_bytes,
+        # The largest body of any route (POST /batches); the API refuses each route's own excess.
+        max_body_bytes=lambda: max(deps().limits.max_body_bytes, deps().limits.max_batch_body_bytes),
         allowed_hosts=allowed_hosts,
     )
 
@@ -244,7 +245,10 @@ def serve(  # noqa: PLR0917 - a typer command takes its options as parameters
         orchestrator = build_orchestrator(settings, container)
         # Runs execute in this process unless a state machine is configured: check their keys here.
         check = None if settings.state_machine_arn else preflight_models
-        deps = ApiDeps.from_container(container, orchestrator, notify=notify, publish=publisher, check_models=check)
+        batches = build_batch_orchestrator(settings, container, orchestrator)
+        deps = ApiDeps.from_container(
+            container, orchestrator, notify=notify, publish=publisher, check_models=check, batch_orchestrator=batches
+        )
         server = make_server(lambda: deps, host, port, token=secret, owner=local_owner(), allowed_hosts=hosts)
     except BaseException:
         container.close()

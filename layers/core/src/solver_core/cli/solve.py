@@ -17,13 +17,13 @@ from solver_core.cli.session import champion_patch, execute
 from solver_core.errors import IllegalTransition, SolverError
 from solver_core.messages import join
 from solver_core.models import SolveRequest, SolveView, VerifyIn
-from solver_core.orchestrators import process_ref
 from solver_core.presenters import SolveWithPatch, solve_out
 from solver_core.publish.models import DEFAULT_BRANCH_PREFIX
 from solver_core.rules import RequestPolicy
 from solver_core.settings import Settings, local_cli_settings
 from solver_core.status import Outcome, RunStatus, SolveStatus
 from solver_core.wiring import Container
+from solver_core.workflow import process_ref
 
 
 def solve(  # noqa: PLR0917 - a typer command takes its options as parameters

@@ -18,11 +18,11 @@ from uuid import UUID
 
 from solver_core.errors import IllegalTransition
 from solver_core.models import SolveView
-from solver_core.orchestrators import process_ref
-from solver_core.orchestrators.retry import PICK_RULES, call_with_retries
-from solver_core.services.champion import SolveFlow, will_retry
-from solver_core.services.pipeline import AgentInvoker, RunPipeline
 from solver_core.status import RunStatus
+from solver_core.workflow import process_ref
+from solver_core.workflow.champion import SolveFlow, will_retry
+from solver_core.workflow.pipeline import AgentInvoker, RunPipeline
+from solver_core.workflow.retry import PICK_RULES, call_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class LocalOrchestrator:
 
     def is_running(self, execution_ref: str | None) -> bool:
         """Whether that execution still runs: in this process, its thread; in another process on
-        this machine, that process (see orchestrators/process_ref.py)."""
+        this machine, that process (see workflow/process_ref.py)."""
         ref = process_ref.parse(execution_ref)
         if ref is None:
             return False

@@ -18,11 +18,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from solver_core.services.agent_step import Budget
-from solver_core.services.champion import SolveFlow
-from solver_core.services.commands import Window
-from solver_core.services.pipeline import RunPipeline
 from solver_core.settings import Settings
+from solver_core.workflow.agent_step import Budget
+from solver_core.workflow.champion import SolveFlow
+from solver_core.workflow.commands import Window
+from solver_core.workflow.pipeline import RunPipeline
 
 Step = Literal[
     "begin", "launch", "prepare", "run_agent", "collect", "verify", "release", "record_failure",

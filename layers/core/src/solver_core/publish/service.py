@@ -24,11 +24,11 @@ from solver_core.ports import ArtifactStore, Publisher
 from solver_core.publish.models import Publication
 from solver_core.publish.report import SolveReport
 from solver_core.publish.urls import RepoRef
-from solver_core.services import records
 from solver_core.services.allowlist import AllowlistService, Grant
 from solver_core.services.events import EventService
-from solver_core.services.views import solve_view
 from solver_core.status import EventKind, SolveStatus
+from solver_core.store import records
+from solver_core.store.views import solve_view
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

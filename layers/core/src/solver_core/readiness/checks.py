@@ -3,6 +3,7 @@ says what it found and, when something is wrong, what to do about it."""
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
@@ -94,6 +95,23 @@ def check_bubblewrap(settings: Settings) -> list[Check]:
                     fatal=required),
         ]  # fmt: skip
     return [ok("bubblewrap", bwrap), ok("user namespaces", "bwrap can create namespaces")]
+
+
+POSTGRES_DIRS = ("/usr/lib/postgresql/*/bin",)  # Debian's and Ubuntu's server packages
+
+
+def check_postgres_binaries(search: tuple[str, ...] = POSTGRES_DIRS) -> Check:
+    """PostgreSQL's server binaries, which the test suite (`make test`) uses to start a throwaway
+    server: on PATH or where Debian installs them. Only contributors need them, so a warning."""
+    found = {
+        name: shutil.which(name) or next(iter(sorted(p for d in search for p in glob.glob(f"{d}/{name}"))[::-1]), None)
+        for name in ("initdb", "pg_ctl")
+    }
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        what = f"{' and '.join(missing)} not found: `make test` cannot start its throwaway PostgreSQL"
+        return problem("postgresql (tests)", what, "install the server (apt-get install postgresql)", fatal=False)
+    return ok("postgresql (tests)", str(Path(str(found["initdb"])).parent))
 
 
 def check_sandbox_backend(settings: Settings) -> list[Check]:

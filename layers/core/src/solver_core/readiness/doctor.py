@@ -14,6 +14,7 @@ from solver_core.readiness.checks import (
     check_bubblewrap,
     check_database,
     check_git,
+    check_postgres_binaries,
     check_repository,
     check_sandbox_backend,
     database_exists,
@@ -28,7 +29,7 @@ def doctor(settings: Settings, models: Sequence[str] = ()) -> list[Check]:
     models are reported, their problems as warnings (none of them was asked for)."""
     checks = [check_git(), *check_bubblewrap(settings), *check_sandbox_backend(settings)]
     database = check_database(settings)
-    checks += [*database, check_artifacts(settings)]
+    checks += [*database, check_artifacts(settings), check_postgres_binaries()]
     registry, priced = _registry(settings) if all(c.level is not Level.ERROR for c in database) else ([], set())
     for model in models or registry:
         found = model_checks(model, registry_price=lambda m: m in priced)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from solver_core.db.schema import AllowlistRow, utcnow
 from solver_core.errors import NotOnAllowlist, ValidationFailed
 from solver_core.rules import repository_key
-from solver_core.services.records import rowcount
+from solver_core.store.records import rowcount
 
 EVERYTHING = "*"
 DEFAULT_HOST = "github.com"

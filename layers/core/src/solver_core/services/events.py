@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from solver_core.db.schema import EventRow, SolveRow
 from solver_core.errors import NotFound
 from solver_core.models import EventView
-from solver_core.services import records
-from solver_core.services.outage import survives_outage
-from solver_core.services.views import event_view
 from solver_core.status import EventKind
+from solver_core.store import records
+from solver_core.store.outage import survives_outage
+from solver_core.store.views import event_view
 
 MAX_EVENTS_PAGE = 1000
 

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from solver_core.db.schema import RunRow, SolveRow, utcnow
 from solver_core.errors import NotFound
 from solver_core.models import ModelSpec, RunView, SolveView
-from solver_core.services import records, registry
-from solver_core.services.outage import survives_outage
-from solver_core.services.records import rowcount
-from solver_core.services.views import run_view, solve_view
 from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, RunStatus, SolveStatus
+from solver_core.store import records, registry
+from solver_core.store.outage import survives_outage
+from solver_core.store.records import rowcount
+from solver_core.store.views import run_view, solve_view
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ class RunService:
 
     @survives_outage
     def commands(self, run_id: UUID) -> dict[str, Any] | None:
-        """The detached commands of the run's current step (services/commands.py)."""
+        """The detached commands of the run's current step (workflow/commands.py)."""
         with self._sessions() as session:
             return session.scalar(select(RunRow.commands).where(RunRow.id == run_id))
 

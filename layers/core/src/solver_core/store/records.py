@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session, selectinload
 
 from solver_core.db.schema import EventRow, RunRow, SolveRow, utcnow
 from solver_core.errors import IllegalTransition, NotFound
-from solver_core.services.views import run_outcome
 from solver_core.status import (
     RUN_TERMINAL,
     SOLVE_TERMINAL,
@@ -27,6 +26,7 @@ from solver_core.status import (
     run_sources,
     solve_sources,
 )
+from solver_core.store.views import run_outcome
 
 MAX_EVENT_MESSAGE = 4000
 

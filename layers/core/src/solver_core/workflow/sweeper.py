@@ -29,13 +29,13 @@ from uuid import UUID
 
 from solver_core.errors import ExecutionEnded, IllegalTransition, StaleHeartbeat
 from solver_core.models import RunView, SolveView
-from solver_core.orchestrators import process_ref
 from solver_core.ports import SandboxBackend
-from solver_core.services.champion import SolveFlow
-from solver_core.services.pipeline import RunPipeline
-from solver_core.services.run_queries import RunQueries
 from solver_core.settings import Settings
 from solver_core.status import RUN_TERMINAL, RunStatus, SolveStatus
+from solver_core.store.run_queries import RunQueries
+from solver_core.workflow import process_ref
+from solver_core.workflow.champion import SolveFlow
+from solver_core.workflow.pipeline import RunPipeline
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,8 @@ class Sweeper:
 
     def _start_forgotten(self, now: datetime, report: SweepReport) -> None:
         cutoff = now - timedelta(seconds=self.settings.retry_backoff_s)
-        for solve in self.queries.open_solves((SolveStatus.QUEUED,), cutoff):
+        # A batch's queued solves wait for its Distributed Map (max_concurrency): never started here.
+        for solve in self.queries.open_solves((SolveStatus.QUEUED,), cutoff, with_batched=False):
             _guarded(report, "start solve", str(solve.id), partial(self._start_one, solve, report))
 
     def _start_one(self, solve: SolveView, report: SweepReport) -> None:

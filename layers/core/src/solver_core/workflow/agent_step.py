@@ -25,10 +25,10 @@ from solver_core.messages import summarize_exception
 from solver_core.ports import ArtifactStore, Sandbox
 from solver_core.readiness.models import preflight_models
 from solver_core.sandbox import repository
-from solver_core.services.outage import database_unavailable
 from solver_core.services.runs import RunContext
-from solver_core.services.steps import RunSteps, issue_text
 from solver_core.status import RunStatus
+from solver_core.store.outage import database_unavailable
+from solver_core.workflow.steps import RunSteps, issue_text
 
 log = logging.getLogger(__name__)
 

@@ -32,11 +32,11 @@ from solver_core.sandbox.base import SandboxSpec
 from solver_core.sandbox.detached import CommandSpec, JobResult
 from solver_core.selection.junit import CaseOutcome
 from solver_core.services.allowlist import AllowlistService
-from solver_core.services.commands import UNLIMITED, StepCommands, Window
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunContext, RunService
 from solver_core.settings import Settings
 from solver_core.status import RUN_TERMINAL, EventKind, RunStatus, SolveStatus
+from solver_core.workflow.commands import UNLIMITED, StepCommands, Window
 
 MAX_TEST_OUTPUT = 200_000
 CLONE_LOG_CHARS = 4000  # what the prepare log keeps of the clone's output (a few lines when it works)

@@ -11,12 +11,12 @@ from uuid import UUID
 
 from solver_core.errors import SolverError
 from solver_core.models import RunKind, RunView
-from solver_core.orchestrators.retry import LAUNCH_RULES, STEP_RULES, VERIFY_RULES, RetryRule, call_with_retries
-from solver_core.services.agent_step import AgentStep, Budget
-from solver_core.services.commands import UNLIMITED, Window
-from solver_core.services.outage import database_unavailable
-from solver_core.services.steps import RunSteps, StepDeps
 from solver_core.status import RunStatus
+from solver_core.store.outage import database_unavailable
+from solver_core.workflow.agent_step import AgentStep, Budget
+from solver_core.workflow.commands import UNLIMITED, Window
+from solver_core.workflow.retry import LAUNCH_RULES, STEP_RULES, VERIFY_RULES, RetryRule, call_with_retries
+from solver_core.workflow.steps import RunSteps, StepDeps
 
 log = logging.getLogger(__name__)
 
