@@ -208,6 +208,9 @@ class PatchStats(View):
     files: int
     added: int
     removed: int
+    group: str | None = Field(
+        default=None, description="consensus group: patches with the same group make the same change"
+    )
 
 
 class TestCounts(View):

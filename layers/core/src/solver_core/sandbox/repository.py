@@ -306,6 +306,32 @@ def diff_if_changed(
     return patch.sha256, _read_patch(sandbox, patch, max_bytes)
 
 
+MAX_IMAGE_BYTES = 1_000_000  # per file read for a consensus key; a larger one falls back to the diff
+
+
+def post_images(sandbox: Sandbox, patch: bytes) -> dict[str, bytes | None] | None:
+    """The changed files as the patch leaves them (None: deleted), read from the checkout; None when
+    the patch cannot be read or a file is binary, unreadable or over MAX_IMAGE_BYTES."""
+    files = test_changes.changed_files(patch)
+    if files is None:
+        return None
+    images: dict[str, bytes | None] = {}
+    for change in files:
+        if change.binary is not None or change.binary_without_data:
+            return None
+        if change.new_path is None:
+            images[change.old_path or ""] = None
+            continue
+        try:
+            data = sandbox.read_file(f"{sandbox.workdir}/{change.new_path}", limit=MAX_IMAGE_BYTES)
+        except (SolverError, OSError):
+            return None
+        if len(data) > MAX_IMAGE_BYTES:
+            return None
+        images[change.new_path] = data
+    return images
+
+
 def patch_stats(patch: bytes) -> PatchStats:
     """Files touched and lines added/removed, read from the patch itself (binary files count as files)."""
     files, added, removed = 0, 0, 0

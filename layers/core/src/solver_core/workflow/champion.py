@@ -148,15 +148,21 @@ class SolveFlow:
         """The ranking's inputs: per-test results (stored by VerifyPatch), the baseline, and the
         consensus groups of the candidates' patches."""
         candidates = [r for r in solve.runs if _has_patch(r)]
-        cases = {r.id: found for r in [*candidates, *filter(None, [solve.baseline])] if (found := self._cases(r))}
+        cases = {r.id: found for r in [*candidates, *filter(None, [solve.baseline])] if (found := self.per_test(r))}
         baseline = None
         if solve.baseline is not None:
             baseline = ranking.Baseline(solve.baseline, cases.get(solve.baseline.id))
-        patches = {r.id: self._artifacts.get(keys.patch(solve.id, r.id)) for r in candidates}
-        groups = {run_id: consensus.key_from_diff(patch)[:12] for run_id, patch in patches.items()}
+        groups = {r.id: self._group(r) for r in candidates}
         return pick_champion(solve.runs, baseline, cases, groups)
 
-    def _cases(self, run: RunView) -> ranking.Cases | None:
+    def _group(self, run: RunView) -> str:
+        """Its consensus group, from CollectArtifacts; for runs collected before that existed, from
+        the stored diff."""
+        if run.patch_stats is not None and run.patch_stats.group:
+            return run.patch_stats.group
+        return consensus.key_from_diff(self._artifacts.get(keys.patch(run.solve_id, run.id)))[:16]
+
+    def per_test(self, run: RunView) -> ranking.Cases | None:
         """The run's per-test results, when its runner wrote a JUnit XML report."""
         if run.tests is None or run.tests.per_test is None:
             return None

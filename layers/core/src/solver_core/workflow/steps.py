@@ -30,6 +30,7 @@ from solver_core.ports import ArtifactStore, Sandbox, SandboxBackend
 from solver_core.sandbox import repository
 from solver_core.sandbox.base import SandboxSpec
 from solver_core.sandbox.detached import CommandSpec, JobResult
+from solver_core.selection import consensus
 from solver_core.selection.junit import CaseOutcome
 from solver_core.services.allowlist import AllowlistService
 from solver_core.services.events import EventService
@@ -231,14 +232,16 @@ class RunSteps:
         base = ctx.run.base_commit
         if not base:
             raise SandboxGone("the run has no base commit; its repository was never prepared")
-        patch = repository.diff(self.sandbox(ctx), base, max_bytes=self.deps.settings.max_patch_bytes)
+        sandbox = self.sandbox(ctx)
+        patch = repository.diff(sandbox, base, max_bytes=self.deps.settings.max_patch_bytes)
         stats = repository.patch_stats(patch)
         patch_key = keys.patch(ctx.solve.id, run_id)
         self.deps.artifacts.put(patch_key, patch, content_type="text/x-diff")
+        group = consensus_group(sandbox, patch) if stats.files else None
         self.deps.runs.set_fields(
             run_id,
             patch_key=patch_key,
-            patch_stats={"files": stats.files, "added": stats.added, "removed": stats.removed},
+            patch_stats={"files": stats.files, "added": stats.added, "removed": stats.removed, "group": group},
         )
         self.log(ctx, f"patch: {stats.files} files, +{stats.added} -{stats.removed}", data=vars(stats))
         return stats.files > 0
@@ -395,6 +398,15 @@ class RunSteps:
                 exit_status=ctx.run.exit_status or error,
             )
         return target
+
+
+def consensus_group(sandbox: Sandbox, patch: bytes) -> str:
+    """The patch's consensus group (selection/consensus.py): from the post-images of the files it
+    changes, read from the checkout it was computed in (Python compared by syntax tree); from the
+    diff's lines when a file cannot be read whole."""
+    images = repository.post_images(sandbox, patch)
+    key = consensus.key_from_files(images) if images is not None else consensus.key_from_diff(patch)
+    return key[:16]
 
 
 def test_command_of(ctx: RunContext) -> tuple[str | None, bool]:
