@@ -30,6 +30,7 @@ lint: setup tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/core/src functions tests benchmarks
+	$(BIN)/lint-imports  # layer order and no import cycles (.importlinter)
 	$(TOOLS)/sam validate --lint --template template.yaml --region us-east-1
 	$(TOOLS)/cfn-lint template.yaml
 	$(TOOLS)/checkov --quiet --compact --skip-download --config-file .checkov.yaml --file template.yaml

@@ -136,7 +136,7 @@ def test_no_command_starts_without_time_left_to_record_it(tmp_path: Path, postgr
         solve = start_solve(world.container, repo_url=str(repo), models=[write_replay(tmp_path / "f.yaml", *FIX)])
         run_id = solve.runs[0].id
         pipeline = world.container.pipeline(world.sandboxes)
-        pipeline.launch(run_id)
+        pipeline.steps.launch(run_id)
         event = {"step": "prepare", "solve_id": str(solve.id), "run_id": str(run_id)}
 
         def invocation(remaining_ms: int) -> dict[str, object]:

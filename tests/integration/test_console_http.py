@@ -18,9 +18,9 @@ from uuid import UUID
 import pytest
 
 from solver_core.api import ApiDeps
+from solver_core.api.session import COOKIE, session_value
 from solver_core.cli.common import local_owner, open_container
 from solver_core.cli.serve import make_server
-from solver_core.console.session import COOKIE, session_value
 from solver_core.wiring import Container, build_orchestrator
 from tests.support.runtime import make_repo, runtime_settings, write_replay
 

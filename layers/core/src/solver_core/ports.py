@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from uuid import UUID
 
-    from solver_core.models import SolveView
-    from solver_core.publish.models import PublishedComment, PublishedPull
+    from solver_core.models import PublishedComment, PublishedPull, SolveView
     from solver_core.publish.report import SolveReport
     from solver_core.sandbox.base import CommandResult, SandboxInfo, SandboxSpec
     from solver_core.sandbox.jobs import JobStatus
@@ -134,6 +133,14 @@ class Orchestrator(Protocol):
 
     def check(self) -> None:
         """Raise when the orchestrator cannot be reached (health checks)."""
+        ...
+
+
+class CancelFinisher(Protocol):
+    """Settles a solve being cancelled: what is left of it is marked cancelled (the workflow's SolveFlow)."""
+
+    def finish_cancel(self, solve_id: UUID) -> SolveView:
+        """Mark the runs not yet finished and the solve cancelled; returns the solve."""
         ...
 
 

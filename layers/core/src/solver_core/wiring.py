@@ -5,6 +5,7 @@ Nothing here runs at import time; `container()` builds on first use and caches.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
@@ -23,7 +24,7 @@ from solver_core.services.solves import SolveService
 from solver_core.settings import Settings
 
 if TYPE_CHECKING:
-    from solver_core.orchestrators.local import LocalOrchestrator
+    from solver_core.orchestrators.local import AgentInvoker, LocalOrchestrator
     from solver_core.orchestrators.stepfunctions import SfnOrchestrator
     from solver_core.ports import ArtifactStore, BatchOrchestrator, Notifier, Orchestrator, SandboxBackend
     from solver_core.publish.service import PublishService
@@ -47,7 +48,7 @@ class Container:
         self.engine.dispose()
 
     def redactor(self) -> Redactor:
-        return Redactor(self.settings.secret_values())
+        return redactor_of(self.settings)
 
     def pipeline(self, sandboxes: SandboxBackend | None = None) -> RunPipeline:
         """The run steps on the configured sandbox provider (built once), or on the one given."""
@@ -77,6 +78,17 @@ class Container:
         from solver_core.services.allowlist import AllowlistService
 
         return AllowlistService(self.sessions, trusted_owner=self.settings.trusted_owner)
+
+    def local_orchestrator(
+        self, *, invoke_agent: AgentInvoker | None = None, retry_time_scale: float = 1.0
+    ) -> LocalOrchestrator:
+        """A thread-pool orchestrator over this container's pipeline and solve flow; `invoke_agent`
+        runs one RunAgent invocation elsewhere (`solver solve` runs the agent in a child process)."""
+        from solver_core.orchestrators.local import LocalOrchestrator
+
+        return LocalOrchestrator(
+            self.pipeline(), self.flow(), invoke_agent=invoke_agent, retry_time_scale=retry_time_scale
+        )
 
     def flow(self) -> SolveFlow:
         from solver_core.workflow.champion import SolveFlow
@@ -110,6 +122,12 @@ class Container:
         from solver_core.notify import build_notifier
 
         return build_notifier(self.settings)
+
+
+def redactor_of(settings: Settings) -> Redactor:
+    """Every secret Solver knows of: its own settings, and the values of secret-looking variables in
+    its environment (LLM provider keys that litellm reads, say)."""
+    return Redactor.from_environment(os.environ, extra=settings.configured_secrets())
 
 
 def build_artifact_store(settings: Settings) -> ArtifactStore:

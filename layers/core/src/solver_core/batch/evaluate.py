@@ -15,6 +15,7 @@ import shlex
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from solver_core.artifacts import keys
@@ -34,7 +35,9 @@ from solver_core.errors import ArtifactNotFound, SolverError
 from solver_core.sandbox import repository
 from solver_core.sandbox.base import SandboxSpec
 from solver_core.selection.junit import ParseError, junit_key, junit_results
-from solver_core.wiring import Container
+
+if TYPE_CHECKING:
+    from solver_core.wiring import Container
 
 log = logging.getLogger(__name__)
 

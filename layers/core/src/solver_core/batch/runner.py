@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -31,10 +31,11 @@ from solver_core.batch.outputs import (
 from solver_core.batch.requests import BatchOptions, build_request, classify, instance_models, solve_cost
 from solver_core.errors import ArtifactNotFound, ExecutionEnded, ReplayNotFound, SolverError
 from solver_core.models import RunView, SolveView
-from solver_core.orchestrators.local import LocalOrchestrator
 from solver_core.status import RUN_TERMINAL, RunStatus, SolveStatus
-from solver_core.wiring import Container
-from solver_core.workflow.pipeline import AgentInvoker
+
+if TYPE_CHECKING:
+    from solver_core.orchestrators.local import AgentInvoker
+    from solver_core.wiring import Container
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class BatchRunner:
         self.options = options
         self.instances = instances
         self.policy = rules.RequestPolicy.from_settings(container.settings)
-        self.orchestrator = LocalOrchestrator(container.pipeline(), container.flow(), invoke_agent=invoke_agent)
+        self.orchestrator = container.local_orchestrator(invoke_agent=invoke_agent)
         self._after_instance = after_instance
         self._lock = threading.RLock()
         self._stopping = threading.Event()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from solver_core.cli.common import console
+from solver_core.cli.output import console
 from solver_core.models import SolveView
 from solver_core.status import SOLVE_TERMINAL
 from solver_core.store.run_queries import RunQueries

@@ -23,6 +23,7 @@ from uuid import UUID
 import typer
 from rich.markup import escape
 
+from solver_core.agent.keys import preflight_models
 from solver_core.api import ApiDeps, build_app
 from solver_core.api.http import ApiServer, is_loopback, is_wildcard
 from solver_core.cli.common import console, ensure_ready, local_owner, open_container
@@ -30,7 +31,6 @@ from solver_core.console.remote import BearerSigner, RemoteProxy, Signer, iam_si
 from solver_core.errors import ConfigurationError
 from solver_core.notify import build_notifier
 from solver_core.orchestrators.local import LocalOrchestrator
-from solver_core.readiness.models import preflight_models
 from solver_core.sandbox.local import bwrap_path
 from solver_core.settings import Settings
 from solver_core.store.run_queries import RunQueries
@@ -65,9 +65,13 @@ def make_server(
     allowed_hosts: tuple[str, ...] = (),
 ) -> ApiServer:
     """A threaded HTTP server for the whole API (port 0 picks a free port); `deps` is asked per request."""
+    from solver_core.console.routes import router as console_router
+
+    app = build_app(deps=deps)
+    app.include_router(console_router(deps))  # the web console's pages (/ui)
     return ApiServer(
         (host, port),
-        build_app(deps=deps),
+        app,
         owner=owner,
         token=token,
         # The largest body of any route (POST /batches); the API refuses each route's own excess.

@@ -118,7 +118,7 @@ def _begin(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
 
 
 def _launch(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
-    return {"sandbox_id": ctx.pipeline.launch(_run(event))}
+    return {"sandbox_id": ctx.pipeline.steps.launch(_run(event))}
 
 
 def _window(ctx: TaskContext) -> Window:
@@ -129,14 +129,14 @@ def _window(ctx: TaskContext) -> Window:
 
 def _prepare(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
     """`done: false` sends the state machine to wait `wait_s` and call again (a long setup)."""
-    return {"done": ctx.pipeline.prepare(_run(event), _window(ctx)), "wait_s": ctx.settings.command_poll_s}
+    return {"done": ctx.pipeline.steps.prepare(_run(event), _window(ctx)), "wait_s": ctx.settings.command_poll_s}
 
 
 def _run_agent(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
     budget = Budget.from_remaining(
         ctx.remaining_ms() / 1000, ctx.settings.budget_margin_s, max_steps=ctx.settings.agent_chunk_steps
     )
-    return {"done": ctx.pipeline.run_agent(_run(event), budget)}
+    return {"done": ctx.pipeline.agent.run(_run(event), budget)}
 
 
 def _collect(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
@@ -145,7 +145,7 @@ def _collect(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
 
 def _verify(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
     """Like `_prepare` while setup and tests run; once done, the run's verdict."""
-    if not ctx.pipeline.verify(_run(event), _window(ctx)):
+    if not ctx.pipeline.steps.verify(_run(event), _window(ctx)):
         return {"done": False, "wait_s": ctx.settings.command_poll_s}
     run = ctx.pipeline.deps.runs.get(_run(event))
     passed = None if run.tests is None else run.tests.passed
@@ -153,7 +153,7 @@ def _verify(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
 
 
 def _release(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
-    return {"killed": ctx.pipeline.release(_run(event))}
+    return {"killed": ctx.pipeline.steps.release(_run(event))}
 
 
 def _record_failure(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:

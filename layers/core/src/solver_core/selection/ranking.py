@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from solver_core.models import RunView
+from solver_core.models import MAX_NAMED_TESTS, BaselineSummary, RunSignals, RunView, Selection, TestDelta
 from solver_core.selection.junit import CaseOutcome
-from solver_core.selection.models import MAX_NAMED_TESTS, BaselineSummary, RunSignals, Selection, TestDelta
 
 Cases = Mapping[str, CaseOutcome]
 SUITE = "(the test command)"  # the one "test" of an exit-code comparison

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from solver_core.selection.models import BaselineSummary, RunSignals
+from solver_core.models import BaselineSummary, RunSignals
 
 
 def baseline_line(baseline: BaselineSummary) -> str:

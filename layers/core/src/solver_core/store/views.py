@@ -11,14 +11,15 @@ from solver_core.models import (
     IssueSpec,
     Limits,
     PatchStats,
+    Publication,
+    PublishOptions,
     RunKind,
     RunView,
+    Selection,
     SolveView,
     TestResult,
     VerifyIn,
 )
-from solver_core.publish.models import Publication, PublishOptions
-from solver_core.selection.models import Selection
 from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, Outcome, RunStatus, SolveStatus
 
 ARTIFACT_COLUMNS = {

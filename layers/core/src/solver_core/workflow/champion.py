@@ -20,13 +20,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from solver_core.artifacts import keys
 from solver_core.errors import ArtifactNotFound, IllegalTransition
-from solver_core.models import RunKind, RunView, SolveView
+from solver_core.models import Publication, RunKind, RunView, Selection, SolveView
 from solver_core.ports import ArtifactStore
-from solver_core.publish.models import Publication
 from solver_core.publish.service import should_publish
 from solver_core.selection import consensus, ranking
 from solver_core.selection.junit import CaseOutcome
-from solver_core.selection.models import Selection
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunService
 from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, RunStatus, SolveStatus
