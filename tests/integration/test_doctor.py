@@ -202,7 +202,7 @@ def test_serve_refuses_a_model_without_its_key_at_request_time(tmp_path: Path) -
 
     container = runtime(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
     upgrade(container.engine)
-    deps = ApiDeps.from_container(container, orchestrator=None, check_models=preflight_models)  # type: ignore[arg-type]
+    deps = ApiDeps.from_container(container, check_models=preflight_models)
     server = make_server(lambda: deps, "127.0.0.1", 0, token=None, owner="local:tester")
     import http.client
     import threading

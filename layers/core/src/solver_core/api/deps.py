@@ -14,9 +14,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session, sessionmaker
 
 from solver_core.rules import RequestPolicy
-from solver_core.services.allowlist import AllowlistService
-from solver_core.services.batches import BatchService
-from solver_core.services.catalog import CatalogService
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunService
 from solver_core.services.solves import SolveService
@@ -25,10 +22,12 @@ from solver_core.settings import Settings
 if TYPE_CHECKING:
     from uuid import UUID
 
-    from solver_core.models import SolveView
     from solver_core.ports import ArtifactStore, BatchOrchestrator, Orchestrator, SandboxBackend
     from solver_core.secrets import SecretNeeds
+    from solver_core.services.allowlist import AllowlistService
+    from solver_core.services.batches import BatchService
     from solver_core.services.cancel import CancelService
+    from solver_core.services.catalog import CatalogService
     from solver_core.wiring import Container
 
 # Far above the largest valid request (a 64 KiB issue body, two 4 KiB commands, a few URLs), with
@@ -64,6 +63,10 @@ class ApiLimits:
 
 @dataclass(frozen=True)
 class ApiDeps:
+    """What the routes use: the container's services, and what differs per server (the orchestrator
+    runs' sandboxes, limits, background publishing, the model key check)."""
+
+    container: Container
     settings: Settings
     sessions: sessionmaker[Session]
     solves: SolveService
@@ -74,8 +77,6 @@ class ApiDeps:
     # A factory: only cancel and health need a sandbox backend, and building one imports its SDK.
     sandboxes: Callable[[], SandboxBackend]
     limits: ApiLimits = field(default_factory=ApiLimits)
-    # Told about a solve's status change made here (a cancel); see solver_core.notify.
-    notify: Callable[[SolveView], None] | None = None
     # Publishes a finished solve again, in the background (`solver serve`); None where the API
     # cannot reach GitHub's credentials (the Lambda API functions: the state machine publishes).
     publish: Callable[[UUID], None] | None = None
@@ -90,26 +91,27 @@ class ApiDeps:
     def from_container(
         cls,
         container: Container,
-        orchestrator: Orchestrator,
+        orchestrator: Orchestrator | None = None,
         *,
         sandboxes: Callable[[], SandboxBackend] | None = None,
         limits: ApiLimits | None = None,
-        notify: Callable[[SolveView], None] | None = None,
         publish: Callable[[UUID], None] | None = None,
         check_models: Callable[[Sequence[str]], None] | None = None,
         batch_orchestrator: BatchOrchestrator | None = None,
     ) -> ApiDeps:
+        """The container's services; the orchestrator and the batch orchestrator are the container's
+        unless given; the sandbox provider is built on first use unless given."""
         return cls(
+            container=container,
             settings=container.settings,
             sessions=container.sessions,
             solves=container.solves,
             events=container.events,
             runs=container.runs,
             artifacts=container.artifacts,
-            orchestrator=orchestrator,
-            sandboxes=sandboxes or _lazy_sandboxes(container.settings),
+            orchestrator=orchestrator or container.orchestrator,
+            sandboxes=sandboxes or (lambda: container.sandboxes),
             limits=limits or ApiLimits.from_settings(container.settings),
-            notify=notify,
             publish=publish,
             check_models=check_models,
             batch_orchestrator=batch_orchestrator,
@@ -119,45 +121,21 @@ class ApiDeps:
     def policy(self) -> RequestPolicy:
         return RequestPolicy.from_settings(self.settings)
 
-    @cached_property
+    @property
     def allowlist(self) -> AllowlistService:
-        return AllowlistService(self.sessions, trusted_owner=self.settings.trusted_owner)
+        return self.container.allowlist
 
-    @cached_property
+    @property
     def batches(self) -> BatchService:
-        return BatchService(self.sessions, self.solves)
+        return self.container.batches
 
-    @cached_property
+    @property
     def catalog(self) -> CatalogService:
-        return CatalogService(self.sessions)
+        return self.container.catalog
 
     def cancel_service(self) -> CancelService:
-        from solver_core.services.cancel import CancelService
-        from solver_core.workflow.champion import SolveFlow
-
-        return CancelService(
-            solves=self.solves,
-            runs=self.runs,
-            events=self.events,
-            sandboxes=self.sandboxes(),
-            orchestrator=self.orchestrator,
-            champion=SolveFlow(self.runs, self.events, self.artifacts, notify=self.notify),
-        )
-
-
-def _lazy_sandboxes(settings: Settings) -> Callable[[], SandboxBackend]:
-    built: list[SandboxBackend] = []
-    lock = threading.Lock()
-
-    def get() -> SandboxBackend:
-        with lock:
-            if not built:
-                from solver_core.wiring import build_sandbox_backend
-
-                built.append(build_sandbox_backend(settings))
-            return built[0]
-
-    return get
+        """The container's cancel service, over this server's orchestrator and sandbox provider."""
+        return self.container.cancel_service(self.orchestrator, self.sandboxes())
 
 
 _installed: ApiDeps | None = None
@@ -183,18 +161,10 @@ def current_deps(needs: SecretNeeds | None = None) -> ApiDeps:
         if needs is None:
             raise RuntimeError("no API dependencies installed (use_deps) and no function to build them for")
         if needs not in _built:
-            from solver_core.notify import build_notifier
-            from solver_core.wiring import build_batch_orchestrator, build_orchestrator, container
+            from solver_core.wiring import container
 
             built = container(needs)
-            notifier = build_notifier(built.settings)
-            orchestrator = build_orchestrator(built.settings, built)
-            _built[needs] = ApiDeps.from_container(
-                built,
-                orchestrator,
-                notify=notifier.solve_changed,
-                batch_orchestrator=build_batch_orchestrator(built.settings, built, orchestrator),
-            )
+            _built[needs] = ApiDeps.from_container(built, batch_orchestrator=built.batch_orchestrator)
             # What the process has built so far (modules, clients, these dependencies) lives as long as
             # it does. Frozen, the garbage collector's full passes skip it: they took ~30 ms in a
             # handler's process and set the list route's p99 (BENCHMARKS.md).

@@ -78,7 +78,7 @@ class LocalOrchestrator:
             thread = self._threads.get(solve_id)
             if thread is None or not thread.is_alive():
                 thread = threading.Thread(
-                    target=self._execute_logged, args=(solve_id, run_ids), name=f"solve-{solve_id}"
+                    target=self.execute_or_fail, args=(solve_id, run_ids), name=f"solve-{solve_id}"
                 )
                 self._threads[solve_id] = thread
                 thread.start()
@@ -99,7 +99,8 @@ class LocalOrchestrator:
     def check(self) -> None:
         return None
 
-    def _execute_logged(self, solve_id: UUID, run_ids: list[UUID] | None = None) -> None:
+    def execute_or_fail(self, solve_id: UUID, run_ids: list[UUID] | None = None) -> None:
+        """`execute`, and whatever breaks outside the runs fails the solve: a solve always ends."""
         try:
             self.execute(solve_id, run_ids)
         except Exception as exc:
