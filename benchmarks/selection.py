@@ -72,7 +72,7 @@ SETS = (
     Set("true fix vs a no-op", repo_files(), (NO_OP, TRUE_FIX)),
     Set("true fix vs a fix that edits the test", repo_files(), (EDITS_TEST, TRUE_FIX)),
     Set(
-        "suite misses the bug: two equivalent true fixes vs a smaller wrong one",
+        "suite misses the bug: a wrong fix that passes, two equivalent true fixes",
         repo_files(weak=True),
         (WRONG_PASSES_WEAK, TRUE_FIX_SAME, TRUE_FIX_ALIKE),
     ),
@@ -91,7 +91,6 @@ STRATEGIES = ("today", "baseline", "+ consensus (Solver)")
 
 
 def solve_set(container: Container, workdir: Path, number: int, case: Set) -> SolveView:
-    from solver_core.wiring import build_orchestrator
     from tests.support.runtime import start_solve
 
     repo = benchlib.make_repo(workdir / f"repo{number}", case.files)
@@ -100,8 +99,7 @@ def solve_set(container: Container, workdir: Path, number: int, case: Set) -> So
         for i, (actions, _) in enumerate(case.candidates)
     ]
     solve = start_solve(container, repo_url=str(repo), models=models, max_parallel=len(models), test_command=PYTEST)
-    orchestrator = build_orchestrator(container.settings, container)
-    orchestrator.execute(solve.id)  # type: ignore[attr-defined]
+    container.local_orchestrator().execute(solve.id)
     return container.runs.solve(solve.id)
 
 
