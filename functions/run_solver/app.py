@@ -37,11 +37,13 @@ def _sweeper(needs: SecretNeeds) -> Sweeper:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """One state of the solve state machine; the event carries ids only."""
+    """One state of the solve state machine (or the batch state machine's FinishBatch); ids only."""
     configure_lambda_logging()
     bind_solve(event.get("solve_id", ""))
     built = container(FUNCTION_SECRETS["RunSolverFunction"])
-    task = TaskContext(built.pipeline(), built.flow(), built.settings, context.get_remaining_time_in_millis)
+    task = TaskContext(
+        built.pipeline(), built.flow(), built.settings, context.get_remaining_time_in_millis, batches=built.batches
+    )
     result = handle(event, task)
     if event.get("step") in FINISHING_STEPS and result.get("done", True):  # VerifyPatch may go on
         record_run_finished(result["status"], result["cost_usd"])

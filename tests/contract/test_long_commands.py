@@ -88,13 +88,17 @@ def test_setup_and_tests_longer_than_an_invocation_finish_with_their_true_result
         assert world.sandboxes.live == set()
         if world.harness is not None:
             assert world.outcome["status"] == "SUCCEEDED"
-            for run in solve.runs:  # several invocations each: a start, checks, the end
+            for run in solve.all_runs:  # several invocations each (the baseline's too): a start, checks, the end
                 assert per_run(world, "prepare", run.id) >= 3
             # VerifyPatch (in its fresh sandbox) still runs its setup and tests inside one invocation:
             # moto does not enforce the Lambda timeout, so only its result is checked here.
         else:  # no invocation limit: each step waited for its commands in one call
-            assert world.invocations("prepare") == 2
-            assert world.invocations("verify") == 2
+            assert world.invocations("prepare") == 3  # the two runs and the baseline
+            assert world.invocations("verify") == 3
+        baseline = world.container.runs.solve(solve.id).baseline
+        assert baseline is not None
+        assert baseline.tests is not None
+        assert baseline.tests.duration_s >= COMMAND_S  # the baseline's long test command ran whole too
 
 
 def test_cancelling_during_a_long_setup_stops_the_command(

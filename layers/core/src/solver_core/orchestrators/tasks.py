@@ -18,6 +18,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from solver_core.services.batches import BatchService, finish_batch
 from solver_core.settings import Settings
 from solver_core.workflow.agent_step import Budget
 from solver_core.workflow.champion import SolveFlow
@@ -48,6 +49,16 @@ class CaughtError(BaseModel):
         return str(self.Cause)
 
 
+class BatchTaskEvent(BaseModel):
+    """A state of the batch state machine (statemachine/batch.asl.json): ids only, like TaskEvent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: Literal["finish_batch"]
+    batch_id: UUID
+    error: CaughtError | None = None
+
+
 class TaskEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -64,6 +75,7 @@ class TaskContext:
     flow: SolveFlow
     settings: Settings
     remaining_ms: Callable[[], int]
+    batches: BatchService | None = None  # the batch state machine's FinishBatch
 
 
 log = logging.getLogger(__name__)
@@ -73,11 +85,26 @@ MAX_ERROR_FRAMES = 40
 
 
 def handle(raw: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    if raw.get("step") == "finish_batch":
+        try:
+            return _finish_batch(BatchTaskEvent.model_validate(raw), ctx)
+        except Exception as exc:
+            raise bounded(exc) from exc.__cause__
     event = TaskEvent.model_validate(raw)
     try:
         return _HANDLERS[event.step](event, ctx)
     except Exception as exc:
         raise bounded(exc) from exc.__cause__
+
+
+def _finish_batch(event: BatchTaskEvent, ctx: TaskContext) -> dict[str, Any]:
+    """FinishBatch: solves the Map never started are cancelled; the batch ends (failed with the
+    Map's error when one was caught)."""
+    if ctx.batches is None:
+        raise ValueError("finish_batch needs the batch service")
+    error = f"{event.error.Error}: {event.error.message()}" if event.error is not None else None
+    done = finish_batch(ctx.batches, ctx.pipeline.deps.runs, ctx.flow, event.batch_id, error)
+    return {"status": done.status, "done": done.counts.done, "total": done.counts.total}
 
 
 def bounded(exc: Exception) -> Exception:

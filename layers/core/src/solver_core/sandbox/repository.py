@@ -31,6 +31,8 @@ from solver_core.ports import Sandbox
 from solver_core.sandbox import detached, test_changes
 from solver_core.sandbox.base import CommandResult
 from solver_core.sandbox.detached import CommandSpec
+from solver_core.selection import junit
+from solver_core.selection.junit import CaseOutcome
 
 BUNDLE = ".solver/repo.bundle"  # relative to $HOME
 SCRIPTS = ("clone.sh", "setup.sh", "patch.sh", "detect_tests.sh")
@@ -77,6 +79,7 @@ class Verification:
     output: str
     timed_out: bool
     test_changes: list[str] = field(default_factory=list)
+    cases: dict[str, CaseOutcome] | None = None  # per test, when the runner wrote a JUnit XML report
 
 
 def solver_dir(sandbox: Sandbox) -> str:
@@ -303,6 +306,32 @@ def diff_if_changed(
     return patch.sha256, _read_patch(sandbox, patch, max_bytes)
 
 
+MAX_IMAGE_BYTES = 1_000_000  # per file read for a consensus key; a larger one falls back to the diff
+
+
+def post_images(sandbox: Sandbox, patch: bytes) -> dict[str, bytes | None] | None:
+    """The changed files as the patch leaves them (None: deleted), read from the checkout; None when
+    the patch cannot be read or a file is binary, unreadable or over MAX_IMAGE_BYTES."""
+    files = test_changes.changed_files(patch)
+    if files is None:
+        return None
+    images: dict[str, bytes | None] = {}
+    for change in files:
+        if change.binary is not None or change.binary_without_data:
+            return None
+        if change.new_path is None:
+            images[change.old_path or ""] = None
+            continue
+        try:
+            data = sandbox.read_file(f"{sandbox.workdir}/{change.new_path}", limit=MAX_IMAGE_BYTES)
+        except (SolverError, OSError):
+            return None
+        if len(data) > MAX_IMAGE_BYTES:
+            return None
+        images[change.new_path] = data
+    return images
+
+
 def patch_stats(patch: bytes) -> PatchStats:
     """Files touched and lines added/removed, read from the patch itself (binary files count as files)."""
     files, added, removed = 0, 0, 0
@@ -404,8 +433,11 @@ def _verify_checkout(sandbox: Sandbox, job: VerifyJob, home: str, env: dict[str,
     contents = {path: (before[path], _read_optional(sandbox, home, path, env)) for path in sectioned}
     changes = test_changes.test_changes(job.patch, job.test_command, contents)
     run_setup(sandbox, WORKDIR, job.setup_command, job.setup_timeout_s, env)
+    report = f"{home}/.solver/junit-{secrets.token_hex(8)}.xml"  # outside the repository's tree
     started = time.monotonic()
-    result = sandbox.run(job.test_command, cwd=f"{home}/{WORKDIR}", env=env, timeout=job.timeout_s)
+    result = sandbox.run(
+        job.test_command, cwd=f"{home}/{WORKDIR}", env={**env, **junit_env(report)}, timeout=job.timeout_s
+    )
     duration = time.monotonic() - started
     return Verification(
         command=job.test_command,
@@ -415,7 +447,30 @@ def _verify_checkout(sandbox: Sandbox, job: VerifyJob, home: str, env: dict[str,
         output=result.output,
         timed_out=result.timed_out,
         test_changes=changes,
+        cases=read_junit(sandbox, report),
     )
+
+
+def junit_env(report: str) -> dict[str, str]:
+    """Where the test runner writes its JUnit XML report: pytest through PYTEST_ADDOPTS (a command
+    that already names a report keeps its own), jest-junit through its variable, and any command
+    through SOLVER_JUNIT_XML (`gotestsum --junitfile "$SOLVER_JUNIT_XML" …`)."""
+    return {"PYTEST_ADDOPTS": f"--junitxml={report}", "JEST_JUNIT_OUTPUT_FILE": report, "SOLVER_JUNIT_XML": report}
+
+
+def read_junit(sandbox: Sandbox, report: str) -> dict[str, CaseOutcome] | None:
+    """The per-test outcomes of the report, None when there is none (or it is unreadable or too
+    large): then the exit code alone decides."""
+    try:
+        data = sandbox.read_file(report, limit=junit.MAX_REPORT_BYTES)
+    except (SolverError, OSError):  # no report written (a backend may say so either way)
+        return None
+    if not data or len(data) > junit.MAX_REPORT_BYTES:
+        return None
+    try:
+        return junit.case_outcomes(data) or None
+    except (junit.ParseError, ValueError):
+        return None
 
 
 def _read_optional(sandbox: Sandbox, home: str, path: str, env: Mapping[str, str]) -> bytes | None:
