@@ -107,14 +107,19 @@ class PhasedVerification:
         return result
 
     def _sync(self, action: Callable[[float], T]) -> T | None:
-        """A synchronous phase, its limit cut to what the invocation has left; None when there is no
-        time left, or when that cut (not the phase's own limit) ended it."""
-        if self.window.left() <= 0:
+        return within(self.window, action)
+
+
+def within(window: Window, action: Callable[[float], T], limit_s: float = SYNC_TIMEOUT_S) -> T | None:
+    """A synchronous phase, given its limit cut to what the invocation has left; None when there is
+    no time left to start it, or when that cut (not the phase's own limit) ended it: the next
+    invocation does it again."""
+    if window.left() <= 0:
+        return None
+    limit = window.bound(limit_s)
+    try:
+        return action(limit)
+    except RepositoryError:
+        if limit < limit_s and window.left() <= 0:
             return None
-        limit = self.window.bound(SYNC_TIMEOUT_S)
-        try:
-            return action(limit)
-        except RepositoryError:
-            if limit < SYNC_TIMEOUT_S and self.window.left() <= 0:
-                return None
-            raise
+        raise
