@@ -30,6 +30,7 @@ lint: setup tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/core/src functions tests benchmarks
+	$(BIN)/lint-imports  # layer order and no import cycles (.importlinter)
 	$(TOOLS)/sam validate --lint --template template.yaml --region us-east-1
 	$(TOOLS)/cfn-lint template.yaml
 	$(TOOLS)/checkov --quiet --compact --skip-download --config-file .checkov.yaml --file template.yaml
@@ -87,7 +88,7 @@ build-CoreLayer: solver-wheel
 	$(BUILD_PY) tools/lambda_build.py prune "$(ARTIFACTS_DIR)/python"
 	$(BUILD_PY) tools/lambda_build.py compile "$(ARTIFACTS_DIR)/python"
 
-build-StartSolveFunction build-StatusFunction build-CancelFunction:
+build-StartSolveFunction build-StatusFunction build-CancelFunction build-BatchesFunction:
 	cp functions/$(FUNCTION_DIR)/app.py "$(ARTIFACTS_DIR)/app.py"
 
 # Alembic is the migration function's alone (the layer already carries SQLAlchemy, hence --no-deps).
@@ -99,6 +100,7 @@ build-MigrateFunction:
 build-StartSolveFunction: FUNCTION_DIR = start_solve
 build-StatusFunction: FUNCTION_DIR = status
 build-CancelFunction: FUNCTION_DIR = cancel
+build-BatchesFunction: FUNCTION_DIR = batches
 
 # The run_solver bundle carries solver_core itself (no layer): the agent, the LLM client and e2b.
 build-RunSolverFunction build-SweeperFunction build-ReconcilerFunction: solver-wheel

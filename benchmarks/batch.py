@@ -42,7 +42,8 @@ def run_batch(
     processes: bool,
 ) -> dict[str, float]:
     from solver_core.batch.instances import Instance
-    from solver_core.batch.runner import BatchOptions, BatchRunner
+    from solver_core.batch.requests import BatchOptions
+    from solver_core.batch.runner import BatchRunner
     from solver_core.cli.common import open_container
     from solver_core.cli.session import run_agent_in_child
     from solver_core.db.schema import AIModelRow

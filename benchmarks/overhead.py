@@ -73,23 +73,23 @@ def bare_run(repo: Path, model: str, steps: int, scratch: Path, isolation: str) 
 
 @contextlib.contextmanager
 def timed_agent_phase(durations: list[float]) -> Any:
-    """Time every RunAgent invocation of the solve (the orchestrator calls RunPipeline.run_agent)."""
-    from solver_core.workflow.pipeline import RunPipeline
+    """Time every RunAgent invocation of the solve (the orchestrator calls AgentStep.run)."""
+    from solver_core.workflow.agent_step import AgentStep
 
-    original = RunPipeline.run_agent
+    original = AgentStep.run
 
-    def timed(self: RunPipeline, run_id: UUID, budget: Any) -> bool:
+    def timed(self: AgentStep, run_id: UUID, budget: Any) -> bool:
         started = time.perf_counter()
         try:
             return original(self, run_id, budget)
         finally:
             durations.append(time.perf_counter() - started)
 
-    RunPipeline.run_agent = timed  # type: ignore[method-assign]
+    AgentStep.run = timed  # type: ignore[method-assign]
     try:
         yield
     finally:
-        RunPipeline.run_agent = original  # type: ignore[method-assign]
+        AgentStep.run = original  # type: ignore[method-assign]
 
 
 def solver_run(repo: Path, model: str, steps: int, *, home: Path, isolation: str, database_url: str | None) -> Figures:

@@ -90,7 +90,7 @@ def run_solve(
     from solver_core.db.schema import AIModelRow
     from solver_core.rules import RequestPolicy
     from solver_core.settings import local_cli_settings
-    from solver_core.workflow.pipeline import RunPipeline
+    from solver_core.workflow.agent_step import AgentStep
 
     overrides: dict[str, Any] = {
         "home": home,
@@ -131,22 +131,22 @@ def run_solve(
         RequestPolicy.from_settings(settings),
     )
     spans: list[tuple[float, float]] = []
-    original = RunPipeline.run_agent
+    original = AgentStep.run
 
-    def timed(self: RunPipeline, run_id: UUID, budget: Any) -> bool:
+    def timed(self: AgentStep, run_id: UUID, budget: Any) -> bool:
         began = time.perf_counter()
         try:
             return original(self, run_id, budget)
         finally:
             spans.append((began, time.perf_counter()))
 
-    RunPipeline.run_agent = timed  # type: ignore[method-assign]
+    AgentStep.run = timed  # type: ignore[method-assign]
     started = time.perf_counter()
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             code = solve_and_report(settings, request, chunk_steps=None, as_json=True)
     finally:
-        RunPipeline.run_agent = original  # type: ignore[method-assign]
+        AgentStep.run = original  # type: ignore[method-assign]
     wall = time.perf_counter() - started
     assert code == 0, "the solve did not succeed"
     assert len(spans) == attempts

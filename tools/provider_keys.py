@@ -1,4 +1,4 @@
-"""Write layers/core/src/solver_core/readiness/provider_keys.json from litellm (`make provider-keys`).
+"""Write layers/core/src/solver_core/agent/provider_keys.json from litellm (`make provider-keys`).
 
 For every provider litellm knows, which environment variables `litellm.validate_environment` asks
 for, as alternatives (gemini: GEMINI_API_KEY or GOOGLE_API_KEY) of variables that are all needed
@@ -15,7 +15,7 @@ from importlib.metadata import version
 from pathlib import Path
 from unittest import mock
 
-TABLE = Path(__file__).parents[1] / "layers/core/src/solver_core/readiness/provider_keys.json"
+TABLE = Path(__file__).parents[1] / "layers/core/src/solver_core/agent/provider_keys.json"
 # Providers whose credentials may come from somewhere validate_environment does not look (an AWS
 # profile or instance role, Google's application default credentials, a local server's default
 # address): a missing variable there is only a warning.

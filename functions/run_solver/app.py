@@ -19,8 +19,7 @@ from solver_core.observability import (
 from solver_core.orchestrators.stepfunctions import SfnOrchestrator
 from solver_core.orchestrators.tasks import TaskContext, handle
 from solver_core.secrets import FUNCTION_SECRETS, SecretNeeds
-from solver_core.store.run_queries import RunQueries
-from solver_core.wiring import build_orchestrator, container
+from solver_core.wiring import container
 from solver_core.workflow.sweeper import Sweeper
 
 FINISHING_STEPS = ("verify", "record_failure")  # the two ways a run ends
@@ -30,27 +29,21 @@ tracer = get_tracer()
 @cache
 def _sweeper(needs: SecretNeeds) -> Sweeper:
     built = container(needs)
-    orchestrator = build_orchestrator(built.settings, built)
-    assert isinstance(orchestrator, SfnOrchestrator), "the sweeper runs where a state machine is configured"
-    queries = RunQueries(built.sessions)
-    return Sweeper(
-        pipeline=built.pipeline(),
-        flow=built.flow(),
-        orchestrator=orchestrator,
-        settings=built.settings,
-        queries=queries,
-    )
+    assert isinstance(built.orchestrator, SfnOrchestrator), "the sweeper runs where a state machine is configured"
+    return built.sweeper()
 
 
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """One state of the solve state machine; the event carries ids only."""
+    """One state of the solve state machine (or the batch state machine's FinishBatch); ids only."""
     configure_lambda_logging()
     bind_solve(event.get("solve_id", ""))
     built = container(FUNCTION_SECRETS["RunSolverFunction"])
-    task = TaskContext(built.pipeline(), built.flow(), built.settings, context.get_remaining_time_in_millis)
+    task = TaskContext(
+        built.pipeline(), built.flow(), built.settings, context.get_remaining_time_in_millis, batches=built.batches
+    )
     result = handle(event, task)
     if event.get("step") in FINISHING_STEPS and result.get("done", True):  # VerifyPatch may go on
         record_run_finished(result["status"], result["cost_usd"])

@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from solver_core.api import build_app
 from solver_core.api.deps import lambda_deps
+from solver_core.console.routes import router as console_router
 from solver_core.observability import (
     API_CORRELATION_PATH,
     configure_lambda_logging,
@@ -18,7 +19,9 @@ from solver_core.observability import (
 
 configure_lambda_logging()
 # Dependencies are built from the environment on the first request, with only this function's secrets.
-app = build_app(["read", "system", "console"], deps=lambda_deps("StatusFunction"))
+deps = lambda_deps("StatusFunction")
+app = build_app(["read", "system"], deps=deps)
+app.include_router(console_router(deps))
 
 
 @logger.inject_lambda_context(correlation_id_path=API_CORRELATION_PATH)

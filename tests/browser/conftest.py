@@ -15,7 +15,7 @@ import pytest
 from solver_core.api import ApiDeps
 from solver_core.cli.common import local_owner, open_container
 from solver_core.cli.serve import background_publisher, make_server
-from solver_core.wiring import Container, build_orchestrator
+from solver_core.wiring import Container
 from tests.support.api_client import HttpClient
 from tests.support.runtime import make_repo, runtime_settings
 
@@ -75,7 +75,7 @@ def serve(tmp_path: Path, *, token: str | None = None) -> Iterator[Served]:
         tmp_path, f"sqlite:///{tmp_path / 'solver.db'}", allow_unregistered_models=False, sandbox_isolation="none"
     )
     container = open_container(settings)
-    orchestrator = build_orchestrator(settings, container)
+    orchestrator = container.orchestrator
     deps = ApiDeps.from_container(container, orchestrator, publish=background_publisher(container))
     server = make_server(lambda: deps, "127.0.0.1", 0, token=token, owner=local_owner())
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -18,7 +18,6 @@ from playwright.sync_api import expect
 from solver_core.api import ApiDeps
 from solver_core.cli.common import local_owner, open_container
 from solver_core.cli.serve import background_publisher, make_server, serve_settings
-from solver_core.wiring import build_orchestrator
 
 pytestmark = pytest.mark.browser
 
@@ -36,9 +35,7 @@ def demo_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     monkeypatch.setenv("SOLVER_HOME", str(home))
     settings = serve_settings(allow_local_repos=False, allow_replay_models=False)  # as `solver serve` reads them
     container = open_container(settings)
-    deps = ApiDeps.from_container(
-        container, build_orchestrator(settings, container), publish=background_publisher(container)
-    )
+    deps = ApiDeps.from_container(container, container.orchestrator, publish=background_publisher(container))
     server = make_server(lambda: deps, "127.0.0.1", 0, token=None, owner=local_owner())
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

@@ -107,6 +107,16 @@ def test_the_state_machine_role_may_invoke_every_task_the_asl_names(recording: R
     assert failures == [], "the state machine's role does not allow:\n" + "\n".join(failures)
 
 
+def test_the_batch_state_machine_role_may_do_every_task_the_asl_names(recording: Recording) -> None:
+    """Its Lambda task, the solve executions it starts with startExecution.sync:2 (moto cannot make those calls, so
+    they are derived from the ASL), and the child executions of its Distributed Map."""
+    own = recording.stack.ref("BatchStateMachine")
+    expected = asl_calls(recording.batch_definition, owner="BatchStateMachine", own_arn=own)
+    assert {c.action for c in expected} >= {"lambda:InvokeFunction", "states:StartExecution", "events:PutRule"}
+    failures = denied(expected, recording.roles())
+    assert failures == [], "the batch state machine's role does not allow:\n" + "\n".join(failures)
+
+
 def test_removing_a_needed_permission_fails_the_check(recording: Recording) -> None:
     """Proof it bites: without the policy that lets StartSolve start executions, its calls are refused, by name."""
     roles = recording.roles()

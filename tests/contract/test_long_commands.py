@@ -182,7 +182,7 @@ def test_no_command_starts_without_time_left_to_record_it(
         )
         run_id = solve.runs[0].id
         pipeline = world.container.pipeline(world.sandboxes)
-        agent_sandbox = pipeline.launch(run_id)
+        agent_sandbox = pipeline.steps.launch(run_id)
 
         def invocation(step: str, remaining_ms: int) -> dict[str, Any]:
             context = TaskContext(pipeline, world.container.flow(), world.container.settings, lambda: remaining_ms)

@@ -145,14 +145,16 @@ def make_world(
 
 def count_calls(world: World, pipeline: RunPipeline) -> None:
     """Count the local orchestrator's step calls, as the harness counts Lambda invocations."""
-    for name in ("run_agent", "prepare", "verify"):
-        call = getattr(pipeline, name)
+    steps: list[tuple[str, object, str]] = [("run_agent", pipeline.agent, "run")]
+    steps += [(name, pipeline.steps, name) for name in ("prepare", "verify")]
+    for name, owner, attribute in steps:
+        call = getattr(owner, attribute)
 
         def counted(*args: Any, _name: str = name, _call: Callable[..., Any] = call, **kwargs: Any) -> Any:
             world.counted[_name] = world.counted.get(_name, 0) + 1
             return _call(*args, **kwargs)
 
-        setattr(pipeline, name, counted)
+        setattr(owner, attribute, counted)
 
 
 def final_state(container: Container, solve_id: UUID) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import pytest
 from solver_core.errors import SandboxUnavailable
 from solver_core.orchestrators.tasks import MAX_ERROR_CHARS
 from solver_core.workflow.champion import SolveFlow
-from solver_core.workflow.pipeline import RunPipeline
+from solver_core.workflow.steps import RunSteps
 from tests.contract.test_orchestration import BUGGY, FIX, TESTS, make_world
 from tests.support.runtime import make_repo, start_solve, write_replay
 
@@ -49,10 +49,10 @@ def test_sixteen_runs_with_long_errors_keep_every_state_under_256_kb(
         monkeypatch.setenv(name, value)
     repo = make_repo(tmp_path / "calc", {"calc.py": BUGGY, "test_calc.py": TESTS})
 
-    def prepare_fails(self: RunPipeline, run_id: UUID, window: object = None) -> bool:
+    def prepare_fails(self: RunSteps, run_id: UUID, window: object = None) -> bool:
         raise RuntimeError(f"the setup command failed: {LONG}")
 
-    def launch_unavailable_once(self: RunPipeline, run_id: UUID, _seen: set[UUID] = set()) -> str:  # noqa: B006
+    def launch_unavailable_once(self: RunSteps, run_id: UUID, _seen: set[UUID] = set()) -> str:  # noqa: B006
         if run_id not in _seen:  # retried by the state machine: the long message goes through Retry too
             _seen.add(run_id)
             raise SandboxUnavailable(f"e2b answered 503: {LONG}")
@@ -61,9 +61,9 @@ def test_sixteen_runs_with_long_errors_keep_every_state_under_256_kb(
     def pick_fails(self: SolveFlow, solve_id: UUID) -> Any:
         raise RecursionError("maximum recursion depth exceeded: " + LONG)
 
-    launch = RunPipeline.launch
-    monkeypatch.setattr(RunPipeline, "launch", launch_unavailable_once)
-    monkeypatch.setattr(RunPipeline, "prepare", prepare_fails)
+    launch = RunSteps.launch
+    monkeypatch.setattr(RunSteps, "launch", launch_unavailable_once)
+    monkeypatch.setattr(RunSteps, "prepare", prepare_fails)
     monkeypatch.setattr(SolveFlow, "pick", pick_fails)
     with make_world("stepfunctions", tmp_path, postgres_url, max_runs_per_solve=RUNS, max_live_sandboxes=RUNS) as world:
         models = [write_replay(tmp_path / f"fix{i}.yaml", *FIX) for i in range(2)]  # 2 models x 8 attempts

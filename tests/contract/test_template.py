@@ -21,6 +21,7 @@ FUNCTION_DIRS = {
     "StartSolveFunction": "start_solve",
     "StatusFunction": "status",
     "CancelFunction": "cancel",
+    "BatchesFunction": "batches",
     "MigrateFunction": "migrate",
     "RunSolverFunction": "run_solver",
     "SweeperFunction": "run_solver",

@@ -37,7 +37,7 @@ def world(tmp_path: Path, canaries: list[str]) -> Iterator[FaultWorld]:
 
 def finish(world: FaultWorld, run_id: object) -> None:
     pipeline = world.container.pipeline(world.sandboxes)  # a later invocation: a fresh pipeline
-    for step in (pipeline.collect, pipeline.verify, pipeline.release):
+    for step in (pipeline.collect, pipeline.steps.verify, pipeline.steps.release):
         step(run_id)  # type: ignore[arg-type]
     world.container.flow().run_and_finish(world.container.runs.get(run_id).solve_id)  # type: ignore[arg-type]
 
@@ -48,8 +48,8 @@ def test_a_budget_that_ends_mid_chunk_stops_between_steps_and_the_next_invocatio
     actions = (world.marker(0.4), world.marker(0.4), world.marker(0.4), FIX, TEST_COMMAND, SUBMIT)
     solve = world.start(models=[world.replay("slow", *actions)])
     run_id = solve.runs[0].id
-    world.pipeline.launch(run_id)
-    world.pipeline.prepare(run_id)
+    world.pipeline.steps.launch(run_id)
+    world.pipeline.steps.prepare(run_id)
     event = {"step": "run_agent", "solve_id": str(solve.id), "run_id": str(run_id)}
     settings = world.container.settings
 
@@ -79,8 +79,8 @@ def test_an_invocation_killed_mid_step_is_retried_from_the_last_checkpoint(world
     actions = ("cat calc.py", FIX, slow, TEST_COMMAND, SUBMIT)
     solve = world.start(models=[world.replay("killed", *actions)])
     run_id = solve.runs[0].id
-    world.pipeline.launch(run_id)
-    world.pipeline.prepare(run_id)
+    world.pipeline.steps.launch(run_id)
+    world.pipeline.steps.prepare(run_id)
     # The invocation in its own process, as a Lambda runs it; SIGKILL is the Lambda timing out.
     settings = world.container.settings
     env = os.environ | {
@@ -104,7 +104,7 @@ def test_an_invocation_killed_mid_step_is_retried_from_the_last_checkpoint(world
     assert world.container.runs.get(run_id).steps == 2  # step 3 never finished, so it was never recorded
 
     retried = world.container.pipeline(world.sandboxes)  # the state machine's retry of RunAgent
-    assert retried.run_agent(run_id, Budget()) is True
+    assert retried.agent.run(run_id, Budget()) is True
     finish(world, run_id)
     final = world.check(solve)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from solver_core.models import RunView, SolveView
-from solver_core.orchestrators.local import LocalOrchestrator
+from solver_core.orchestrators.local import LocalOrchestrator, run_to_end
 from solver_core.sandbox.docker import DockerSandboxBackend
 from solver_core.status import RunStatus, SolveStatus
 from solver_core.wiring import Container
@@ -148,7 +148,7 @@ def test_a_fresh_verification_sandbox_replaces_the_agents_and_is_killed(
     solve = start_solve(container, repo_url=str(calculator), models=[model], test_command=TEST_COMMAND)
     with sandbox_backend("local-bwrap", tmp_path) as (inner, _service):
         watched = WatchedSandboxes(inner)
-        run = container.pipeline(watched).run_to_end(solve.runs[0].id)
+        run = run_to_end(container.pipeline(watched), solve.runs[0].id)
         assert run.status is RunStatus.SUCCEEDED, run.error
         assert watched.created == 2
         assert watched.peak_live == 1

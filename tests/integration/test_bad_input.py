@@ -31,6 +31,7 @@ from solver_core.cli.serve import make_server
 from solver_core.db.migrate import upgrade
 from solver_core.db.schema import EventRow, RunRow, SolveRow
 from solver_core.models import SolveRequest
+from solver_core.orchestrators.local import run_to_end
 from solver_core.status import RunStatus
 from tests.support.api import ALICE, BOB, ApiWorld, api_world, solve_body
 from tests.support.api_client import ApiClient, HttpClient, LambdaClient
@@ -300,7 +301,7 @@ def test_a_test_command_touching_host_tmp_runs_only_in_the_sandboxs_private_tmp(
             test_command=f"touch {marker} && ls {marker}",
         )
         with sandbox_backend("local-bwrap", tmp_path) as (sandboxes, _):
-            run = container.pipeline(sandboxes).run_to_end(solve.runs[0].id)
+            run = run_to_end(container.pipeline(sandboxes), solve.runs[0].id)
         assert run.status is RunStatus.SUCCEEDED, run.error
         assert run.tests is not None
         assert run.tests.passed, container.artifacts.get(run.artifacts["tests"]).decode()

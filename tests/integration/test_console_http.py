@@ -18,10 +18,10 @@ from uuid import UUID
 import pytest
 
 from solver_core.api import ApiDeps
+from solver_core.api.session import COOKIE, session_value
 from solver_core.cli.common import local_owner, open_container
 from solver_core.cli.serve import make_server
-from solver_core.console.session import COOKIE, session_value
-from solver_core.wiring import Container, build_orchestrator
+from solver_core.wiring import Container
 from tests.support.runtime import make_repo, runtime_settings, write_replay
 
 pytestmark = pytest.mark.integration
@@ -66,7 +66,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     )
     container = open_container(settings)
     published: list[UUID] = []
-    deps = ApiDeps.from_container(container, build_orchestrator(settings, container), publish=published.append)
+    deps = ApiDeps.from_container(container, container.orchestrator, publish=published.append)
     api = make_server(lambda: deps, "127.0.0.1", 0, token=TOKEN, owner=local_owner())
     thread = threading.Thread(target=api.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

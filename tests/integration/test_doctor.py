@@ -195,14 +195,14 @@ def test_required_bubblewrap_that_is_missing_fails_the_preflight(tmp_path: Path)
 
 
 def test_serve_refuses_a_model_without_its_key_at_request_time(tmp_path: Path) -> None:
+    from solver_core.agent.keys import preflight_models
     from solver_core.api.deps import ApiDeps
     from solver_core.cli.serve import make_server
-    from solver_core.readiness.models import preflight_models
     from tests.support.runtime import runtime
 
     container = runtime(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
     upgrade(container.engine)
-    deps = ApiDeps.from_container(container, orchestrator=None, check_models=preflight_models)  # type: ignore[arg-type]
+    deps = ApiDeps.from_container(container, check_models=preflight_models)
     server = make_server(lambda: deps, "127.0.0.1", 0, token=None, owner="local:tester")
     import http.client
     import threading

@@ -15,6 +15,7 @@ from tenacity import Retrying, wait_none
 
 from solver_core.db.migrate import upgrade
 from solver_core.db.schema import AIModelRow
+from solver_core.orchestrators.local import run_to_end
 from solver_core.status import RunStatus
 from solver_core.wiring import Container
 from tests.fakes.llm_server import FakeLLMServer
@@ -60,7 +61,7 @@ def solve_once(container: Container, tmp_path: Path) -> Any:
     repo = make_repo(tmp_path / "repo", {"calc.py": "x = 1 // 2\n"})
     solve = start_solve(container, repo_url=str(repo), models=[MODEL])
     with sandbox_backend("local-plain", tmp_path) as (sandboxes, _):
-        return container.pipeline(sandboxes).run_to_end(solve.runs[0].id), solve
+        return run_to_end(container.pipeline(sandboxes), solve.runs[0].id), solve
 
 
 def test_tool_calls_run_and_usage_becomes_cost(container: Container, llm: FakeLLMServer, tmp_path: Path) -> None:

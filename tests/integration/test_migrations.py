@@ -13,7 +13,7 @@ from solver_core.db.schema import AgentConfigRow, AIModelRow, Base
 
 pytestmark = pytest.mark.integration
 
-TABLES = {"solves", "runs", "events", "ai_models", "agent_configs", "alembic_version", "owner_allowlist"}
+TABLES = {"solves", "runs", "events", "ai_models", "agent_configs", "alembic_version", "owner_allowlist", "batches"}
 
 
 def test_upgrade_from_empty_creates_the_schema_the_models_describe(empty_database_url: str) -> None:

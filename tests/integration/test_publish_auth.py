@@ -11,10 +11,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from solver_core.errors import ConfigurationError, GitHubPermissionDenied, PublishNotConfigured
+from solver_core.github_urls import RepoRef
 from solver_core.publish.auth import GitHubAppCredentials, StaticToken
 from solver_core.publish.client import RetryPolicy
 from solver_core.publish.github import GitHubPublisher, build_publisher, credentials_from
-from solver_core.publish.urls import RepoRef
 from solver_core.settings import Settings
 from tests.fakes.github import FakeGitHub
 from tests.support.publishing import REPO, Reports, every_kind_of_change, seeded

@@ -18,7 +18,7 @@ from solver_core.errors import (
     PatchNotApplicable,
     PublishError,
 )
-from solver_core.publish.models import PublishedPull
+from solver_core.models import PublishedPull
 from solver_core.publish.render import MAX_COMMENT_CHARS
 from tests.fakes.github import FakeGitHub
 from tests.support.publishing import (

@@ -20,8 +20,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from solver_core.api.session import COOKIE, session_value
 from solver_core.console.remote import BearerSigner, RemoteProxy, SigV4Signer, region_of
-from solver_core.console.session import COOKIE, session_value
 from solver_core.errors import ConfigurationError
 
 pytestmark = pytest.mark.integration

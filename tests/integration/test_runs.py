@@ -13,6 +13,7 @@ import pytest
 from solver_core.agent.replay import load_replay_actions
 from solver_core.artifacts import keys
 from solver_core.models import SolveView
+from solver_core.orchestrators.local import run_to_end
 from solver_core.ports import SandboxBackend
 from solver_core.status import EventKind, RunStatus, SolveStatus
 from solver_core.wiring import Container
@@ -64,7 +65,7 @@ def test_a_replayed_fix_on_a_real_repository(
         tmp_path / "fix.yaml", "cat calc.py", FIX, "python3 test_calc.py", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
     )
     solve = start_solve(container, repo_url=str(repo), models=[model], test_command="python3 test_calc.py")
-    run = container.pipeline(sandboxes).run_to_end(solve.runs[0].id)
+    run = run_to_end(container.pipeline(sandboxes), solve.runs[0].id)
 
     assert run.status is RunStatus.SUCCEEDED, run.error
     assert run.exit_status == "Submitted"
@@ -107,7 +108,7 @@ def test_a_run_that_changes_nothing_ends_without_a_patch(container: Container, r
     model = write_replay(tmp_path / "look.yaml", "ls", "cat calc.py")
     solve = start_solve(container, repo_url=str(repo), models=[model], test_command="python3 test_calc.py")
     with sandbox_backend("local-plain", tmp_path) as (sandboxes, _):
-        run = container.pipeline(sandboxes).run_to_end(solve.runs[0].id)
+        run = run_to_end(container.pipeline(sandboxes), solve.runs[0].id)
     assert run.status is RunStatus.SUCCEEDED
     assert run.exit_status == "ReplayExhausted"
     assert run.patch_stats is not None
@@ -126,16 +127,16 @@ def test_an_agent_resumes_in_a_fresh_pipeline_from_its_checkpoint(
     run_id = solve.runs[0].id
     with sandbox_backend("local-plain", tmp_path) as (sandboxes, _):
         first = container.pipeline(sandboxes)
-        first.launch(run_id)
-        first.prepare(run_id)
-        assert not first.run_agent(run_id, Budget(max_steps=2))
+        first.steps.launch(run_id)
+        first.steps.prepare(run_id)
+        assert not first.agent.run(run_id, Budget(max_steps=2))
         assert container.runs.get(run_id).steps == 2
         assert container.artifacts.exists(keys.partial_diff(solve.id, run_id))
         fresh = container.pipeline(sandboxes)  # new agent, new model, same checkpoint
-        assert fresh.run_agent(run_id, Budget(max_steps=5))
+        assert fresh.agent.run(run_id, Budget(max_steps=5))
         fresh.collect(run_id)
-        fresh.verify(run_id)
-        fresh.release(run_id)
+        fresh.steps.verify(run_id)
+        fresh.steps.release(run_id)
     run = container.runs.get(run_id)
     assert (run.status, run.exit_status, run.steps) == (RunStatus.SUCCEEDED, "Submitted", 3)
     trajectory = json.loads(container.artifacts.get(run.artifacts["trajectory"]))
@@ -150,13 +151,13 @@ def test_a_time_budget_stops_between_steps(container: Container, repo: Path, tmp
     run_id = solve.runs[0].id
     with sandbox_backend("local-plain", tmp_path) as (sandboxes, _):
         pipeline = container.pipeline(sandboxes)
-        pipeline.launch(run_id)
-        pipeline.prepare(run_id)
-        assert not pipeline.run_agent(run_id, Budget(deadline=time.monotonic() + 1.5))
+        pipeline.steps.launch(run_id)
+        pipeline.steps.prepare(run_id)
+        assert not pipeline.agent.run(run_id, Budget(deadline=time.monotonic() + 1.5))
         taken = container.runs.get(run_id).steps
         assert 1 <= taken <= 2
-        assert pipeline.run_agent(run_id, Budget())
-        pipeline.release(run_id)
+        assert pipeline.agent.run(run_id, Budget())
+        pipeline.steps.release(run_id)
     assert container.runs.get(run_id).steps == 4
 
 
@@ -180,7 +181,13 @@ def wait_until_running(sandboxes: SandboxBackend, sandbox_id: str, timeout: floa
 
 
 def run_in_thread(pipeline: RunPipeline, solve: SolveView) -> threading.Thread:
-    worker = threading.Thread(target=pipeline.run_to_end, args=(solve.runs[0].id,))
+    worker = threading.Thread(
+        target=run_to_end,
+        args=(
+            pipeline,
+            solve.runs[0].id,
+        ),
+    )
     worker.start()
     return worker
 
@@ -237,7 +244,7 @@ def test_a_private_repository_token_never_reaches_events_or_artifacts(tmp_path: 
         model = write_replay(tmp_path / "leak.yaml", "git config --list; env; cat .git/config", FIX, "git remote -v")
         solve = start_solve(container, repo_url=url, models=[model], test_command="python3 test_calc.py")
         with sandbox_backend("local-bwrap", tmp_path) as (sandboxes, _):
-            run = container.pipeline(sandboxes).run_to_end(solve.runs[0].id)
+            run = run_to_end(container.pipeline(sandboxes), solve.runs[0].id)
         container.close()
     assert run.status is RunStatus.SUCCEEDED, run.error
     events = container.events.read("tester", solve.id, limit=1000)

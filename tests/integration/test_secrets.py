@@ -14,6 +14,7 @@ from moto import mock_aws
 from solver_core.errors import ConfigurationError
 from solver_core.secrets import FUNCTION_SECRETS, SecretNeeds, resolve_secrets
 from solver_core.settings import Settings
+from solver_core.wiring import redactor_of
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,7 @@ def test_arns_become_values_and_llm_keys_reach_the_environment(secrets: Any, mon
     assert resolved.e2b_api_key is not None
     assert resolved.e2b_api_key.get_secret_value() == "e2b_0123456789abcdef0123"
     assert os.environ["ANTHROPIC_API_KEY"] == "sk-ant-canary-123456"
-    assert "sk-ant-canary-123456" in resolved.secret_values()  # and so it is redacted everywhere
+    assert "sk-ant-canary-123456" in redactor_of(resolved).secrets  # and so it is redacted everywhere
     assert "e2b_0123456789abcdef0123" not in repr(resolved)
 
 

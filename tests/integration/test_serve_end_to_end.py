@@ -19,7 +19,6 @@ from solver_core.api import ApiDeps
 from solver_core.cli.common import local_owner, open_container
 from solver_core.cli.serve import make_server
 from solver_core.status import SolveStatus
-from solver_core.wiring import build_orchestrator
 from tests.support.api_client import HttpClient
 from tests.support.runtime import make_repo, runtime_settings, write_replay
 
@@ -36,7 +35,7 @@ def served(tmp_path: Path) -> Iterator[tuple[HttpClient, Any]]:
         tmp_path, f"sqlite:///{tmp_path / 'solver.db'}", allow_unregistered_models=False, sandbox_isolation="none"
     )
     container = open_container(settings)
-    orchestrator = build_orchestrator(settings, container)
+    orchestrator = container.orchestrator
     deps = ApiDeps.from_container(container, orchestrator)
     server = make_server(lambda: deps, "127.0.0.1", 0, token=None, owner=local_owner())
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -113,7 +112,7 @@ def test_local_paths_and_replays_are_refused_without_the_flags(tmp_path: Path) -
     )
     container = open_container(settings)
     try:
-        deps = ApiDeps.from_container(container, build_orchestrator(settings, container))
+        deps = ApiDeps.from_container(container, container.orchestrator)
         server = make_server(lambda: deps, "127.0.0.1", 0, token=None, owner=local_owner())
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()

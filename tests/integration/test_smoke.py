@@ -15,7 +15,6 @@ import pytest
 from solver_core.api import ApiDeps
 from solver_core.cli.common import local_owner, open_container
 from solver_core.cli.serve import make_server
-from solver_core.wiring import build_orchestrator
 from tests.support.runtime import make_repo, runtime_settings, write_replay
 
 pytestmark = pytest.mark.integration
@@ -39,7 +38,7 @@ def smoke() -> ModuleType:
 def served(tmp_path: Path) -> Iterator[str]:
     settings = runtime_settings(tmp_path, f"sqlite:///{tmp_path / 'solver.db'}", sandbox_isolation="none")
     container = open_container(settings)
-    deps = ApiDeps.from_container(container, build_orchestrator(settings, container))
+    deps = ApiDeps.from_container(container, container.orchestrator)
     server = make_server(lambda: deps, "127.0.0.1", 0, token=None, owner=local_owner())
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

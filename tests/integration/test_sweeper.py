@@ -16,7 +16,7 @@ import pytest
 from solver_core.artifacts import keys
 from solver_core.db.migrate import upgrade
 from solver_core.models import SolveView
-from solver_core.orchestrators.local import LocalOrchestrator
+from solver_core.orchestrators.local import LocalOrchestrator, run_to_end
 from solver_core.ports import SandboxBackend
 from solver_core.sandbox.base import SandboxSpec
 from solver_core.sandbox.local import LocalSandboxBackend
@@ -84,7 +84,13 @@ def fail_mid_run(container: Container, sandboxes: SandboxBackend, solve: SolveVi
     e2b lost it)."""
     pipeline = container.pipeline(sandboxes)
     run_id = solve.runs[0].id
-    worker = threading.Thread(target=pipeline.run_to_end, args=(run_id,))
+    worker = threading.Thread(
+        target=run_to_end,
+        args=(
+            pipeline,
+            run_id,
+        ),
+    )
     worker.start()
     deadline = time.monotonic() + 30
     while container.runs.get(run_id).steps < 2 and time.monotonic() < deadline:
@@ -214,7 +220,7 @@ def test_the_reconciler_settles_runs_of_an_execution_that_ended(
     solve = start_solve(container, repo_url=str(repo), models=[write_replay(tmp_path / "m.yaml", "sleep 30")])
     run_id = solve.runs[0].id
     pipeline = container.pipeline(sandboxes)
-    pipeline.launch(run_id)
+    pipeline.steps.launch(run_id)
     arn = f"arn:aws:states:us-east-1:123456789012:execution:solver-solve:{solve.id}"
     container.runs.set_solve_fields(solve.id, execution_ref=arn)
     sweeper, _ = sweeper_for(container, sandboxes)

@@ -20,7 +20,7 @@ from sqlalchemy import update
 from solver_core.db.schema import RunRow, SolveRow, utcnow
 from solver_core.errors import TooManyRequests, ValidationFailed
 from solver_core.models import SolveRequest
-from solver_core.orchestrators.local import LocalOrchestrator
+from solver_core.orchestrators.local import LocalOrchestrator, run_to_end
 from solver_core.rules import RequestPolicy
 from solver_core.sandbox.local import LocalSandboxBackend
 from solver_core.services.solves import CostBudget
@@ -99,14 +99,14 @@ def test_a_private_clone_uses_the_token_only_for_an_allowlisted_owner(tmp_path: 
         model = write_replay(tmp_path / "r.yaml", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
 
         refused = start_solve(container, repo_url=url, models=[model])
-        run = pipeline.run_to_end(refused.runs[0].id)
+        run = run_to_end(pipeline, refused.runs[0].id)
         assert run.status is RunStatus.FAILED
         assert "not on the owner's allowlist" in (run.error or "")
         assert server.auth_headers_seen == []  # the token was never offered for this owner's solve
 
         container.allowlist.add("tester", url)
         allowed = start_solve(container, repo_url=url, models=[model])
-        run = pipeline.run_to_end(allowed.runs[0].id)
+        run = run_to_end(pipeline, allowed.runs[0].id)
         assert run.status is RunStatus.SUCCEEDED, run.error
         assert server.auth_headers_seen  # now the clone authenticated
         container.close()

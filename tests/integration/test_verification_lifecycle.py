@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from solver_core.orchestrators.local import LocalOrchestrator
+from solver_core.orchestrators.local import LocalOrchestrator, run_to_end
 from solver_core.sandbox.base import SandboxSpec
 from solver_core.services.cancel import CancelService
 from solver_core.status import RunStatus, SolveStatus
@@ -93,14 +93,14 @@ def test_a_failed_verification_kills_its_sandbox_and_fails_the_run(
     setup = "test -e $HOME/.prepared-once && exit 7; touch $HOME/.prepared-once"
     solve = start_solve(container, repo_url=str(repo), models=[model], setup_command=setup, test_command="true")
     with sandbox_backend("local-bwrap", tmp_path) as (sandboxes, _service):
-        run = container.pipeline(sandboxes).run_to_end(solve.runs[0].id)
+        run = run_to_end(container.pipeline(sandboxes), solve.runs[0].id)
         assert sandboxes.list({"app": "solver"}) == []
     assert run.status is RunStatus.SUCCEEDED, "each sandbox is new: setup ran once in each"
     assert run.tests is not None
     assert run.tests.passed
     solve = start_solve(container, repo_url=str(repo), models=[model], setup_command="exit 7", test_command="true")
     with sandbox_backend("local-bwrap", tmp_path) as (sandboxes, _service):
-        run = container.pipeline(sandboxes).run_to_end(solve.runs[0].id)
+        run = run_to_end(container.pipeline(sandboxes), solve.runs[0].id)
         assert sandboxes.list({"app": "solver"}) == []
     assert run.status is RunStatus.FAILED
     assert run.error is not None

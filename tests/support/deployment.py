@@ -307,26 +307,48 @@ def unused(calls: Iterable[Call], roles: Mapping[str, Role]) -> list[str]:
 _INTEGRATION_ACTIONS = {"lambda:invoke": "lambda:InvokeFunction", "states:startExecution.sync": "states:StartExecution"}
 
 
-def asl_calls(definition: Mapping[str, Any]) -> list[Call]:
-    """What the state machine's role must be allowed, from every Task of the definition (Map and Parallel states
+def asl_calls(
+    definition: Mapping[str, Any], owner: str = "SolveStateMachine", own_arn: str | None = None
+) -> list[Call]:
+    """What a state machine's role must be allowed, from every Task of the definition (Map and Parallel states
     included): a Lambda ARN is lambda:InvokeFunction on it; `arn:aws:states:::lambda:invoke` on its FunctionName;
-    `arn:aws:states:::aws-sdk:<service>:<api>` is `<service>:<Api>` on `*` (the SDK integrations name no resource)."""
+    `arn:aws:states:::aws-sdk:<service>:<api>` is `<service>:<Api>` on `*` (the SDK integrations name no resource);
+    `states:startExecution.sync(:2)` starts, follows and stops the child execution through Step Functions' managed
+    EventBridge rule; a Distributed Map starts its iterations as child executions of the state machine itself
+    (`own_arn`)."""
     calls: list[Call] = []
     for state in _states(definition):
+        config = state.get("ItemProcessor", {}).get("ProcessorConfig", {})
+        if state.get("Type") == "Map" and config.get("Mode") == "DISTRIBUTED":
+            if own_arn is None:
+                raise ValueError("a Distributed Map needs the state machine's own ARN")
+            child = own_arn.replace(":stateMachine:", ":execution:", 1) + "/Instances:example"
+            calls += [Call(owner, "states:StartExecution", own_arn), Call(owner, "states:DescribeExecution", child),
+                      Call(owner, "states:StopExecution", child)]  # fmt: skip
         if state.get("Type") != "Task":
             continue
         resource = str(state["Resource"])
         parameters = state.get("Parameters", {})
         if resource.startswith("arn:aws:lambda:"):
-            calls.append(Call("SolveStateMachine", "lambda:InvokeFunction", resource))
+            calls.append(Call(owner, "lambda:InvokeFunction", resource))
         elif resource.startswith("arn:aws:states:::aws-sdk:"):
             service, api = resource.split(":")[-2:]
-            calls.append(Call("SolveStateMachine", f"{service}:{api[:1].upper()}{api[1:]}", "*"))
+            calls.append(Call(owner, f"{service}:{api[:1].upper()}{api[1:]}", "*"))
+        elif resource in (
+            "arn:aws:states:::states:startExecution.sync",
+            "arn:aws:states:::states:startExecution.sync:2",
+        ):
+            machine = str(parameters["StateMachineArn"])
+            execution = machine.replace(":stateMachine:", ":execution:", 1) + ":example"
+            rule = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule"
+            calls += [Call(owner, "states:StartExecution", machine), Call(owner, "states:DescribeExecution", execution),
+                      Call(owner, "states:StopExecution", execution)]  # fmt: skip
+            calls += [Call(owner, f"events:{action}", rule) for action in ("PutTargets", "PutRule", "DescribeRule")]
         elif resource.startswith("arn:aws:states:::"):
             integration = resource.removeprefix("arn:aws:states:::").removesuffix(".waitForTaskToken")
             if integration not in _INTEGRATION_ACTIONS or "FunctionName" not in parameters:
                 raise ValueError(f"no IAM rule for the Task resource {resource} (state {state.get('Comment', '')!r})")
-            calls.append(Call("SolveStateMachine", _INTEGRATION_ACTIONS[integration], str(parameters["FunctionName"])))
+            calls.append(Call(owner, _INTEGRATION_ACTIONS[integration], str(parameters["FunctionName"])))
         else:
             raise ValueError(f"no IAM rule for the Task resource {resource}")
     return calls

@@ -10,11 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID, uuid4
 
-from solver_core.models import IssueSpec, Limits, PatchStats, RunView, SolveView, TestResult
+from solver_core.models import IssueSpec, Limits, PatchStats, PublishOptions, RunView, SolveView, TestResult
 from solver_core.publish.auth import StaticToken
 from solver_core.publish.client import RetryPolicy
 from solver_core.publish.github import GitHubPublisher
-from solver_core.publish.models import PublishOptions
 from solver_core.publish.report import SolveReport
 from solver_core.sandbox.repository import patch_stats
 from solver_core.status import RunStatus, SolveStatus

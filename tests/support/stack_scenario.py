@@ -30,6 +30,7 @@ from uuid import UUID
 
 import boto3
 
+from functions.batches import app as batches_app
 from functions.cancel import app as cancel_app
 from functions.migrate import app as migrate_app
 from functions.run_solver import app as run_solver_app
@@ -42,12 +43,13 @@ from solver_core.secrets import FUNCTION_SECRETS
 from tests.support.api import ALICE, LambdaContextStub, rest_event
 from tests.support.aws_calls import CallRecorder
 from tests.support.deployment import ACCOUNT, Call, Role, Stack, sam_template, translate
-from tests.support.runtime import make_repo, write_replay
+from tests.support.runtime import git, make_repo, write_replay
 from tests.support.stepfunctions import StepFunctionsHarness, substitute
 
-API_FUNCTIONS = ("StartSolveFunction", "StatusFunction", "CancelFunction")
+API_FUNCTIONS = ("StartSolveFunction", "StatusFunction", "CancelFunction", "BatchesFunction")
 BUCKET = "solver-iam-contract"
 STATE_MACHINE = "solve"
+BATCH_MACHINE = "solver-test-batch"  # the template names it ${AWS::StackName}-batch
 TASK_FUNCTION = "run-solver"
 BUGGY = "def mean(values):\n    return sum(values) // len(values)\n"
 TESTS = "from calc import mean\nassert mean([1, 2]) == 1.5\n"
@@ -77,13 +79,14 @@ class Recording:
     unmapped: list[str]
     parameters: dict[str, str]
     definition: dict[str, Any]  # the state machine's definition as deployed (substitutions applied)
+    batch_definition: dict[str, Any]  # the batch state machine's, likewise
     label: str = ""
 
     def roles(self, stack: Stack | None = None) -> dict[str, Role]:
         """Each function's execution role and the state machine's role, in this stack (or another translation)."""
         stack = stack or self.stack
         owners = [name for name, r in stack.resources.items() if r["Type"] == "AWS::Lambda::Function"]
-        return {owner: stack.role_of(owner) for owner in [*owners, "SolveStateMachine"]}
+        return {owner: stack.role_of(owner) for owner in [*owners, "SolveStateMachine", "BatchStateMachine"]}
 
     def restack(self, translated: dict[str, Any]) -> Stack:
         """Another translation, with this recording's parameters and physical names."""
@@ -141,6 +144,7 @@ class DeployedStack:
         self.tmp = tmp
         self.recorder = CallRecorder()
         self.built: list[wiring.Container] = []
+        self.items_read: list[str] = []
 
     def record(self, label: str = "") -> Recording:
         # moto logs the whole parsed program at ERROR when an execution is stopped inside a Map (as the cancel does).
@@ -157,22 +161,36 @@ class DeployedStack:
             physical = {
                 "ArtifactsBucket": BUCKET,
                 "SolveStateMachine": STATE_MACHINE,
+                "BatchStateMachine": BATCH_MACHINE,
                 "RunSolverFunction": TASK_FUNCTION,
             }
             self.stack = Stack(translate(sam_template(), parameters), dict(parameters), physical)
             definition = self.stack.resolve(self.stack.translated["Resources"]["SolveStateMachine"]["Properties"])
             deployed = substitute(definition["DefinitionString"], definition.get("DefinitionSubstitutions", {}))
             harness.create_state_machine(deployed, name=STATE_MACHINE)
+            batch = self.stack.resolve(self.stack.translated["Resources"]["BatchStateMachine"]["Properties"])
+            batch_deployed = substitute(batch["DefinitionString"], batch.get("DefinitionSubstitutions", {}))
+            harness.create_state_machine(batch_deployed, name=BATCH_MACHINE)
             cleanup.callback(self._forget_cold_starts)
             self._migrate()
             for function in FUNCTION_SECRETS:
                 if function != "MigrateFunction":
                     self._cold_start(function)
             self._solve_and_read()
-            self._cancel_sweep_and_reconcile()
-            invoked = {harness.function_arn(name) for name, _ in harness.invocations}
-        calls = [*self.recorder.calls, *(Call("SolveStateMachine", "lambda:InvokeFunction", arn) for arn in invoked)]
-        return Recording(self.stack, calls, list(self.recorder.unmapped), parameters, json.loads(deployed), label)
+            self._cancel_sweep_and_reconcile()  # timing-sensitive (a stop while a command runs): first
+            self._batch()
+            invoked = {
+                ("BatchStateMachine" if event.get("step") == "finish_batch" else "SolveStateMachine",
+                 harness.function_arn(name))
+                for name, event in harness.invocations
+            }  # fmt: skip
+        calls = [*self.recorder.calls, *(Call(owner, "lambda:InvokeFunction", arn) for owner, arn in invoked)]
+        # The batch's ItemReader read the items file (through moto's own client, which no function owns).
+        calls += [Call("BatchStateMachine", "s3:GetObject", f"arn:aws:s3:::{BUCKET}/{key}") for key in self.items_read]
+        return Recording(
+            self.stack, calls, list(self.recorder.unmapped), parameters, json.loads(deployed),
+            json.loads(batch_deployed), label,
+        )  # fmt: skip
 
     # -- set-up ----------------------------------------------------------------------------------------------------
 
@@ -277,6 +295,33 @@ class DeployedStack:
                      f"/solves/{solve_id}/patch", "/health", "/models", "/ui", f"/ui/solves/{solve_id}"):  # fmt: skip
             answer = self._status(path)
             assert answer["statusCode"] in (200, 302, 303), (path, answer)
+
+    def _batch(self) -> None:
+        """A cloud batch of two instances: POST /batches, its state machine (moto runs the ItemReader, the
+        Distributed Map and FinishBatch; it cannot start the solve executions), then the batch's reads."""
+        repo = make_repo(self.tmp / "repo-batch", {"calc.py": BUGGY, "test_calc.py": TESTS})
+        base = git(repo, "rev-parse", "HEAD").strip()
+        body = {
+            "instances": [
+                {"instance_id": f"calc-{n}", "repo": "org/calc", "repo_url": str(repo), "base_commit": base,
+                 "problem_statement": "mean([1, 2]) is 1"}
+                for n in range(2)
+            ],
+            "models": [write_replay(self.tmp / "batch.yaml", *FIX)],
+            "max_concurrency": 1,
+        }  # fmt: skip
+        with self.recorder.acting_as("BatchesFunction"):
+            answer = call(batches_app.handler, rest_event("POST", "/batches", body=body, owner=ALICE))
+        assert answer["statusCode"] == 202, answer
+        batch_id = json.loads(answer["body"])["id"]
+        self.items_read.append(f"batches/{batch_id}/items.json")
+        execution = f"arn:aws:states:us-east-1:{ACCOUNT}:execution:{BATCH_MACHINE}:{batch_id}"
+        assert self.harness.wait(execution, timeout_s=60)["status"] == "SUCCEEDED"
+        for method, path in (("GET", f"/batches/{batch_id}"), ("GET", f"/batches/{batch_id}/preds"),
+                             ("POST", f"/batches/{batch_id}/cancel")):  # fmt: skip
+            with self.recorder.acting_as("BatchesFunction"):
+                answer = call(batches_app.handler, rest_event(method, path, owner=ALICE))
+            assert answer["statusCode"] == 200, (path, answer)
 
     def _wait_for_command(self, solve_id: UUID) -> None:
         deadline = time.monotonic() + 60

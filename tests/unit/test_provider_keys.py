@@ -1,5 +1,5 @@
 """The provider → key variables table that the preflight reads instead of importing litellm
-(readiness/provider_keys.json, written by tools/provider_keys.py) says what litellm says."""
+(agent/provider_keys.json, written by tools/provider_keys.py) says what litellm says."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from solver_core.readiness.models import key_problem, provider_table
+from solver_core.agent.keys import key_problem, provider_table
 
 pytestmark = pytest.mark.integration  # imports litellm: seconds
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from solver_core.github_urls import parse_issue_url, parse_repo_url, pull_request_repo
 from solver_core.models import SolveRequest
-from solver_core.publish.urls import parse_issue_url, parse_repo_url, pull_request_repo
 from solver_core.rules import RequestPolicy
 
 pytestmark = pytest.mark.unit

@@ -9,8 +9,8 @@ import zlib
 import pytest
 
 from solver_core.errors import PatchNotApplicable
+from solver_core.gitdiff.parse import FilePatch, parse_patch
 from solver_core.publish.patch.apply import apply_delta, blob_sha, new_content
-from solver_core.publish.patch.parse import FilePatch, parse_patch
 
 pytestmark = pytest.mark.unit
 

@@ -29,8 +29,8 @@ def fail_fast(argv: Sequence[str]) -> int | None:
     models = requested_models(argv)
     if not models:
         return None
+    from solver_core.agent.keys import preflight_models
     from solver_core.errors import ModelNotConfigured
-    from solver_core.readiness.models import preflight_models
 
     try:
         preflight_models(models, thorough=False)  # litellm itself is the slow import this avoids

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from uuid import UUID
 
-    from solver_core.models import SolveView
-    from solver_core.publish.models import PublishedComment, PublishedPull
+    from solver_core.models import PublishedComment, PublishedPull, SolveView
     from solver_core.publish.report import SolveReport
     from solver_core.sandbox.base import CommandResult, SandboxInfo, SandboxSpec
     from solver_core.sandbox.jobs import JobStatus
@@ -134,6 +133,29 @@ class Orchestrator(Protocol):
 
     def check(self) -> None:
         """Raise when the orchestrator cannot be reached (health checks)."""
+        ...
+
+
+class CancelFinisher(Protocol):
+    """Settles a solve being cancelled: what is left of it is marked cancelled (the workflow's SolveFlow)."""
+
+    def finish_cancel(self, solve_id: UUID) -> SolveView:
+        """Mark the runs not yet finished and the solve cancelled; returns the solve."""
+        ...
+
+
+class BatchOrchestrator(Protocol):
+    """Runs a cloud batch: each of its solves, at most `max_concurrency` at once, then FinishBatch.
+    The batch state machine in the cloud (statemachine/batch.asl.json), threads on one machine."""
+
+    name: str
+
+    def start(self, batch_id: UUID, items_key: str, max_concurrency: int) -> str:
+        """Start (or find already started) the batch's execution over the items file; its reference."""
+        ...
+
+    def stop(self, batch_id: UUID, execution_ref: str | None, reason: str) -> None:
+        """Stop starting solves; the solves already started are cancelled by the caller."""
         ...
 
 

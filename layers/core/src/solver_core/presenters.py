@@ -7,9 +7,18 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from solver_core.models import IssueSpec, Limits, PatchStats, RunView, SolveView, TestResult, VerifyIn
+from solver_core.models import (
+    IssueSpec,
+    Limits,
+    PatchStats,
+    Publication,
+    PublishOptions,
+    RunView,
+    SolveView,
+    TestResult,
+    VerifyIn,
+)
 from solver_core.ports import ArtifactStore
-from solver_core.publish.models import Publication, PublishOptions
 from solver_core.status import Outcome, RunStatus, SolveStatus
 
 PUBLIC_ARTIFACTS = ("patch", "trajectory", "log", "tests")

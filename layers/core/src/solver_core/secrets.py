@@ -91,6 +91,7 @@ FUNCTION_SECRETS: dict[str, SecretNeeds] = {
         _needs("StartSolveFunction", {"database_url"}),
         _needs("StatusFunction", {"database_url", "e2b_api_key"}),
         _needs("CancelFunction", {"database_url", "e2b_api_key"}, {"webhook_secret"}),
+        _needs("BatchesFunction", {"database_url", "e2b_api_key"}, {"webhook_secret"}),
         _needs("RunSolverFunction", {"database_url", "e2b_api_key", "llm_keys"}, PUBLISHING),
         _needs("SweeperFunction", {"database_url", "e2b_api_key"}, PUBLISHING),
         _needs("ReconcilerFunction", {"database_url", "e2b_api_key"}, PUBLISHING),

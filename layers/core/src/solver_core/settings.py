@@ -102,6 +102,7 @@ class Settings(BaseSettings):
 
     # Orchestration: Step Functions when a state machine is configured, in-process otherwise.
     state_machine_arn: str | None = None
+    batch_state_machine_arn: str | None = None  # runs cloud batches (POST /batches)
     max_run_attempts: int = Field(default=3, ge=1, le=10)
     retry_backoff_s: int = Field(default=60, ge=0, le=86_400)
     stale_heartbeat_s: int = Field(default=1200, ge=60, le=86_400)
@@ -188,17 +189,14 @@ class Settings(BaseSettings):
         token = self.git_tokens.get(host) or (self.github_token if host == "github.com" else None)
         return token.get_secret_value() if token else None
 
-    def secret_values(self) -> list[str]:
-        """Every secret Solver knows of, for redaction: its own settings, and the values of
-        secret-looking variables in its environment (LLM provider keys that litellm reads, say)."""
-        from solver_core.agent.redact import Redactor
-
+    def configured_secrets(self) -> list[str]:
+        """The secrets among these settings, for redaction (with the secret-looking variables of the
+        environment: LLM provider keys that litellm reads, say; see wiring.redactor_of)."""
         found = [
             self.e2b_api_key, self.github_token, self.database_url, self.webhook_secret,
             self.github_app_private_key, self.serve_token, *self.git_tokens.values(),
         ]  # fmt: skip
-        configured = [s.get_secret_value() for s in found if s is not None]
-        return list(Redactor.from_environment(os.environ, extra=configured).secrets)
+        return [s.get_secret_value() for s in found if s is not None]
 
     @property
     def secret_arns(self) -> dict[str, str]:

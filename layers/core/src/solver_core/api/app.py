@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any, Literal
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.exceptions import ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+    ResponseValidationError,
+)
 
 from solver_core import __version__
 from solver_core.api.deps import ApiDeps, current_deps
-from solver_core.api.errors import install_error_handlers
+from solver_core.api.errors import (
+    MethodNotAllowed,
+    UnsupportedMediaType,
+    error_response,
+    from_request_validation,
+    service_error,
+)
 from solver_core.api.resolver import SolverResolver
-from solver_core.api.routes import cancel, publish, read, start, system
+from solver_core.api.routes import batches, cancel, publish, read, start, system
 from solver_core.api.routes.common import ERRORS, DepsGetter
+from solver_core.errors import BadRequest, NotFound, SolverError
 
-Part = Literal["start", "read", "cancel", "system", "publish", "console"]
-ALL_PARTS: tuple[Part, ...] = ("start", "read", "cancel", "system", "publish", "console")
+log = logging.getLogger(__name__)
+
+Part = Literal["start", "read", "cancel", "system", "publish", "batches"]
+ALL_PARTS: tuple[Part, ...] = ("start", "read", "cancel", "system", "publish", "batches")
 
 TITLE = "Solver"
 DESCRIPTION = """Turn issues into tested patches: several AI coding-agent attempts run in parallel in
@@ -32,7 +49,10 @@ _POWERTOOLS_ERROR_SCHEMAS = ("HTTPValidationError", "ResponseValidationError", "
 
 def build_app(parts: Iterable[Part] = ALL_PARTS, deps: DepsGetter = current_deps) -> SolverResolver:
     """A resolver with the given routers; `deps` is called per request, never here."""
-    app = SolverResolver(max_body_bytes=lambda: deps().limits.max_body_bytes)
+    app = SolverResolver(
+        max_body_bytes=lambda: deps().limits.max_body_bytes,
+        batch_body_bytes=lambda: deps().limits.max_batch_body_bytes,
+    )
     install_error_handlers(app)
     factories: dict[Part, Callable[[], Router]] = {
         "start": lambda: start.router(deps),
@@ -40,18 +60,11 @@ def build_app(parts: Iterable[Part] = ALL_PARTS, deps: DepsGetter = current_deps
         "cancel": lambda: cancel.router(deps),
         "system": lambda: system.router(deps, openapi_document),
         "publish": lambda: publish.router(deps),
-        "console": lambda: console_router(deps),
+        "batches": lambda: batches.router(deps),
     }
     for part in parts:
         app.include_router(factories[part]())  # a fresh Router each time: a Router serves one app
     return app
-
-
-def console_router(deps: DepsGetter) -> Router:
-    """The web console's pages (imported only by the functions that serve them: Jinja and Pygments)."""
-    from solver_core.console.routes import router
-
-    return router(deps)
 
 
 def _no_deps() -> ApiDeps:
@@ -82,3 +95,40 @@ def _tidy(document: dict[str, Any]) -> dict[str, Any]:
         if f"#/components/schemas/{name}" not in text:
             schemas.pop(name, None)
     return document
+
+
+def install_error_handlers(app: SolverResolver) -> None:
+    def request_id() -> str | None:
+        return app.request_id()
+
+    def respond(error: SolverError) -> Response[Any]:
+        if error.status >= 500:  # ours, but a failure of the service: worth a log line with its trace
+            log.error("%s answered %s: %s", app.current_event.path, error.status, error.message, exc_info=error)
+        return error_response(error, request_id())
+
+    app.exception_handler(SolverError)(respond)
+    app.exception_handler(RequestValidationError)(lambda exc: respond(from_request_validation(exc.errors())))
+    # A pydantic ValidationError is not mapped: the routes turn the caller's into ValidationFailed,
+    # and any other is a bug of ours (a 500), not the caller's 422.
+    app.exception_handler(RequestUnsupportedContentType)(
+        lambda _exc: respond(UnsupportedMediaType("the request body is not application/json"))
+    )
+    app.exception_handler(UnicodeDecodeError)(lambda _exc: respond(BadRequest("the request body is not UTF-8")))
+    app.exception_handler(RecursionError)(lambda _exc: respond(BadRequest("the request body is nested too deeply")))
+    app.not_found(lambda _exc: respond(_no_route(app)))
+    app.exception_handler(ServiceError)(lambda exc: respond(service_error(exc)))
+    app.exception_handler(ResponseValidationError)(lambda exc: _internal(app, exc))
+    app.exception_handler(Exception)(lambda exc: _internal(app, exc))
+
+
+def _no_route(app: SolverResolver) -> SolverError:
+    method, path = app.current_event.http_method.upper(), app.current_event.path
+    allowed = app.allowed_methods(path)
+    if allowed:
+        return MethodNotAllowed(f"{method} is not allowed on {path}", allowed=allowed)
+    return NotFound(f"no route for {method} {path}", hint="see /openapi.json for the routes")
+
+
+def _internal(app: SolverResolver, exc: Exception) -> Response[Any]:
+    log.exception("unhandled error in %s %s", app.current_event.http_method, app.current_event.path, exc_info=exc)
+    return error_response(SolverError("internal error"), app.request_id())

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session, sessionmaker
 
 from solver_core.rules import RequestPolicy
-from solver_core.services.allowlist import AllowlistService
-from solver_core.services.catalog import CatalogService
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunService
 from solver_core.services.solves import SolveService
@@ -24,15 +22,18 @@ from solver_core.settings import Settings
 if TYPE_CHECKING:
     from uuid import UUID
 
-    from solver_core.models import SolveView
-    from solver_core.ports import ArtifactStore, Orchestrator, SandboxBackend
+    from solver_core.ports import ArtifactStore, BatchOrchestrator, Orchestrator, SandboxBackend
     from solver_core.secrets import SecretNeeds
+    from solver_core.services.allowlist import AllowlistService
+    from solver_core.services.batches import BatchService
     from solver_core.services.cancel import CancelService
+    from solver_core.services.catalog import CatalogService
     from solver_core.wiring import Container
 
 # Far above the largest valid request (a 64 KiB issue body, two 4 KiB commands, a few URLs), with
 # room for JSON escaping; far below API Gateway's own 10 MB.
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
+DEFAULT_MAX_BATCH_BODY_BYTES = 6 * 1000 * 1000
 DEFAULT_MAX_ACTIVE_SOLVES = 10
 DEFAULT_RETRY_AFTER_S = 30
 # Lambda's limit on a synchronous invocation's response (the whole JSON envelope API Gateway receives).
@@ -48,6 +49,8 @@ class ApiLimits:
     # (when the artifact store has such links).
     max_response_bytes: int = LAMBDA_RESPONSE_BYTES
     owner_daily_cost_usd: float | None = None
+    # POST /batches: up to 500 instances inline, within Lambda's 6 MB request payload.
+    max_batch_body_bytes: int = DEFAULT_MAX_BATCH_BODY_BYTES
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiLimits:
@@ -60,6 +63,10 @@ class ApiLimits:
 
 @dataclass(frozen=True)
 class ApiDeps:
+    """What the routes use: the container's services, and what differs per server (the orchestrator
+    runs' sandboxes, limits, background publishing, the model key check)."""
+
+    container: Container
     settings: Settings
     sessions: sessionmaker[Session]
     solves: SolveService
@@ -70,81 +77,65 @@ class ApiDeps:
     # A factory: only cancel and health need a sandbox backend, and building one imports its SDK.
     sandboxes: Callable[[], SandboxBackend]
     limits: ApiLimits = field(default_factory=ApiLimits)
-    # Told about a solve's status change made here (a cancel); see solver_core.notify.
-    notify: Callable[[SolveView], None] | None = None
     # Publishes a finished solve again, in the background (`solver serve`); None where the API
     # cannot reach GitHub's credentials (the Lambda API functions: the state machine publishes).
     publish: Callable[[UUID], None] | None = None
     # Where runs execute in this process (`solver serve`), their models' keys are checked at
     # request time: raises ModelNotConfigured (422). In the cloud the keys live in the run function.
     check_models: Callable[[Sequence[str]], None] | None = None
+    # Runs cloud batches (POST /batches): the batch state machine, or threads under `solver serve`;
+    # None where none is configured (503).
+    batch_orchestrator: BatchOrchestrator | None = None
 
     @classmethod
     def from_container(
         cls,
         container: Container,
-        orchestrator: Orchestrator,
+        orchestrator: Orchestrator | None = None,
         *,
         sandboxes: Callable[[], SandboxBackend] | None = None,
         limits: ApiLimits | None = None,
-        notify: Callable[[SolveView], None] | None = None,
         publish: Callable[[UUID], None] | None = None,
         check_models: Callable[[Sequence[str]], None] | None = None,
+        batch_orchestrator: BatchOrchestrator | None = None,
     ) -> ApiDeps:
+        """The container's services; the orchestrator and the batch orchestrator are the container's
+        unless given; the sandbox provider is built on first use unless given."""
         return cls(
+            container=container,
             settings=container.settings,
             sessions=container.sessions,
             solves=container.solves,
             events=container.events,
             runs=container.runs,
             artifacts=container.artifacts,
-            orchestrator=orchestrator,
-            sandboxes=sandboxes or _lazy_sandboxes(container.settings),
+            orchestrator=orchestrator or container.orchestrator,
+            sandboxes=sandboxes or (lambda: container.sandboxes),
             limits=limits or ApiLimits.from_settings(container.settings),
-            notify=notify,
             publish=publish,
             check_models=check_models,
+            batch_orchestrator=batch_orchestrator,
         )
 
     @cached_property
     def policy(self) -> RequestPolicy:
         return RequestPolicy.from_settings(self.settings)
 
-    @cached_property
+    @property
     def allowlist(self) -> AllowlistService:
-        return AllowlistService(self.sessions, trusted_owner=self.settings.trusted_owner)
+        return self.container.allowlist
 
-    @cached_property
+    @property
+    def batches(self) -> BatchService:
+        return self.container.batches
+
+    @property
     def catalog(self) -> CatalogService:
-        return CatalogService(self.sessions)
+        return self.container.catalog
 
     def cancel_service(self) -> CancelService:
-        from solver_core.services.cancel import CancelService
-        from solver_core.workflow.champion import SolveFlow
-
-        return CancelService(
-            solves=self.solves,
-            runs=self.runs,
-            events=self.events,
-            sandboxes=self.sandboxes(),
-            orchestrator=self.orchestrator,
-            champion=SolveFlow(self.runs, self.events, self.artifacts, notify=self.notify),
-        )
-
-
-def _lazy_sandboxes(settings: Settings) -> Callable[[], SandboxBackend]:
-    built: list[SandboxBackend] = []
-    lock = threading.Lock()
-
-    def get() -> SandboxBackend:
-        with lock:
-            if not built:
-                from solver_core.wiring import build_sandbox_backend
-
-                built.append(build_sandbox_backend(settings))
-            return built[0]
-
-    return get
+        """The container's cancel service, over this server's orchestrator and sandbox provider."""
+        return self.container.cancel_service(self.orchestrator, self.sandboxes())
 
 
 _installed: ApiDeps | None = None
@@ -170,13 +161,10 @@ def current_deps(needs: SecretNeeds | None = None) -> ApiDeps:
         if needs is None:
             raise RuntimeError("no API dependencies installed (use_deps) and no function to build them for")
         if needs not in _built:
-            from solver_core.notify import build_notifier
-            from solver_core.wiring import build_orchestrator, container
+            from solver_core.wiring import container
 
             built = container(needs)
-            notifier = build_notifier(built.settings)
-            orchestrator = build_orchestrator(built.settings, built)
-            _built[needs] = ApiDeps.from_container(built, orchestrator, notify=notifier.solve_changed)
+            _built[needs] = ApiDeps.from_container(built, batch_orchestrator=built.batch_orchestrator)
             # What the process has built so far (modules, clients, these dependencies) lives as long as
             # it does. Frozen, the garbage collector's full passes skip it: they took ~30 ms in a
             # handler's process and set the list route's p99 (BENCHMARKS.md).

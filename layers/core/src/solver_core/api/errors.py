@@ -4,26 +4,15 @@ our typed errors, powertools' validation and routing errors, and anything unexpe
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import ServiceError
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-    ResponseValidationError,
-)
 from pydantic import ValidationError
 
 from solver_core.api.schemas import ErrorBody, ErrorDetail, ErrorInfo
 from solver_core.errors import BadRequest, NotFound, SolverError, TooManyRequests, ValidationFailed
-
-if TYPE_CHECKING:
-    from solver_core.api.resolver import SolverResolver
-
-log = logging.getLogger(__name__)
 
 
 class Unauthorized(SolverError):
@@ -152,46 +141,9 @@ def from_request_validation(errors: Sequence[Mapping[str, Any]]) -> SolverError:
     return ValidationFailed("the request is invalid", details=details)
 
 
-def install_error_handlers(app: SolverResolver) -> None:
-    def request_id() -> str | None:
-        return app.request_id()
-
-    def respond(error: SolverError) -> Response[Any]:
-        if error.status >= 500:  # ours, but a failure of the service: worth a log line with its trace
-            log.error("%s answered %s: %s", app.current_event.path, error.status, error.message, exc_info=error)
-        return error_response(error, request_id())
-
-    app.exception_handler(SolverError)(respond)
-    app.exception_handler(RequestValidationError)(lambda exc: respond(from_request_validation(exc.errors())))
-    # A pydantic ValidationError is not mapped: the routes turn the caller's into ValidationFailed,
-    # and any other is a bug of ours (a 500), not the caller's 422.
-    app.exception_handler(RequestUnsupportedContentType)(
-        lambda _exc: respond(UnsupportedMediaType("the request body is not application/json"))
-    )
-    app.exception_handler(UnicodeDecodeError)(lambda _exc: respond(BadRequest("the request body is not UTF-8")))
-    app.exception_handler(RecursionError)(lambda _exc: respond(BadRequest("the request body is nested too deeply")))
-    app.not_found(lambda _exc: respond(_no_route(app)))
-    app.exception_handler(ServiceError)(lambda exc: respond(_service_error(exc)))
-    app.exception_handler(ResponseValidationError)(lambda exc: _internal(app, exc))
-    app.exception_handler(Exception)(lambda exc: _internal(app, exc))
-
-
-def _no_route(app: SolverResolver) -> SolverError:
-    method, path = app.current_event.http_method.upper(), app.current_event.path
-    allowed = app.allowed_methods(path)
-    if allowed:
-        return MethodNotAllowed(f"{method} is not allowed on {path}", allowed=allowed)
-    return NotFound(f"no route for {method} {path}", hint="see /openapi.json for the routes")
-
-
-def _service_error(exc: ServiceError) -> SolverError:
+def service_error(exc: ServiceError) -> SolverError:
     """powertools' own HTTP errors (we raise none; routing raises NotFoundError) as ours."""
     kinds: dict[int, type[SolverError]] = {
         400: BadRequest, 401: Unauthorized, 404: NotFound, 413: PayloadTooLarge, 503: Unavailable
     }  # fmt: skip
     return kinds.get(exc.status_code, SolverError)(str(exc.msg))
-
-
-def _internal(app: SolverResolver, exc: Exception) -> Response[Any]:
-    log.exception("unhandled error in %s %s", app.current_event.http_method, app.current_event.path, exc_info=exc)
-    return error_response(SolverError("internal error"), app.request_id())

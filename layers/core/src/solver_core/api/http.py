@@ -27,9 +27,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from solver_core.api import session
 from solver_core.api.errors import HostNotAllowed, PayloadTooLarge, UnsupportedMediaType, proxy_error
 from solver_core.api.resolver import SolverResolver
-from solver_core.console import session
 from solver_core.errors import BadRequest, SolverError
 
 log = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         return {name: value for name, value in self.headers.items()}
 
     def _session(self, body: bytes) -> None:
-        """The console's sign-in and sign-out (see solver_core.console.session)."""
+        """The console's sign-in and sign-out (see solver_core.api.session)."""
         if urlsplit(self.path).path == "/ui/logout":
             status, headers = session.logout()
         else:

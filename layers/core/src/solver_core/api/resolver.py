@@ -32,10 +32,11 @@ class _RequestState(threading.local):
 
 
 class SolverResolver(APIGatewayRestResolver):
-    def __init__(self, *, max_body_bytes: Callable[[], int]) -> None:
+    def __init__(self, *, max_body_bytes: Callable[[], int], batch_body_bytes: Callable[[], int] | None = None) -> None:
         self._state = _RequestState()  # before super().__init__, which assigns self.context
         self._build_lock = threading.Lock()
         self._max_body_bytes = max_body_bytes
+        self._batch_body_bytes = batch_body_bytes  # POST /batches carries up to 500 instances
         super().__init__(
             enable_validation=True,
             # A response that breaks its own model is our bug: a 500, never a 422 blaming the caller.
@@ -83,6 +84,12 @@ class SolverResolver(APIGatewayRestResolver):
         """Bodies are refused before anything parses them: too large, or not JSON (powertools would
         otherwise parse form and multipart bodies, and fail on malformed ones with a 500)."""
         limit = self._max_body_bytes()
+        if (
+            self._batch_body_bytes is not None
+            and event.http_method == "POST"
+            and event.path.rstrip("/").endswith("/batches")
+        ):
+            limit = self._batch_body_bytes()
         if _body_size(event) > limit:
             return PayloadTooLarge(f"the request body exceeds {limit} bytes")
         media = (event.headers.get("content-type") or "").split(";")[0].strip().lower()

@@ -69,3 +69,13 @@ def error_detail(solve_id: UUID, run_id: UUID) -> str:
 
 def prepare_log(solve_id: UUID, run_id: UUID) -> str:
     return f"{run_prefix(solve_id, run_id)}prepare.log"
+
+
+def batch_items(batch_id: UUID) -> str:
+    """The items file a cloud batch's Distributed Map reads: `[{solve_id, instance_id}, …]`."""
+    return f"batches/{batch_id}/items.json"
+
+
+def batch_preds(batch_id: UUID) -> str:
+    """preds.json of a cloud batch, stored when too large for a response and served by a link."""
+    return f"batches/{batch_id}/preds.json"

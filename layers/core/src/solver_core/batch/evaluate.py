@@ -15,6 +15,7 @@ import shlex
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from defusedxml import ElementTree
@@ -31,11 +32,13 @@ from solver_core.batch.outputs import (
     read_state,
     write_json,
 )
-from solver_core.batch.runner import IMAGE_BACKENDS
+from solver_core.batch.requests import IMAGE_BACKENDS
 from solver_core.errors import ArtifactNotFound, SolverError
 from solver_core.sandbox import repository
 from solver_core.sandbox.base import SandboxSpec
-from solver_core.wiring import Container
+
+if TYPE_CHECKING:
+    from solver_core.wiring import Container
 
 log = logging.getLogger(__name__)
 

@@ -145,16 +145,14 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _records(path: Path) -> list[tuple[str, Any]]:
-    text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if path.suffix == ".json" or stripped.startswith("["):
+def _records(text: str, *, as_list: bool, name: str) -> list[tuple[str, Any]]:
+    if as_list:
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise InstancesFileError(f"{path}: not valid JSON: {exc}") from exc
+            raise InstancesFileError(f"{name}: not valid JSON: {exc}") from exc
         if not isinstance(data, list):
-            raise InstancesFileError(f"{path}: a JSON file of instances must hold a list")
+            raise InstancesFileError(f"{name}: a JSON file of instances must hold a list")
         return [(f"item {i}", item) for i, item in enumerate(data, start=1)]
     records: list[tuple[str, Any]] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -169,10 +167,26 @@ def _records(path: Path) -> list[tuple[str, Any]]:
 
 def load_instances(path: Path) -> Loaded:
     """Every instance of the file, validated; problems are collected, not raised."""
+    text = path.read_text(encoding="utf-8")
+    as_list = path.suffix == ".json" or text.lstrip().startswith("[")
+    return parse_instances(_records(text, as_list=as_list, name=str(path)))
+
+
+def parse_jsonl(text: str, name: str) -> Loaded:
+    """JSONL text (an uploaded file of a cloud batch), validated like a file."""
+    return parse_instances(_records(text, as_list=False, name=name))
+
+
+def parse_items(items: list[Any]) -> Loaded:
+    """A JSON list of instances (a cloud batch's inline `instances`), validated like a file."""
+    return parse_instances([(f"item {i}", item) for i, item in enumerate(items, start=1)])
+
+
+def parse_instances(records: list[tuple[str, Any]]) -> Loaded:
     instances: list[tuple[str, Instance]] = []
     problems: list[Problem] = []
     seen: dict[str, str] = {}
-    for where, record in _records(path):
+    for where, record in records:
         if isinstance(record, Exception):
             problems.append(Problem(where, None, f"not valid JSON: {record}"))
             continue

@@ -10,17 +10,15 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pydantic import ValidationError
 
 from solver_core import rules
 from solver_core.artifacts import keys
-from solver_core.batch.instances import Instance, swebench_image
+from solver_core.batch.instances import Instance
 from solver_core.batch.outputs import (
     BatchState,
     InstanceRecord,
@@ -30,87 +28,16 @@ from solver_core.batch.outputs import (
     write_atomic,
     write_json,
 )
+from solver_core.batch.requests import BatchOptions, build_request, classify, instance_models, solve_cost
 from solver_core.errors import ArtifactNotFound, ExecutionEnded, ReplayNotFound, SolverError
-from solver_core.models import Limits, RunView, SolveRequest, SolveView
-from solver_core.orchestrators.local import LocalOrchestrator
+from solver_core.models import RunView, SolveView
 from solver_core.status import RUN_TERMINAL, RunStatus, SolveStatus
-from solver_core.wiring import Container
-from solver_core.workflow.pipeline import AgentInvoker
+
+if TYPE_CHECKING:
+    from solver_core.orchestrators.local import AgentInvoker
+    from solver_core.wiring import Container
 
 log = logging.getLogger(__name__)
-
-IMAGE_BACKENDS = frozenset({"docker", "e2b"})
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    models: list[str]
-    output: Path
-    name: str
-    attempts: int = 1
-    workers: int = 1
-    max_parallel: int = 3
-    limits: Limits = field(default_factory=Limits)
-    sandbox: str = "local"
-    cost_limit_total: float | None = None
-    redo: bool = False
-    owner: str = "local:user"
-
-
-def instance_models(models: list[str], instance_id: str) -> list[str]:
-    """A `replay:` model that names a folder replays `<folder>/<instance_id>.yaml` for each instance."""
-    resolved = []
-    for model in models:
-        path = Path(model.removeprefix(rules.REPLAY_PREFIX))
-        if model.startswith(rules.REPLAY_PREFIX) and path.is_dir():
-            file = path / f"{instance_id}.yaml"
-            if not file.is_file():
-                raise ReplayNotFound(f"the replay folder {path} has no {file.name} for this instance")
-            resolved.append(f"{rules.REPLAY_PREFIX}{file}")
-        else:
-            resolved.append(model)
-    return resolved
-
-
-def build_request(
-    instance: Instance, options: BatchOptions, policy: rules.RequestPolicy, *, models: list[str] | None = None
-) -> SolveRequest:
-    """The instance's solve. The hidden tests (test_patch, FAIL_TO_PASS, PASS_TO_PASS) are not part
-    of it: the agent never sees them and they never choose the champion."""
-    source = instance.source
-    if not source.startswith(("https://", "http://")) and Path(source).exists():
-        source = str(Path(source).resolve())
-    image = instance.image or (swebench_image(instance.instance_id) if options.sandbox in IMAGE_BACKENDS else None)
-    data: dict[str, Any] = {
-        "repo_url": source,
-        "ref": instance.base_commit,
-        "issue": {"title": instance.instance_id, "body": instance.problem_statement},
-        "models": models or options.models,
-        "attempts_per_model": options.attempts,
-        "max_parallel": options.max_parallel,
-        "limits": options.limits.model_dump(),
-        "setup_command": instance.setup_command,
-        "test_command": instance.test_command,
-        "external_ref": {"instance_id": instance.instance_id, "batch": options.name[:256]},
-        "sandbox_image": image,
-    }
-    return SolveRequest.model_validate(data, context=policy)
-
-
-def solve_cost(solve: SolveView) -> float:
-    return round(sum(r.cost_usd for r in solve.runs), 6)
-
-
-def classify(solve: SolveView) -> tuple[Outcome, str | None]:
-    """A finished solve's outcome. A run that failed for infrastructure reasons (retryable) makes
-    the instance one to run again: it is never recorded as done with an empty patch."""
-    if solve.status is SolveStatus.SUCCEEDED and solve.champion_run_id is not None:
-        return Outcome.PATCH, None
-    infra = [r for r in solve.runs if r.status is RunStatus.FAILED and r.retryable]
-    if solve.status not in {SolveStatus.SUCCEEDED, SolveStatus.FAILED} or infra:
-        reasons = "; ".join(f"run {r.index}: {r.error}" for r in infra) or solve.error or solve.status.value
-        return (Outcome.ERROR if solve.status.is_cancelled else Outcome.INFRA_ERROR), reasons
-    return Outcome.NO_PATCH, solve.error
 
 
 class BatchRunner:
@@ -127,7 +54,7 @@ class BatchRunner:
         self.options = options
         self.instances = instances
         self.policy = rules.RequestPolicy.from_settings(container.settings)
-        self.orchestrator = LocalOrchestrator(container.pipeline(), container.flow(), invoke_agent=invoke_agent)
+        self.orchestrator = container.local_orchestrator(invoke_agent=invoke_agent)
         self._after_instance = after_instance
         self._lock = threading.RLock()
         self._stopping = threading.Event()

@@ -22,7 +22,8 @@ from rich.table import Table
 from solver_core.batch.evaluate import Evaluator, pending_evaluations
 from solver_core.batch.instances import Instance, InstancesFileError, Problem, load_instances, parse_slice, select
 from solver_core.batch.outputs import InstanceRecord, Outcome
-from solver_core.batch.runner import BatchOptions, BatchRunner, build_request
+from solver_core.batch.requests import BatchOptions, build_request
+from solver_core.batch.runner import BatchRunner
 from solver_core.cli.common import console, ensure_ready, local_owner, open_container
 from solver_core.cli.render import validation_message
 from solver_core.cli.session import run_agent_in_child

@@ -82,20 +82,8 @@ def list_solves(
 
 def cancel(solve_id: UUID, as_json: JsonFlag = False) -> None:
     """Cancel a solve (idempotent); a finished solve is left as it is."""
-    from solver_core.services.cancel import CancelService
-    from solver_core.wiring import build_orchestrator, build_sandbox_backend
-
     with _container() as container:
-        settings = container.settings
-        service = CancelService(
-            solves=container.solves,
-            runs=container.runs,
-            events=container.events,
-            sandboxes=build_sandbox_backend(settings),
-            orchestrator=build_orchestrator(settings, container),
-            champion=container.flow(),
-        )
-        outcome = service.cancel(local_owner(), solve_id, reason="cancelled from the command line")
+        outcome = container.cancel_service().cancel(local_owner(), solve_id, reason="cancelled from the command line")
         if as_json:
             out = solve_out(outcome.solve, container.artifacts).model_dump(mode="json")
             typer.echo(json.dumps({"changed": outcome.changed, "solve": out}, indent=2))

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from solver_core.cli.output import console
 from solver_core.errors import SolverError
 from solver_core.settings import Settings, local_owner
 from solver_core.wiring import Container, build_container
 
 __all__ = ["console", "local_owner", "open_container"]
-
-# Piped output (CI logs, `| tee`) gets a wide fixed width rather than rich's default of 80 columns.
-console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 140)
 
 
 def open_container(settings: Settings, *, settle: bool = True) -> Container:

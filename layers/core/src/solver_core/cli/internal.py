@@ -24,7 +24,7 @@ def run_agent(run_id: UUID, max_steps: int = typer.Option(..., min=1)) -> None:
     """Continue a run's agent for at most MAX_STEPS steps; print {"done": …} or {"error": …}."""
     container = open_container(local_cli_settings(), settle=False)  # its parent process is alive
     try:
-        done = container.pipeline().run_agent(run_id, Budget(max_steps=max_steps))
+        done = container.pipeline().agent.run(run_id, Budget(max_steps=max_steps))
         typer.echo(json.dumps({"done": done}))
     except SolverError as exc:
         typer.echo(json.dumps({"error": type(exc).__name__, "message": exc.message}))

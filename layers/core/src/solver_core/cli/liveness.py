@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from solver_core.cli.common import console
+from solver_core.cli.output import console
 from solver_core.models import SolveView
 from solver_core.status import SOLVE_TERMINAL
-from solver_core.store.run_queries import RunQueries
 from solver_core.wiring import Container
 from solver_core.workflow import process_ref
 
@@ -16,22 +15,11 @@ from solver_core.workflow import process_ref
 def settle_orphans(container: Container) -> list[str]:
     """Settle the solves whose local process ended (one query when there are none): their runs
     are failed as retryable and their sandboxes killed, so `solver resume` can continue them."""
-    queries = RunQueries(container.sessions)
+    queries = container.run_queries
     orphans = [s for s in queries.open_solves_run_by(process_ref.PREFIX) if process_ref.process_ended(s.execution_ref)]
     if not orphans:
         return []
-    from solver_core.orchestrators.local import LocalOrchestrator
-    from solver_core.workflow.sweeper import Sweeper
-
-    pipeline, flow = container.pipeline(), container.flow()
-    sweeper = Sweeper(
-        pipeline=pipeline,
-        flow=flow,
-        orchestrator=LocalOrchestrator(pipeline, flow),
-        settings=container.settings,
-        queries=queries,
-    )
-    report = sweeper.settle_orphans()
+    report = container.sweeper(container.local_orchestrator()).settle_orphans()
     for solve in orphans:
         console.print(f"[yellow]solve {solve.id} was left unfinished by a process that ended[/]")
     for error in report.errors:

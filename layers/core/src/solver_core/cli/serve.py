@@ -23,19 +23,16 @@ from uuid import UUID
 import typer
 from rich.markup import escape
 
+from solver_core.agent.keys import preflight_models
 from solver_core.api import ApiDeps, build_app
 from solver_core.api.http import ApiServer, is_loopback, is_wildcard
 from solver_core.cli.common import console, ensure_ready, local_owner, open_container
 from solver_core.console.remote import BearerSigner, RemoteProxy, Signer, iam_signer
 from solver_core.errors import ConfigurationError
-from solver_core.notify import build_notifier
 from solver_core.orchestrators.local import LocalOrchestrator
-from solver_core.readiness.models import preflight_models
 from solver_core.sandbox.local import bwrap_path
 from solver_core.settings import Settings
-from solver_core.store.run_queries import RunQueries
-from solver_core.wiring import Container, build_orchestrator
-from solver_core.workflow.sweeper import Sweeper
+from solver_core.wiring import Container
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +62,17 @@ def make_server(
     allowed_hosts: tuple[str, ...] = (),
 ) -> ApiServer:
     """A threaded HTTP server for the whole API (port 0 picks a free port); `deps` is asked per request."""
+    from solver_core.console.routes import router as console_router
+
+    app = build_app(deps=deps)
+    app.include_router(console_router(deps))  # the web console's pages (/ui)
     return ApiServer(
         (host, port),
-        build_app(deps=deps),
+        app,
         owner=owner,
         token=token,
-        max_body_bytes=lambda: deps().limits.max_body_bytes,
+        # The largest body of any route (POST /batches); the API refuses each route's own excess.
+        max_body_bytes=lambda: max(deps().limits.max_body_bytes, deps().limits.max_batch_body_bytes),
         allowed_hosts=allowed_hosts,
     )
 
@@ -134,14 +136,7 @@ def start_sweeper(container: Container, orchestrator: object, interval_s: float)
     stop = threading.Event()
     if not isinstance(orchestrator, LocalOrchestrator):
         return stop  # Step Functions deployments have their own scheduled sweeper
-    pipeline = orchestrator.pipeline
-    sweeper = Sweeper(
-        pipeline=pipeline,
-        flow=orchestrator.flow,
-        orchestrator=orchestrator,
-        settings=container.settings,
-        queries=RunQueries(container.sessions),
-    )
+    sweeper = container.sweeper(orchestrator)
 
     def loop() -> None:
         while not stop.wait(interval_s):
@@ -239,12 +234,12 @@ def serve(  # noqa: PLR0917 - a typer command takes its options as parameters
     secret, generated = resolve_token(settings, host, token_file, no_token)
     container = open_container(settings)
     try:
-        notify = build_notifier(settings).solve_changed
         publisher = background_publisher(container)
-        orchestrator = build_orchestrator(settings, container)
         # Runs execute in this process unless a state machine is configured: check their keys here.
         check = None if settings.state_machine_arn else preflight_models
-        deps = ApiDeps.from_container(container, orchestrator, notify=notify, publish=publisher, check_models=check)
+        deps = ApiDeps.from_container(
+            container, publish=publisher, check_models=check, batch_orchestrator=container.batch_orchestrator
+        )
         server = make_server(lambda: deps, host, port, token=secret, owner=local_owner(), allowed_hosts=hosts)
     except BaseException:
         container.close()

@@ -15,8 +15,6 @@ from solver_core.cli.common import console, local_owner
 from solver_core.cli.render import live_runs
 from solver_core.errors import ArtifactNotFound, RunError, error_class
 from solver_core.models import SolveView
-from solver_core.orchestrators.local import LocalOrchestrator
-from solver_core.services.cancel import CancelService
 from solver_core.wiring import Container
 
 
@@ -24,34 +22,16 @@ def execute(container: Container, solve: SolveView, *, chunk_steps: int | None, 
     """Run every attempt (at most max_parallel at once) and pick the champion."""
     sandbox = container.settings.sandbox
     invoke = (lambda rid: run_agent_in_child(rid, chunk_steps, sandbox)) if chunk_steps else None
-    orchestrator = LocalOrchestrator(container.pipeline(), container.flow(), invoke_agent=invoke)
-    worker = threading.Thread(target=_execute, args=(orchestrator, solve.id), name="solve")
+    orchestrator = container.local_orchestrator(invoke_agent=invoke)
+    worker = threading.Thread(target=orchestrator.execute_or_fail, args=(solve.id,), name="solve")
     worker.start()
     try:
         live_runs(container, solve, worker, quiet=quiet)
     except KeyboardInterrupt:
         console.print("[yellow]cancelling: stopping the runs and killing their sandboxes…[/]")
-        cancel_service(container, orchestrator).cancel(local_owner(), solve.id, "cancelled from the command line")
+        container.cancel_service(orchestrator).cancel(local_owner(), solve.id, "cancelled from the command line")
         worker.join()
     return container.runs.solve(solve.id)
-
-
-def _execute(orchestrator: LocalOrchestrator, solve_id: UUID) -> None:
-    try:
-        orchestrator.execute(solve_id)
-    except Exception as exc:  # whatever broke outside the runs, the solve must end
-        orchestrator.flow.fail(solve_id, type(exc).__name__, str(exc))
-
-
-def cancel_service(container: Container, orchestrator: LocalOrchestrator) -> CancelService:
-    return CancelService(
-        solves=container.solves,
-        runs=container.runs,
-        events=container.events,
-        sandboxes=orchestrator.pipeline.deps.sandboxes,
-        orchestrator=orchestrator,
-        champion=orchestrator.flow,
-    )
 
 
 def run_agent_in_child(run_id: UUID, max_steps: int, sandbox: str) -> bool:

@@ -16,9 +16,8 @@ from solver_core.cli.render import print_summary, validation_message
 from solver_core.cli.session import champion_patch, execute
 from solver_core.errors import IllegalTransition, SolverError
 from solver_core.messages import join
-from solver_core.models import SolveRequest, SolveView, VerifyIn
+from solver_core.models import DEFAULT_BRANCH_PREFIX, SolveRequest, SolveView, VerifyIn
 from solver_core.presenters import SolveWithPatch, solve_out
-from solver_core.publish.models import DEFAULT_BRANCH_PREFIX
 from solver_core.rules import RequestPolicy
 from solver_core.settings import Settings, local_cli_settings
 from solver_core.status import Outcome, RunStatus, SolveStatus

@@ -23,8 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from solver_core.api import session
 from solver_core.api.http import SOCKET_TIMEOUT_S, is_loopback
-from solver_core.console import session
 from solver_core.errors import ConfigurationError
 
 log = logging.getLogger(__name__)

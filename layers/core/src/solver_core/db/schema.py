@@ -115,6 +115,8 @@ class SolveRow(Timestamps, Base):
     verify_in: Mapped[str] = mapped_column(String(20), default="fresh_sandbox", server_default="fresh_sandbox")
     callback_url: Mapped[str | None] = mapped_column(String(2048))
     sandbox_image: Mapped[str | None] = mapped_column(String(512))  # overrides the deployment's image
+    # The cloud batch this solve is an instance of (POST /batches); its execution starts it, not the sweeper.
+    batch_id: Mapped[UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
     execution_ref: Mapped[str | None] = mapped_column(String(2048))
@@ -138,6 +140,37 @@ class SolveRow(Timestamps, Base):
             postgresql_where=text(UNFINISHED_SOLVES),
             sqlite_where=text(UNFINISHED_SOLVES),
         ),
+    )
+
+
+BATCH_STATUSES = ("running", "finished", "failed", "cancelled")
+
+
+class BatchRow(Base):
+    """A cloud batch (POST /batches): its instances are solves with `batch_id`; counts are read from them."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True, default=uuid4)
+    owner: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    models: Mapped[list[str]]
+    attempts: Mapped[int] = mapped_column(Integer)
+    max_concurrency: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    execution_ref: Mapped[str | None] = mapped_column(String(2048))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("owner", "idempotency_key"),
+        CheckConstraint(f"status IN ({', '.join(repr(s) for s in BATCH_STATUSES)})", name="status_valid"),
+        Index("ix_batches_owner_created", "owner", "created_at"),
     )
 
 

@@ -13,20 +13,27 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 from uuid import UUID
 
-from solver_core.errors import IllegalTransition
-from solver_core.models import SolveView
+from solver_core.errors import IllegalTransition, SolverError
+from solver_core.models import RunView, SolveView
 from solver_core.status import RunStatus
+from solver_core.store.outage import database_unavailable
 from solver_core.workflow import process_ref
+from solver_core.workflow.agent_step import Budget
 from solver_core.workflow.champion import SolveFlow, will_retry
-from solver_core.workflow.pipeline import AgentInvoker, RunPipeline
-from solver_core.workflow.retry import PICK_RULES, call_with_retries
+from solver_core.workflow.pipeline import RunPipeline
+from solver_core.workflow.retry import LAUNCH_RULES, PICK_RULES, STEP_RULES, VERIFY_RULES, RetryRule, call_with_retries
 
 log = logging.getLogger(__name__)
 
 RESUME_BACKOFF_S = 2.0
+
+AgentInvoker = Callable[[UUID], bool]
+T = TypeVar("T")
 
 
 class LocalOrchestrator:
@@ -71,7 +78,7 @@ class LocalOrchestrator:
             thread = self._threads.get(solve_id)
             if thread is None or not thread.is_alive():
                 thread = threading.Thread(
-                    target=self._execute_logged, args=(solve_id, run_ids), name=f"solve-{solve_id}"
+                    target=self.execute_or_fail, args=(solve_id, run_ids), name=f"solve-{solve_id}"
                 )
                 self._threads[solve_id] = thread
                 thread.start()
@@ -92,7 +99,8 @@ class LocalOrchestrator:
     def check(self) -> None:
         return None
 
-    def _execute_logged(self, solve_id: UUID, run_ids: list[UUID] | None = None) -> None:
+    def execute_or_fail(self, solve_id: UUID, run_ids: list[UUID] | None = None) -> None:
+        """`execute`, and whatever breaks outside the runs fails the solve: a solve always ends."""
         try:
             self.execute(solve_id, run_ids)
         except Exception as exc:
@@ -121,7 +129,7 @@ class LocalOrchestrator:
 
     def _run_until_settled(self, run_id: UUID) -> None:
         while True:
-            run = self.pipeline.run_to_end(run_id, invoke_agent=self._invoke_agent, retry_time_scale=self._time_scale)
+            run = run_to_end(self.pipeline, run_id, invoke_agent=self._invoke_agent, retry_time_scale=self._time_scale)
             if not will_retry(run, self.flow.max_run_attempts) or self.pipeline.deps.runs.stop_reason(run_id):
                 return
             time.sleep(RESUME_BACKOFF_S * (run.attempt + 1) * self._time_scale)
@@ -129,3 +137,61 @@ class LocalOrchestrator:
                 self.pipeline.deps.runs.move(run_id, RunStatus.QUEUED)
                 continue
             return
+
+
+def run_to_end(
+    pipeline: RunPipeline, run_id: UUID, *, invoke_agent: AgentInvoker | None = None, retry_time_scale: float = 1.0
+) -> RunView:
+    """One run from launch to release, every step in order in this process, with the state machine's
+    in-place retries; failures go through RecordRunFailure and the sandbox is always released.
+    `invoke_agent` runs one RunAgent invocation (by default in-process, `agent_chunk_steps` at a
+    time) and says whether the agent is done."""
+    steps = pipeline.steps
+    chunk = pipeline.deps.settings.agent_chunk_steps
+    invoke = invoke_agent or (lambda rid: pipeline.agent.run(rid, Budget(max_steps=chunk)))
+
+    def retried(step: Callable[[], T], rules: tuple[RetryRule, ...] = STEP_RULES) -> T:
+        return call_with_retries(step, rules, time_scale=retry_time_scale)
+
+    sandbox_id: str | None = None
+    try:
+        sandbox_id = retried(lambda: steps.launch(run_id), LAUNCH_RULES)
+        # Without an invocation limit PrepareRepository and VerifyPatch wait for their commands
+        # in one call; the loops are the state machine's, for the same code path.
+        while not retried(lambda: steps.prepare(run_id)):
+            pass
+        while not retried(lambda: invoke(run_id)):
+            pass
+        retried(lambda: pipeline.collect(run_id))
+        while not retried(lambda: steps.verify(run_id), VERIFY_RULES):
+            pass
+    except SolverError as exc:
+        _record_failure(pipeline, run_id, type(exc).__name__, exc.message)
+    except Exception as exc:
+        log.exception("run %s failed unexpectedly", run_id)
+        # A database that stayed down longer than the services wait is an outage: resumable.
+        _record_failure(pipeline, run_id, type(exc).__name__, str(exc), retryable=database_unavailable(exc) or None)
+    finally:
+        _release(pipeline, run_id, sandbox_id)
+    return pipeline.deps.runs.get(run_id)
+
+
+def _record_failure(
+    pipeline: RunPipeline, run_id: UUID, error: str, message: str, *, retryable: bool | None = None
+) -> None:
+    try:
+        pipeline.record_failure(run_id, error, message, retryable=retryable)
+    except Exception:  # the database is still down: the sweeper finds the run by its stale heartbeat
+        log.exception("could not record the failure of run %s", run_id)
+
+
+def _release(pipeline: RunPipeline, run_id: UUID, sandbox_id: str | None) -> None:
+    """ReleaseSandbox, and if the database cannot say which sandbox, the one this run launched:
+    a sandbox must not outlive its run because the database was down."""
+    try:
+        pipeline.steps.release(run_id)
+    except Exception:
+        log.exception("could not release the sandbox of run %s through the database", run_id)
+        if sandbox_id is not None:
+            with contextlib.suppress(SolverError):
+                pipeline.deps.sandboxes.kill(sandbox_id)

@@ -87,3 +87,44 @@ class SfnOrchestrator:
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class SfnBatchOrchestrator:
+    """Batches as executions of statemachine/batch.asl.json, named after the batch: its Distributed Map
+    reads the items file from the artifacts bucket and starts each solve's execution itself."""
+
+    name = "stepfunctions"
+
+    def __init__(self, client: SFNClient, state_machine_arn: str, bucket: str, prefix: str = "") -> None:
+        self._sfn = client
+        self.state_machine_arn = state_machine_arn
+        self._bucket = bucket
+        self._prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def start(self, batch_id: UUID, items_key: str, max_concurrency: int) -> str:
+        name = str(batch_id)
+        payload = {
+            "batch_id": name,
+            "bucket": self._bucket,
+            "items_key": self._prefix + items_key,
+            "max_concurrency": max_concurrency,
+        }
+        try:
+            started = self._sfn.start_execution(
+                stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload)
+            )
+        except ClientError as exc:
+            if _code(exc) == "ExecutionAlreadyExists":
+                return self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+            raise OrchestratorUnavailable(f"could not start the execution of batch {name}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise OrchestratorUnavailable(f"could not start the execution of batch {name}: {exc}") from exc
+        return started["executionArn"]
+
+    def stop(self, batch_id: UUID, execution_ref: str | None, reason: str) -> None:
+        arn = execution_ref or self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{batch_id}"
+        try:
+            self._sfn.stop_execution(executionArn=arn, error="Cancelled", cause=reason[:32_000])
+        except ClientError as exc:
+            if _code(exc) != "ExecutionDoesNotExist":
+                raise OrchestratorUnavailable(f"could not stop {arn}: {exc}") from exc

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from solver_core.services.batches import BatchService, finish_batch
 from solver_core.settings import Settings
 from solver_core.workflow.agent_step import Budget
 from solver_core.workflow.champion import SolveFlow
@@ -48,6 +49,16 @@ class CaughtError(BaseModel):
         return str(self.Cause)
 
 
+class BatchTaskEvent(BaseModel):
+    """A state of the batch state machine (statemachine/batch.asl.json): ids only, like TaskEvent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step: Literal["finish_batch"]
+    batch_id: UUID
+    error: CaughtError | None = None
+
+
 class TaskEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -64,6 +75,7 @@ class TaskContext:
     flow: SolveFlow
     settings: Settings
     remaining_ms: Callable[[], int]
+    batches: BatchService | None = None  # the batch state machine's FinishBatch
 
 
 log = logging.getLogger(__name__)
@@ -73,11 +85,26 @@ MAX_ERROR_FRAMES = 40
 
 
 def handle(raw: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    if raw.get("step") == "finish_batch":
+        try:
+            return _finish_batch(BatchTaskEvent.model_validate(raw), ctx)
+        except Exception as exc:
+            raise bounded(exc) from exc.__cause__
     event = TaskEvent.model_validate(raw)
     try:
         return _HANDLERS[event.step](event, ctx)
     except Exception as exc:
         raise bounded(exc) from exc.__cause__
+
+
+def _finish_batch(event: BatchTaskEvent, ctx: TaskContext) -> dict[str, Any]:
+    """FinishBatch: solves the Map never started are cancelled; the batch ends (failed with the
+    Map's error when one was caught)."""
+    if ctx.batches is None:
+        raise ValueError("finish_batch needs the batch service")
+    error = f"{event.error.Error}: {event.error.message()}" if event.error is not None else None
+    done = finish_batch(ctx.batches, ctx.pipeline.deps.runs, ctx.flow, event.batch_id, error)
+    return {"status": done.status, "done": done.counts.done, "total": done.counts.total}
 
 
 def bounded(exc: Exception) -> Exception:
@@ -118,7 +145,7 @@ def _begin(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
 
 
 def _launch(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
-    return {"sandbox_id": ctx.pipeline.launch(_run(event))}
+    return {"sandbox_id": ctx.pipeline.steps.launch(_run(event))}
 
 
 def _window(ctx: TaskContext) -> Window:
@@ -129,14 +156,14 @@ def _window(ctx: TaskContext) -> Window:
 
 def _prepare(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
     """`done: false` sends the state machine to wait `wait_s` and call again (a long setup)."""
-    return {"done": ctx.pipeline.prepare(_run(event), _window(ctx)), "wait_s": ctx.settings.command_poll_s}
+    return {"done": ctx.pipeline.steps.prepare(_run(event), _window(ctx)), "wait_s": ctx.settings.command_poll_s}
 
 
 def _run_agent(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
     budget = Budget.from_remaining(
         ctx.remaining_ms() / 1000, ctx.settings.budget_margin_s, max_steps=ctx.settings.agent_chunk_steps
     )
-    return {"done": ctx.pipeline.run_agent(_run(event), budget)}
+    return {"done": ctx.pipeline.agent.run(_run(event), budget)}
 
 
 def _collect(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
@@ -145,7 +172,7 @@ def _collect(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
 
 def _verify(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
     """Like `_prepare` while setup and tests run; once done, the run's verdict."""
-    if not ctx.pipeline.verify(_run(event), _window(ctx)):
+    if not ctx.pipeline.steps.verify(_run(event), _window(ctx)):
         return {"done": False, "wait_s": ctx.settings.command_poll_s}
     run = ctx.pipeline.deps.runs.get(_run(event))
     passed = None if run.tests is None else run.tests.passed
@@ -153,7 +180,7 @@ def _verify(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
 
 
 def _release(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
-    return {"killed": ctx.pipeline.release(_run(event))}
+    return {"killed": ctx.pipeline.steps.release(_run(event))}
 
 
 def _record_failure(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Protocol
 
 from solver_core.errors import ConfigurationError
+from solver_core.github_urls import RepoRef
 from solver_core.publish.client import GitHubClient, RetryPolicy
-from solver_core.publish.urls import RepoRef
 
 JWT_LIFETIME_S = 540  # GitHub accepts at most 10 minutes
 CLOCK_SKEW_S = 60

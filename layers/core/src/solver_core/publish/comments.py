@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from solver_core.errors import GitHubNotFound
+from solver_core.github_urls import IssueRef
+from solver_core.models import PublishedComment
 from solver_core.publish.client import GitHubClient
-from solver_core.publish.models import PublishedComment
-from solver_core.publish.urls import IssueRef
 
 PAGE = 100
 MAX_PAGES = 30  # 3,000 comments: an issue with more is searched no further (a new comment is added)

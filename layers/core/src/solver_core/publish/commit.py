@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from solver_core.errors import GitHubError, GitHubNotFound, PatchNotApplicable, PublishError
+from solver_core.gitdiff.parse import FilePatch
+from solver_core.github_urls import RepoRef
 from solver_core.publish.client import GitHubClient
 from solver_core.publish.git_data import TreeIndex, tree_entries
-from solver_core.publish.patch.parse import FilePatch
-from solver_core.publish.urls import RepoRef
 
 _HEX = re.compile(r"^[0-9a-fA-F]{7,64}$")
 

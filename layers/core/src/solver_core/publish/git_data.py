@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from solver_core.errors import PatchNotApplicable
+from solver_core.gitdiff.parse import FilePatch
+from solver_core.github_urls import RepoRef
 from solver_core.publish.client import GitHubClient
 from solver_core.publish.patch.apply import blob_sha, new_content, same_blob
-from solver_core.publish.patch.parse import FilePatch
-from solver_core.publish.urls import RepoRef
 
 FILE_MODES = frozenset({"100644", "100755", "120000"})
 

@@ -7,16 +7,16 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from solver_core.errors import ConfigurationError, PublishError, PublishNotConfigured, WorkflowChangeRefused
+from solver_core.gitdiff.parse import FilePatch, parse_patch
+from solver_core.github_urls import RepoRef
+from solver_core.models import PublishedComment, PublishedPull
 from solver_core.publish.auth import Credentials, GitHubAppCredentials, StaticToken
 from solver_core.publish.client import GitHubClient, RetryPolicy
 from solver_core.publish.comments import upsert_comment
 from solver_core.publish.commit import branch_head, commit_for, patch_tree, point_branch, resolve_base
-from solver_core.publish.models import PublishedComment, PublishedPull
-from solver_core.publish.patch.parse import FilePatch, parse_patch
 from solver_core.publish.pull import base_note, find_pull, published, upsert_pull
 from solver_core.publish.render import comment_body, commit_message, pull_body, pull_title
 from solver_core.publish.report import SolveReport
-from solver_core.publish.urls import RepoRef
 from solver_core.settings import Settings
 
 

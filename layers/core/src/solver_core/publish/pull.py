@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from solver_core.errors import GitHubError, GitHubNotFound
+from solver_core.github_urls import RepoRef
+from solver_core.models import PublishedPull
 from solver_core.publish.client import GitHubClient
 from solver_core.publish.commit import Base
-from solver_core.publish.models import PublishedPull
-from solver_core.publish.urls import RepoRef
 
 
 def find_pull(gh: GitHubClient, repo: RepoRef, branch: str, number: int | None) -> dict[str, Any] | None:

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import re
 
-from solver_core.models import RunView
-from solver_core.publish.models import PublishedPull
-from solver_core.publish.patch.parse import FilePatch
+from solver_core.gitdiff.parse import FilePatch
+from solver_core.models import PublishedPull, RunView
 from solver_core.publish.report import SolveReport
 
 MAX_COMMENT_CHARS = 65_000  # GitHub refuses bodies over 65,536 characters

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from solver_core.github_urls import IssueRef, RepoRef, parse_issue_url, pull_request_repo
 from solver_core.models import RunView, SolveView
-from solver_core.publish.urls import IssueRef, RepoRef, parse_issue_url, pull_request_repo
 
 MARKER_PREFIX = "<!-- solver:solve:"
 

@@ -19,11 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from solver_core.artifacts import keys
 from solver_core.db.schema import SolveRow, utcnow
 from solver_core.errors import PublishError, SolverError
-from solver_core.models import SolveView
+from solver_core.github_urls import RepoRef
+from solver_core.models import Publication, SolveView
 from solver_core.ports import ArtifactStore, Publisher
-from solver_core.publish.models import Publication
 from solver_core.publish.report import SolveReport
-from solver_core.publish.urls import RepoRef
 from solver_core.services.allowlist import AllowlistService, Grant
 from solver_core.services.events import EventService
 from solver_core.status import EventKind, SolveStatus

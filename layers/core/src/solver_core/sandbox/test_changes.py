@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from solver_core.errors import PatchNotApplicable
-from solver_core.publish.patch.parse import FilePatch, parse_patch
+from solver_core.gitdiff.parse import FilePatch, parse_patch
 
 # Whole files that configure how tests run.
 CONFIG_FILES = frozenset({"conftest.py", "pytest.ini", "tox.ini"})

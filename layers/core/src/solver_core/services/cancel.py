@@ -10,12 +10,11 @@ from uuid import UUID
 
 from solver_core.errors import IllegalTransition, SolverError
 from solver_core.models import SolveView
-from solver_core.ports import Orchestrator, SandboxBackend
+from solver_core.ports import CancelFinisher, Orchestrator, SandboxBackend
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunService
 from solver_core.services.solves import SolveService
 from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, SolveStatus
-from solver_core.workflow.champion import SolveFlow
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ class CancelService:
         events: EventService,
         sandboxes: SandboxBackend,
         orchestrator: Orchestrator,
-        champion: SolveFlow,
+        champion: CancelFinisher,
     ) -> None:
         self._solves = solves
         self._runs = runs

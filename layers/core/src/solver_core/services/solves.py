@@ -78,7 +78,11 @@ def _enforce_budget(session: Session, owner: str, budget: CostBudget) -> None:
 
 def _enforce_cap(session: Session, owner: str, cap: ActiveCap) -> None:
     unfinished = SolveRow.status.not_in([s.value for s in SOLVE_TERMINAL])
-    active = session.scalar(select(func.count()).select_from(SolveRow).where(SolveRow.owner == owner, unfinished))
+    # A batch's solves wait for its state machine, which bounds them (max_concurrency): not counted here.
+    single = SolveRow.batch_id.is_(None)
+    active = session.scalar(
+        select(func.count()).select_from(SolveRow).where(SolveRow.owner == owner, unfinished, single)
+    )
     if (active or 0) >= cap.limit:
         raise TooManyRequests(
             f"{active} unfinished solves; at most {cap.limit} may be unfinished at once",
@@ -195,8 +199,21 @@ class SolveService:
         with self._sessions() as session:
             return list(session.scalars(query).all())
 
+    def insert_for_batch(
+        self, session: Session, owner: str, request: SolveRequest, key: str | None, batch_id: UUID
+    ) -> SolveView:
+        """One instance of a batch, in the batch's own transaction (services/batches.py)."""
+        return self._insert(session, owner, request, key, request.fingerprint(), batch_id=batch_id)
+
     def _insert(
-        self, session: Session, owner: str, request: SolveRequest, key: str | None, fingerprint: str
+        self,
+        session: Session,
+        owner: str,
+        request: SolveRequest,
+        key: str | None,
+        fingerprint: str,
+        *,
+        batch_id: UUID | None = None,
     ) -> SolveView:
         registry.check_models(session, request.models, self._policy)
         agent_config = registry.resolve_agent_config(session, request.agent_config)
@@ -223,6 +240,7 @@ class SolveService:
             callback_url=request.callback_url,
             sandbox_image=request.sandbox_image,
             publish=request.publish.model_dump(mode="json") if request.publish else None,
+            batch_id=batch_id,
             idempotency_key=key,
             request_hash=fingerprint,
             created_at=now,

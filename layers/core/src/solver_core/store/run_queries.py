@@ -45,13 +45,20 @@ class RunQueries:
             return [run_view(row) for row in rows]
 
     def open_solves(
-        self, statuses: tuple[SolveStatus, ...], updated_before: datetime, limit: int = 200
+        self,
+        statuses: tuple[SolveStatus, ...],
+        updated_before: datetime,
+        limit: int = 200,
+        *,
+        with_batched: bool = True,
     ) -> list[SolveView]:
-        """Unfinished solves untouched since `updated_before` (candidates for finishing by the sweeper)."""
+        """Unfinished solves untouched since `updated_before` (candidates for finishing by the sweeper);
+        without `with_batched`, not those of a cloud batch (its state machine starts them)."""
+        batched = [] if with_batched else [SolveRow.batch_id.is_(None)]
         with self._sessions() as session:
             rows = session.scalars(
                 select(SolveRow)
-                .where(SolveRow.status.in_([s.value for s in statuses]), SolveRow.updated_at < updated_before)
+                .where(SolveRow.status.in_([s.value for s in statuses]), SolveRow.updated_at < updated_before, *batched)
                 .options(selectinload(SolveRow.runs))
                 .limit(limit)
             ).all()

@@ -11,12 +11,13 @@ from solver_core.models import (
     IssueSpec,
     Limits,
     PatchStats,
+    Publication,
+    PublishOptions,
     RunView,
     SolveView,
     TestResult,
     VerifyIn,
 )
-from solver_core.publish.models import Publication, PublishOptions
 from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, Outcome, RunStatus, SolveStatus
 
 ARTIFACT_COLUMNS = {

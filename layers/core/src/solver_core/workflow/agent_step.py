@@ -16,6 +16,7 @@ from uuid import UUID
 
 from solver_core.agent.checkpoint import AgentState, Checkpointer, Counters, trajectory, trajectory_bytes
 from solver_core.agent.config import AgentSetup, agent_setup
+from solver_core.agent.keys import preflight_models
 from solver_core.agent.models import build_model, header_values, merged_kwargs, redacted_kwargs
 from solver_core.agent.redact import Redactor
 from solver_core.agent.runner import Driver, SolverAgent, StepReport, StopReason
@@ -23,7 +24,6 @@ from solver_core.artifacts import keys
 from solver_core.errors import ModelNotConfigured, ModelUnavailable, PatchTooLarge, RunCancelled, RunError, SolverError
 from solver_core.messages import summarize_exception
 from solver_core.ports import ArtifactStore, Sandbox
-from solver_core.readiness.models import preflight_models
 from solver_core.sandbox import repository
 from solver_core.services.runs import RunContext
 from solver_core.status import RunStatus

@@ -18,9 +18,8 @@ from uuid import UUID
 
 from solver_core.artifacts import keys
 from solver_core.errors import IllegalTransition
-from solver_core.models import RunView, SolveView
+from solver_core.models import Publication, RunView, SolveView
 from solver_core.ports import ArtifactStore
-from solver_core.publish.models import Publication
 from solver_core.publish.service import should_publish
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunService

@@ -107,7 +107,8 @@ class Sweeper:
 
     def _start_forgotten(self, now: datetime, report: SweepReport) -> None:
         cutoff = now - timedelta(seconds=self.settings.retry_backoff_s)
-        for solve in self.queries.open_solves((SolveStatus.QUEUED,), cutoff):
+        # A batch's queued solves wait for its Distributed Map (max_concurrency): never started here.
+        for solve in self.queries.open_solves((SolveStatus.QUEUED,), cutoff, with_batched=False):
             _guarded(report, "start solve", str(solve.id), partial(self._start_one, solve, report))
 
     def _start_one(self, solve: SolveView, report: SweepReport) -> None:

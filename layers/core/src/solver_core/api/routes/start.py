@@ -16,9 +16,8 @@ from solver_core.api.request import base_url, owner_of, solve_links
 from solver_core.api.resolver import SolverResolver
 from solver_core.api.routes.common import DepsGetter, documented, new_router
 from solver_core.api.schemas import SolveCreated, SolveRequestBody
-from solver_core.models import SolveRequest, SolveView
+from solver_core.models import SolveRequest, SolveView, publish_targets
 from solver_core.observability import bind_solve
-from solver_core.publish.models import publish_targets
 from solver_core.services.solves import ActiveCap, CostBudget
 from solver_core.status import SolveStatus
 

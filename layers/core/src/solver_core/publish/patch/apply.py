@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 
 from solver_core.errors import PatchNotApplicable
-from solver_core.publish.patch.hunks import BinaryHunk, Hunk
-from solver_core.publish.patch.parse import FilePatch
+from solver_core.gitdiff.hunks import BinaryHunk, Hunk
+from solver_core.gitdiff.parse import FilePatch
 
 
 def blob_sha(data: bytes) -> str:

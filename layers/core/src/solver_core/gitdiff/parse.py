@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from solver_core.errors import PatchNotApplicable
-from solver_core.publish.patch.hunks import BinaryHunk, Hunk, Lines, read_binary, read_hunk
-from solver_core.publish.patch.paths import decode_path, git_line_paths, header_path
+from solver_core.gitdiff.hunks import BinaryHunk, Hunk, Lines, read_binary, read_hunk
+from solver_core.gitdiff.paths import decode_path, git_line_paths, header_path
 
 _HEADER_FIELDS = {
     b"old mode ": "old_mode",
