@@ -122,15 +122,19 @@ def test_setup_and_tests_longer_than_an_invocation_finish_with_their_true_result
         assert world.sandboxes.live == set()
         if world.harness is not None:
             assert world.outcome["status"] == "SUCCEEDED"
-            for run in solve.runs:  # several invocations each: a start, checks, the end
+            for run in solve.all_runs:  # several invocations each (the baseline's too): a start, checks, the end
                 assert per_run(world, "prepare", run.id) >= 3
                 # the verification's clone, setup (8 s) and tests (8 s), checked on across invocations
                 assert per_run(world, "verify", run.id) >= 2 * COMMAND_S // INVOCATION_S
             overruns = [(step, round(s, 2)) for step, s in timed if s > INVOCATION_S + OVERRUN_SLACK_S]
             assert overruns == [], "an invocation ran past its budget"
         else:  # no invocation limit: each step waited for its commands in one call
-            assert world.invocations("prepare") == 2
-            assert world.invocations("verify") == 2
+            assert world.invocations("prepare") == 3  # the two runs and the baseline
+            assert world.invocations("verify") == 3
+        baseline = world.container.runs.solve(solve.id).baseline
+        assert baseline is not None
+        assert baseline.tests is not None
+        assert baseline.tests.duration_s >= COMMAND_S  # the baseline's long test command ran whole too
 
 
 @pytest.mark.parametrize("phase", ["prepare's setup", "verification's tests", "same-sandbox verification's tests"])

@@ -54,6 +54,17 @@ def test_every_route_documents_its_errors_in_the_one_error_shape() -> None:
     )
 
 
+def test_a_solve_documents_its_selection() -> None:
+    """GET /solves/{id} carries `selection`: the baseline, each candidate's signals, the reason."""
+    schemas = openapi_document()["components"]["schemas"]
+    selection = schemas["SolveOut"]["properties"]["selection"]
+    assert {"$ref": "#/components/schemas/Selection"} in selection["anyOf"]
+    assert {"champion_run_id", "reason", "baseline", "runs"} <= set(schemas["Selection"]["properties"])
+    signals = set(schemas["RunSignals"]["properties"])
+    assert {"baseline_delta", "reproduce_passed", "group_size", "judge_vote", "modifies_tests", "rank"} <= signals
+    assert {"fixed", "broken", "still_failing", "basis"} <= set(schemas["TestDelta"]["properties"])
+
+
 @pytest.fixture(scope="module")
 def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("contract")

@@ -28,6 +28,7 @@ from solver_core.wiring import Container, build_container
 from solver_core.workflow.pipeline import RunPipeline
 from tests.fakes.sandboxes import WatchedSandboxes
 from tests.support.runtime import make_repo, runtime_settings, start_solve, write_replay
+from tests.support.selection import PYTEST, scenario_models, scenario_repo
 from tests.support.stepfunctions import StepFunctionsHarness
 
 pytestmark = pytest.mark.contract
@@ -233,13 +234,14 @@ def test_capacity_exceeded_then_available(kind: str, tmp_path: Path, postgres_ur
         state = final_state(world.container, solve.id)
         assert [r["status"] for r in state["runs"]] == ["succeeded", "succeeded"]
         assert world.sandboxes.peak_live == 1  # the cap held: the second run waited for the first
-        assert world.sandboxes.created == 2
+        assert world.sandboxes.created == 3  # two attempts and the baseline (which found no test command)
 
 
 def test_verification_sandboxes_hold_their_runs_slot_of_the_cap(
     kind: str, tmp_path: Path, postgres_url: str, repo: Path
 ) -> None:
-    """VerifyPatch swaps the agent's sandbox for a new one: two per verified run, never two at once."""
+    """VerifyPatch swaps the agent's sandbox for a new one: two per verified run (the baseline's
+    included), never two at once."""
     with make_world(kind, tmp_path, postgres_url, max_live_sandboxes=1) as world:
         fix = write_replay(tmp_path / "fix.yaml", *FIX)
         solve = start_solve(
@@ -250,7 +252,7 @@ def test_verification_sandboxes_hold_their_runs_slot_of_the_cap(
         state = final_state(world.container, solve.id)
         assert [r["status"] for r in state["runs"]] == ["succeeded", "succeeded"]
         assert [r.tests.passed for r in world.container.runs.solve(solve.id).runs if r.tests] == [True, True]
-        assert world.sandboxes.created == 4
+        assert world.sandboxes.created == 6  # the baseline's too: it verifies in a fresh sandbox like the runs
         assert world.sandboxes.peak_live == 1
         assert world.sandboxes.live == set()
 
@@ -284,3 +286,38 @@ def test_cancel_in_the_middle_of_a_run(kind: str, tmp_path: Path, postgres_url: 
         assert cancel.cancel("tester", solve.id).changed is False  # idempotent
         if world.harness is not None:
             assert world.outcome["status"] == "ABORTED"
+
+
+def test_a_pre_existing_failure_the_baseline_picks_the_true_fix(kind: str, tmp_path: Path, postgres_url: str) -> None:
+    """Every candidate's suite fails (an unrelated test fails on the base commit): the baseline, run
+    alongside the attempts in its own sandbox, tells the true fix from a regression and a no-op."""
+    repo = scenario_repo(tmp_path / "scenario")
+    with make_world(kind, tmp_path, postgres_url) as world:
+        solve = start_solve(
+            world.container, repo_url=str(repo), models=scenario_models(tmp_path), max_parallel=3, test_command=PYTEST
+        )
+        done = world.run(solve)
+        assert done.status.value == "succeeded"
+        assert [r.tests.passed for r in done.runs if r.tests] == [False, False, False]
+        assert done.champion_run_id == done.runs[0].id  # the true fix, though the no-op is smaller
+        assert done.baseline is not None
+        assert done.baseline.status.value == "succeeded"
+        selection = done.selection
+        assert selection is not None
+        assert selection.baseline is not None
+        assert selection.baseline.status == "failed"
+        assert selection.baseline.per_test
+        assert selection.baseline.failing_tests == [
+            "test_calc::test_mean", "test_calc::test_unrelated_environment",
+        ]  # fmt: skip
+        assert [s.index for s in selection.runs] == [0, 2, 1]
+        broken = selection.runs[2].baseline_delta
+        assert broken is not None
+        assert broken.broken_tests == ["test_calc::test_half"]
+        assert selection.reason.startswith("run 0 (")
+        assert "fixes 1 test(s) that failed on the base commit (test_calc::test_mean)" in selection.reason
+        assert world.sandboxes.live == set()
+        # The baseline ran alongside the attempts: it was claimed before any attempt finished.
+        runs = [world.container.runs.get(r.id) for r in done.runs]
+        assert done.baseline.started_at is not None
+        assert all(done.baseline.started_at < r.finished_at for r in runs if r.finished_at)

@@ -3,6 +3,7 @@ with a recording batch orchestrator; the batch's logic end to end through the lo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -13,11 +14,14 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from moto import mock_aws
 from sqlalchemy import func, select
 
 from solver_core.api import build_app
 from solver_core.api.deps import ApiDeps, ApiLimits
+from solver_core.api.routes.read import RESPONSE_ENVELOPE_BYTES
 from solver_core.artifacts import keys
+from solver_core.artifacts.s3 import S3ArtifactStore, make_s3_client
 from solver_core.batch.cloud import input_prefix
 from solver_core.db.schema import BatchRow, SolveRow
 from solver_core.orchestrators.local import LocalOrchestrator
@@ -338,3 +342,36 @@ def test_the_batch_runs_end_to_end_through_the_local_orchestrator(database_url: 
         assert all("-    return sum(v) // len(v)" in p["model_patch"] for p in preds.values())
     finally:
         container.close()
+
+
+def test_a_preds_too_large_for_a_response_is_a_303_to_a_presigned_link(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        client = make_s3_client("us-east-1")
+        client.create_bucket(Bucket="solver-test")
+        store = S3ArtifactStore(client, "solver-test")
+        limits = ApiLimits(max_response_bytes=RESPONSE_ENVELOPE_BYTES + 4096)
+        api.deps = dataclasses.replace(api.deps, artifacts=store, limits=limits)
+        _, created, _ = api.call("POST", "/batches", body=batch_body())
+        batch_id = UUID(created["id"])
+        solve = api.deps.batches.solves(ALICE, batch_id)[0]
+        finish_solve(api.world, solve.id)
+        store.put(keys.champion_patch(solve.id), b"+" + b"x" * 8000 + b"\n")
+        status, body, response = api.call("GET", f"/batches/{batch_id}/preds")
+        assert status == 303, body
+        location = header(response, "Location")
+        assert location is not None
+        assert location.startswith("https://solver-test.s3.amazonaws.com/batches/")
+        assert "X-Amz-Signature=" in location
+        stored = json.loads(store.get(keys.batch_preds(batch_id)))
+        assert stored["org__repo-1"]["model_patch"].startswith("+xxxx")
+
+        status, _, _ = api.call("GET", f"/batches/{batch_id}/preds", owner=BOB)
+        assert status == 404

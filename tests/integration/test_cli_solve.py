@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.support.runtime import make_repo, write_replay
+from tests.support.selection import PYTEST, scenario_models, scenario_repo
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +129,27 @@ def test_the_demo_replays_three_attempts_and_the_tests_pick_the_fix(tmp_path: Pa
     assert [r["exit_status"] for r in out["runs"]] == ["Submitted", "Submitted", "ReplayExhausted"]
     assert out["champion_run_id"] == out["runs"][0]["id"]
     assert "return total / len(values)" in out["patch"]
+
+
+def test_a_pre_existing_failure_the_true_fix_wins_and_the_output_says_why(tmp_path: Path) -> None:
+    """Every candidate's suite fails because an unrelated test already fails on the base commit:
+    the baseline tells the true fix from a fix that breaks another test and a no-op."""
+    repo = scenario_repo(tmp_path / "scenario")
+    models = [arg for model in scenario_models(tmp_path) for arg in ("--model", model)]
+    common = (str(repo), *models, "--issue", "mean() floors", "--test-command", PYTEST, "--max-parallel", "3")
+    done = solver("solve", *common, "--json", home=tmp_path / "json")
+    out = json.loads(done.stdout)
+    assert done.returncode == 1  # the champion's suite still fails: the unrelated test
+    assert out["champion_run_id"] == out["runs"][0]["id"]
+    assert out["selection"]["baseline"]["failing_tests"] == [
+        "test_calc::test_mean", "test_calc::test_unrelated_environment",
+    ]  # fmt: skip
+    assert [s["index"] for s in out["selection"]["runs"]] == [0, 2, 1]
+
+    shown = solver("solve", *common, home=tmp_path / "human")
+    text = " ".join(shown.stderr.split())  # the human output (on stderr); rich wraps long lines
+    assert "selection" in text
+    assert "baseline: tests failed on the base commit (exit 1, 1 passed, 2 failed)" in text
+    assert "run 1: #3, tests failed, fixed 1, broke 1, still failing 1 (per test)" in text
+    assert "why: run 0 (" in text
+    assert "fixes 1 test(s) that failed on the base commit (test_calc::test_mean)" in text

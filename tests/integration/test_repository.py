@@ -190,3 +190,23 @@ def test_setup_detects_python_projects(sandbox: Sandbox, tmp_path: Path) -> None
         sandbox.run("test -x .venv/bin/python && echo venv", cwd=sandbox.workdir, timeout=30).output.strip() == "venv"
     )
     assert repository.diff(sandbox, prepared.base_commit) == b""  # the virtualenv never enters a patch
+
+
+def test_the_consensus_group_comes_from_the_files_the_patch_leaves(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The same change written differently (a comment, spacing, quotes) is one group; another change
+    is another; a deleted file counts as deleted."""
+    from solver_core.workflow.steps import consensus_group
+
+    origin = make_repo(tmp_path / "calc", {"calc.py": "def mean(v):\n    return sum(v) // len(v)\n", "old.txt": "x\n"})
+    base = prepare(sandbox, origin)
+
+    def group_of(script: str) -> str:
+        sandbox.run(f"git checkout -q -- . && {script}", cwd=sandbox.workdir, timeout=30)
+        return consensus_group(sandbox, repository.diff(sandbox, base))
+
+    plain = group_of("sed -i 's|//|/|' calc.py")
+    commented = group_of("sed -i 's|sum(v) // len(v)|sum(v)/len(v)  # true division|' calc.py")
+    other = group_of("sed -i 's|//|/ 1.0 /|' calc.py")
+    with_deletion = group_of("sed -i 's|//|/|' calc.py && rm old.txt")
+    assert plain == commented
+    assert len({plain, other, with_deletion}) == 3

@@ -21,6 +21,7 @@ from solver_core.cli.serve import make_server
 from solver_core.status import SolveStatus
 from tests.support.api_client import HttpClient
 from tests.support.runtime import make_repo, runtime_settings, write_replay
+from tests.support.selection import PYTEST, scenario_models, scenario_repo
 
 pytestmark = pytest.mark.integration
 
@@ -104,6 +105,37 @@ def test_a_local_solve_with_a_replay_end_to_end_and_a_cancel(served: tuple[HttpC
     assert cancelled.json["solve"]["status"] == "cancelled"
     assert orchestrator.wait(UUID(other), timeout=60)
     assert client.call("GET", f"/solves/{other}").json["status"] == "cancelled"
+
+
+def test_a_pre_existing_failure_the_api_shows_the_selection_and_the_true_fix_wins(
+    served: tuple[HttpClient, Any], tmp_path: Path
+) -> None:
+    """Every candidate's suite fails (an unrelated test already fails): GET /solves/{id} shows the
+    baseline, each candidate's signals and why the true fix won."""
+    client, _ = served
+    repo = scenario_repo(tmp_path / "scenario")
+    body = {
+        "repo_url": str(repo),
+        "issue": {"title": "mean() floors", "body": "mean([1, 2]) gives 1."},
+        "models": scenario_models(tmp_path),
+        "max_parallel": 3,
+        "test_command": PYTEST,
+    }
+    created = client.call("POST", "/solves", body=body)
+    assert created.status == 202, created.text
+    follow(client, created.json["id"])
+    solve = client.call("GET", f"/solves/{created.json['id']}").json
+    assert [r["index"] for r in solve["runs"]] == [0, 1, 2]  # the baseline is not a candidate
+    assert solve["champion_run_id"] == solve["runs"][0]["id"]
+    selection = solve["selection"]
+    assert selection["champion_run_id"] == solve["runs"][0]["id"]
+    assert selection["baseline"]["status"] == "failed"
+    assert selection["baseline"]["failed"] == 2
+    assert [(s["index"], s["baseline_delta"]["fixed"], s["baseline_delta"]["broken"]) for s in selection["runs"]] == [
+        (0, 1, 0), (2, 0, 0), (1, 1, 1),
+    ]  # fmt: skip
+    assert "run 0" in selection["reason"]
+    assert "fixes 1 test(s)" in selection["reason"]
 
 
 def test_local_paths_and_replays_are_refused_without_the_flags(tmp_path: Path) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from solver_core.batch.evaluate import grade, junit_key, junit_results, summary_results
+from solver_core.batch.evaluate import grade, summary_results
 from solver_core.batch.instances import load_instances, parse_slice, select, swebench_image
+from solver_core.selection.junit import junit_key, junit_results
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -307,6 +307,17 @@ class PatchStats(View):
     files: int
     added: int
     removed: int
+    group: str | None = Field(
+        default=None, description="consensus group: patches with the same group make the same change"
+    )
+
+
+class TestCounts(View):
+    __test__: ClassVar[bool] = False
+
+    passed: int
+    failed: int
+    skipped: int = 0
 
 
 class TestResult(View):
@@ -324,6 +335,80 @@ class TestResult(View):
         "an equally passing one that does not",
     )
     test_changes: list[str] = Field(default_factory=list, description="the test files and settings it changes")
+    per_test: TestCounts | None = Field(
+        default=None, description="counts from the runner's JUnit XML report; null: exit code only"
+    )
+
+
+class RunKind(StrEnum):
+    ATTEMPT = "attempt"  # an agent's attempt: a candidate
+    BASELINE = "baseline"  # the test command on the base commit, alongside the attempts
+
+
+# --- The `selection` record of a solve: how every candidate compared, and why the champion won
+# (docs/architecture.md, "Choosing the champion").
+
+MAX_NAMED_TESTS = 20  # test ids listed per category; the counts are always complete
+
+
+class TestDelta(View):
+    """A candidate's tests compared with the baseline's (the same command on the base commit)."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class
+
+    basis: Literal["per_test", "exit_code"] = Field(
+        description="per_test: from JUnit XML reports of both; exit_code: the command's exit codes alone"
+    )
+    fixed: int = Field(description="tests that failed on the base commit and pass with the patch")
+    broken: int = Field(description="tests that passed on the base commit and fail (or vanish) with the patch")
+    still_failing: int = Field(description="tests that failed on the base commit and still do")
+    fixed_tests: list[str] = Field(default_factory=list, description=f"the first {MAX_NAMED_TESTS} fixed")
+    broken_tests: list[str] = Field(default_factory=list, description=f"the first {MAX_NAMED_TESTS} broken")
+    still_failing_tests: list[str] = Field(default_factory=list, description=f"the first {MAX_NAMED_TESTS}")
+
+
+class BaselineSummary(View):
+    """The test command on the base commit, in its own fresh sandbox, run alongside the attempts."""
+
+    status: Literal["passed", "failed", "not_run", "error"] = Field(
+        description="not_run: no test command; error: the baseline could not run (the comparison is skipped)"
+    )
+    command: str | None = None
+    exit_code: int | None = None
+    base_commit: str | None = None
+    per_test: bool = Field(default=False, description="the runner wrote a JUnit XML report")
+    passed: int | None = None
+    failed: int | None = None
+    failing_tests: list[str] = Field(default_factory=list, description=f"the first {MAX_NAMED_TESTS} failing")
+    error: str | None = None
+
+
+class RunSignals(View):
+    """What ranked one candidate (a run with a patch)."""
+
+    run_id: UUID
+    index: int
+    model: str
+    rank: int = Field(description="1 for the champion")
+    tests: Literal["passed", "failed"] | None = Field(description="the test command's verdict; null: not run")
+    baseline_delta: TestDelta | None = Field(description="null: no baseline to compare with")
+    modifies_tests: bool | None = None
+    group_size: int = Field(
+        default=1, description="candidates whose normalized patch is the same change (consensus), itself included"
+    )
+    group: str | None = Field(default=None, description="the consensus group's id (candidates with the same id agree)")
+    reproduce_passed: int | None = Field(default=None, description="reproduction scripts passed (not run: null)")
+    judge_vote: bool | None = Field(default=None, description="the selector model picked it (no judge: null)")
+    submitted: bool
+    patch_lines: int = Field(description="lines added plus removed")
+    cost_usd: float
+
+
+class Selection(View):
+    champion_run_id: UUID | None
+    reason: str = Field(description="one line: why the champion won")
+    baseline: BaselineSummary | None = None
+    runs: list[RunSignals] = Field(default_factory=list, description="every candidate, best first")
 
 
 class RunView(View):
@@ -351,6 +436,7 @@ class RunView(View):
     artifacts: dict[str, str] = Field(description="artifact kind → store key")
     detected_test_command: str | None = None
     outcome: Outcome = Outcome.PENDING
+    kind: RunKind = RunKind.ATTEMPT
     heartbeat_at: datetime | None
     created_at: datetime
     started_at: datetime | None
@@ -387,6 +473,13 @@ class SolveView(View):
     publish: PublishOptions | None = None
     publication: Publication | None = None
     sandbox_image: str | None = None
+    baseline: RunView | None = Field(default=None, description="the baseline run, apart from the attempts")
+    selection: Selection | None = None
+
+    @property
+    def all_runs(self) -> list[RunView]:
+        """The attempts and the baseline: every run whose lifecycle the orchestration manages."""
+        return [*self.runs, *([self.baseline] if self.baseline else [])]
 
 
 class SolvePage(View):

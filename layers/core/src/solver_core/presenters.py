@@ -14,6 +14,7 @@ from solver_core.models import (
     Publication,
     PublishOptions,
     RunView,
+    Selection,
     SolveView,
     TestResult,
     VerifyIn,
@@ -70,6 +71,11 @@ class SolveOut(Out):
     sandbox_image: str | None = None
     publish: PublishOptions | None = None
     publication: Publication | None = None
+    selection: Selection | None = Field(
+        default=None,
+        description="how the candidates ranked (the baseline comparison, consensus, …) and why the champion won; "
+        "null until the champion is chosen",
+    )
 
 
 class SolveWithPatch(SolveOut):

@@ -79,3 +79,8 @@ def batch_items(batch_id: UUID) -> str:
 def batch_preds(batch_id: UUID) -> str:
     """preds.json of a cloud batch, stored when too large for a response and served by a link."""
     return f"batches/{batch_id}/preds.json"
+
+
+def test_cases(solve_id: UUID, run_id: UUID) -> str:
+    """Per-test outcomes of a run's verification (id → passed/failed/skipped), from JUnit XML."""
+    return f"{run_prefix(solve_id, run_id)}test-cases.json"

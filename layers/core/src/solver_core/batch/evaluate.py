@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from defusedxml import ElementTree
-
 from solver_core.artifacts import keys
 from solver_core.batch.instances import Instance, swebench_image
 from solver_core.batch.outputs import (
@@ -36,6 +34,7 @@ from solver_core.batch.requests import IMAGE_BACKENDS
 from solver_core.errors import ArtifactNotFound, SolverError
 from solver_core.sandbox import repository
 from solver_core.sandbox.base import SandboxSpec
+from solver_core.selection.junit import ParseError, junit_key, junit_results
 
 if TYPE_CHECKING:
     from solver_core.wiring import Container
@@ -46,27 +45,6 @@ EVAL_DIR = ".solver-eval"
 EVAL_LIFETIME_MARGIN_S = 600
 _SUMMARY = re.compile(r"^(PASSED|FAILED|ERROR|XFAIL|XPASS|SKIPPED)\s+(\S+)")
 PASSING = {"PASSED", "XFAIL"}
-
-
-def junit_results(xml: bytes) -> dict[tuple[str, str], bool]:
-    """(classname, name) → passed, for every testcase of a JUnit XML report."""
-    results: dict[tuple[str, str], bool] = {}
-    root = ElementTree.fromstring(xml)
-    for case in root.iter("testcase"):
-        failed = any(child.tag in {"failure", "error"} for child in case)
-        skipped = any(child.tag == "skipped" for child in case)
-        results[(case.get("classname", ""), case.get("name", ""))] = not failed and not skipped
-    return results
-
-
-def junit_key(test_id: str) -> tuple[str, str]:
-    """pytest's JUnit names of a node id: `tests/test_x.py::TestC::test_y[1]` →
-    (`tests.test_x.TestC`, `test_y[1]`)."""
-    path, *rest = test_id.split("::")
-    module = path.removesuffix(".py").replace("/", ".")
-    if not rest:
-        return module, ""
-    return ".".join([module, *rest[:-1]]), rest[-1]
 
 
 def summary_results(output: str) -> dict[str, bool]:
@@ -187,7 +165,7 @@ class Evaluator:
     def _junit(read: Callable[[str], bytes], path: str) -> dict[tuple[str, str], bool]:
         try:
             return junit_results(read(path))
-        except (SolverError, ElementTree.ParseError, ValueError):
+        except (SolverError, ParseError, ValueError):
             return {}
 
     def write_report(self, instances: list[Instance], state: BatchState, patches: dict[str, str]) -> Report:

@@ -219,12 +219,12 @@ class BatchRunner:
         """Runs left active by an interrupted process are failed as resumable (their sandboxes are
         killed), then every resumable run is queued again and the solve goes on from checkpoints."""
         pipeline = self.orchestrator.pipeline
-        for run in solve.runs:
+        for run in solve.all_runs:  # the baseline too
             if run.status not in RUN_TERMINAL:
                 pipeline.record_failure(
                     run.id, ExecutionEnded.__name__, "the batch stopped while this run was active", retryable=True
                 )
-        for run in self.container.runs.solve(solve.id).runs:
+        for run in self.container.runs.solve(solve.id).all_runs:
             if run.status is RunStatus.FAILED and run.retryable:
                 self.container.runs.move(run.id, RunStatus.QUEUED)
         self.orchestrator.execute(solve.id)

@@ -16,6 +16,7 @@ from rich.table import Table
 from solver_core.cli.common import console
 from solver_core.models import EventView, RunView, SolveView
 from solver_core.rules import REPLAY_PREFIX
+from solver_core.selection import summary
 from solver_core.status import EventKind, Outcome, RunStatus, SolveStatus
 from solver_core.wiring import Container
 
@@ -58,6 +59,9 @@ def runs_table(solve: SolveView, last: dict[str, str]) -> Table:
         latest = last.get(str(run.id), "")
         table.add_row(str(run.index), model_label(run.model), state_label(run.status), str(run.steps),
                       f"${run.cost_usd:.4f}", escape(latest[:70]))  # fmt: skip
+    if solve.baseline is not None:  # the tests on the base commit, alongside the attempts
+        latest = last.get(str(solve.baseline.id), "")
+        table.add_row("base", "baseline", state_label(solve.baseline.status), "-", "-", escape(latest[:70]))
     return table
 
 
@@ -86,7 +90,7 @@ def _worth_a_line(event: EventView) -> bool:
 
 def _line(event: EventView, solve: SolveView) -> str:
     index = next((str(r.index) for r in solve.runs if r.id == event.run_id), "")
-    who = f"run {index}: " if index else ""
+    who = f"run {index}: " if index else ("baseline: " if solve.baseline and event.run_id == solve.baseline.id else "")
     return f"[{STYLE[event.kind]}]{event.at:%H:%M:%S} {who}{escape(event.message)}[/]"
 
 
@@ -107,11 +111,25 @@ def print_summary(solve: SolveView, container: Container, patch: str | None) -> 
     for run in solve.runs:
         if run.error:
             console.print(f"[red]run {run.index}: {escape(run.error)}[/]")
+    print_selection(solve)
     champion = next((r for r in solve.runs if r.id == solve.champion_run_id), None)
     if champion is not None and patch:
         console.print(f"\n[bold]champion: run {champion.index} ({escape(model_label(champion.model))})[/]")
         console.print(Syntax(patch, "diff", theme="ansi_dark", word_wrap=True))
     print_locations(solve, container)
+
+
+def print_selection(solve: SolveView) -> None:
+    """How the candidates ranked (the solve's `selection`) and why the champion won."""
+    selection = solve.selection
+    if selection is None or not selection.runs:
+        return
+    console.print("\n[bold]selection[/]")
+    if selection.baseline is not None:
+        console.print(f"  baseline: {escape(summary.baseline_line(selection.baseline))}")
+    for signals in selection.runs:
+        console.print(f"  run {signals.index}: {escape(summary.signals_line(signals))}")
+    console.print(f"  [bold]why:[/] {escape(selection.reason)}")
 
 
 def _patch(run: RunView) -> str:

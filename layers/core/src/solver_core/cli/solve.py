@@ -151,7 +151,7 @@ def resume_refusal(solve: SolveView) -> str | None:
 
 def requeue_interrupted(container: Container, solve: SolveView) -> None:
     """Queue again every run that failed for a reason worth retrying (an interruption is one)."""
-    for run in solve.runs:
+    for run in solve.all_runs:
         if run.status is RunStatus.FAILED and run.retryable:
             with contextlib.suppress(IllegalTransition):  # moved meanwhile
                 container.runs.move(run.id, RunStatus.QUEUED)

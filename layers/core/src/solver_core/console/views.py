@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 from solver_core.models import EventView, RunView, SolveView
+from solver_core.selection import summary
 from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, RunStatus
 
 PHASES: dict[str, str] = {
@@ -44,27 +44,22 @@ def is_live(solve: SolveView) -> bool:
 
 
 def champion_reason(solve: SolveView, events: list[EventView]) -> str | None:
-    """Why the champion won, as PickChampion recorded it; a `selection` reason when the solve has one."""
-    selection = getattr(solve, "selection", None)
-    if selection is not None:
-        reason = selection.get("reason") if isinstance(selection, dict) else getattr(selection, "reason", None)
-        if reason:
-            return str(reason)
+    """Why the champion won: the solve's `selection` reason, else what PickChampion recorded."""
+    if solve.selection is not None:
+        return solve.selection.reason
     for event in reversed(events):
         if event.run_id is None and event.data and "champion_run_id" in event.data:
             return event.message
     return None
 
 
-def selection_of(solve: SolveView) -> dict[str, Any] | None:
-    """The solve's `selection` record when the service has one (a later addition), as plain data."""
-    selection = getattr(solve, "selection", None)
+def selection_of(solve: SolveView) -> dict[str, str] | None:
+    """The solve's `selection` record as lines: the baseline, then each candidate's signals."""
+    selection = solve.selection
     if selection is None:
         return None
-    if isinstance(selection, dict):
-        return selection
-    dump = getattr(selection, "model_dump", None)
-    return dump(mode="json") if callable(dump) else None
+    lines = {"baseline": summary.baseline_line(selection.baseline)} if selection.baseline else {}
+    return lines | {f"run {s.index}": summary.signals_line(s) for s in selection.runs}
 
 
 @dataclass

@@ -124,6 +124,7 @@ class SolveRow(Timestamps, Base):
     error: Mapped[str | None] = mapped_column(Text)
     publish: Mapped[dict[str, Any] | None]  # the request's publish option (PublishOptions)
     publication: Mapped[dict[str, Any] | None]  # what publishing left on GitHub (Publication)
+    selection: Mapped[dict[str, Any] | None]  # how PickChampion ranked the candidates (selection.models)
     # Loaded explicitly (selectinload) where needed; lazy loading would hide N+1 queries.
     runs: Mapped[list[RunRow]] = relationship(order_by="RunRow.index", lazy="raise", viewonly=True)
 
@@ -202,6 +203,8 @@ class RunRow(Timestamps, Base):
     # The detached commands of the step in progress (workflow/commands.py), for its next invocation.
     commands: Mapped[dict[str, Any] | None]
     detected_test_command: Mapped[str | None] = mapped_column(Text)  # found in the repository by prepare
+    # "attempt" (an agent's) or "baseline" (the tests on the base commit; models.RunKind).
+    kind: Mapped[str] = mapped_column(String(20), default="attempt", server_default="attempt")
 
     __table_args__ = (
         UniqueConstraint("solve_id", "index"),

@@ -9,6 +9,7 @@ import re
 from solver_core.gitdiff.parse import FilePatch
 from solver_core.models import PublishedPull, RunView
 from solver_core.publish.report import SolveReport
+from solver_core.selection.summary import baseline_line
 
 MAX_COMMENT_CHARS = 65_000  # GitHub refuses bodies over 65,536 characters
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>|~])")
@@ -103,6 +104,11 @@ def _headline(report: SolveReport, pull: PublishedPull | None) -> str:
             "",
             f"Champion: run {champion.index} ({code(champion.model)}), tests {_tests(champion)}.",
         ]
+        selection = solve.selection
+        if selection is not None:  # test ids come from reports the patched code wrote: escaped
+            if selection.baseline is not None:
+                lines += ["", f"Baseline: {cell(baseline_line(selection.baseline))}."]
+            lines += ["", f"Why: {cell(selection.reason)}."]
     if pull is not None:
         lines.append(f"Draft pull request: [#{pull.number}]({pull.url})")
     return "\n".join(lines)

@@ -30,6 +30,8 @@ from solver_core.ports import Sandbox
 from solver_core.sandbox import detached, test_changes
 from solver_core.sandbox.base import CommandResult
 from solver_core.sandbox.detached import CommandSpec, JobResult
+from solver_core.selection import junit
+from solver_core.selection.junit import CaseOutcome
 
 BUNDLE = ".solver/repo.bundle"  # relative to $HOME
 SOLVER_DIR = "$HOME/.solver"  # as commands see it
@@ -75,6 +77,7 @@ class Verification:
     output: str
     timed_out: bool
     test_changes: list[str] = field(default_factory=list)
+    cases: dict[str, CaseOutcome] | None = None  # per test, when the runner wrote a JUnit XML report
 
 
 def solver_dir(sandbox: Sandbox) -> str:
@@ -281,6 +284,32 @@ def diff_if_changed(
     return patch.sha256, _read_patch(sandbox, patch, max_bytes)
 
 
+MAX_IMAGE_BYTES = 1_000_000  # per file read for a consensus key; a larger one falls back to the diff
+
+
+def post_images(sandbox: Sandbox, patch: bytes) -> dict[str, bytes | None] | None:
+    """The changed files as the patch leaves them (None: deleted), read from the checkout; None when
+    the patch cannot be read or a file is binary, unreadable or over MAX_IMAGE_BYTES."""
+    files = test_changes.changed_files(patch)
+    if files is None:
+        return None
+    images: dict[str, bytes | None] = {}
+    for change in files:
+        if change.binary is not None or change.binary_without_data:
+            return None
+        if change.new_path is None:
+            images[change.old_path or ""] = None
+            continue
+        try:
+            data = sandbox.read_file(f"{sandbox.workdir}/{change.new_path}", limit=MAX_IMAGE_BYTES)
+        except (SolverError, OSError):
+            return None
+        if len(data) > MAX_IMAGE_BYTES:
+            return None
+        images[change.new_path] = data
+    return images
+
+
 def patch_stats(patch: bytes) -> PatchStats:
     """Files touched and lines added/removed, read from the patch itself (binary files count as files)."""
     files, added, removed = 0, 0, 0
@@ -427,12 +456,21 @@ def verify_setup_spec(job: VerifyJob, checkout: Checkout) -> CommandSpec:
     return CommandSpec(inline("setup.sh"), job.setup_timeout_s, cwd=checkout.home, env=env)
 
 
-def test_spec(job: VerifyJob, checkout: Checkout) -> CommandSpec:
-    """The test command in the verification checkout, as a detached command."""
-    return CommandSpec(job.test_command, job.timeout_s, cwd=checkout.workdir, env=dict(checkout.env))
+def junit_report(checkout: Checkout) -> str:
+    """A new path for the test runner's JUnit XML report, outside the repository's tree."""
+    return f"{checkout.home}/.solver/junit-{secrets.token_hex(8)}.xml"
 
 
-def verification(job: VerifyJob, result: JobResult, changes: list[str]) -> Verification:
+def test_spec(job: VerifyJob, checkout: Checkout, report: str) -> CommandSpec:
+    """The test command in the verification checkout, as a detached command (its JUnit XML report
+    asked for at `report`)."""
+    env = {**checkout.env, **junit_env(report)}
+    return CommandSpec(job.test_command, job.timeout_s, cwd=checkout.workdir, env=env)
+
+
+def verification(
+    job: VerifyJob, result: JobResult, changes: list[str], cases: dict[str, CaseOutcome] | None = None
+) -> Verification:
     """The verdict of a finished test command: its own exit code, as the runner recorded it."""
     return Verification(
         command=job.test_command,
@@ -442,6 +480,7 @@ def verification(job: VerifyJob, result: JobResult, changes: list[str]) -> Verif
         output=result.output,
         timed_out=result.timed_out,
         test_changes=changes,
+        cases=cases,
     )
 
 
@@ -468,7 +507,31 @@ def verify_same(sandbox: Sandbox, job: VerifyJob) -> Verification:
 def _verify_checkout(sandbox: Sandbox, job: VerifyJob, checkout: Checkout) -> Verification:
     changes = apply_for_verification(sandbox, job, checkout)
     set_up(detached.run_to_end(sandbox, verify_setup_spec(job, checkout)))
-    return verification(job, detached.run_to_end(sandbox, test_spec(job, checkout)), changes)
+    report = junit_report(checkout)
+    tests = detached.run_to_end(sandbox, test_spec(job, checkout, report))
+    return verification(job, tests, changes, read_junit(sandbox, report))
+
+
+def junit_env(report: str) -> dict[str, str]:
+    """Where the test runner writes its JUnit XML report: pytest through PYTEST_ADDOPTS (a command
+    that already names a report keeps its own), jest-junit through its variable, and any command
+    through SOLVER_JUNIT_XML (`gotestsum --junitfile "$SOLVER_JUNIT_XML" …`)."""
+    return {"PYTEST_ADDOPTS": f"--junitxml={report}", "JEST_JUNIT_OUTPUT_FILE": report, "SOLVER_JUNIT_XML": report}
+
+
+def read_junit(sandbox: Sandbox, report: str) -> dict[str, CaseOutcome] | None:
+    """The per-test outcomes of the report, None when there is none (or it is unreadable or too
+    large): then the exit code alone decides."""
+    try:
+        data = sandbox.read_file(report, limit=junit.MAX_REPORT_BYTES)
+    except (SolverError, OSError):  # no report written (a backend may say so either way)
+        return None
+    if not data or len(data) > junit.MAX_REPORT_BYTES:
+        return None
+    try:
+        return junit.case_outcomes(data) or None
+    except (junit.ParseError, ValueError):
+        return None
 
 
 def _read_optional(sandbox: Sandbox, checkout: Checkout, path: str, timeout_s: float) -> bytes | None:

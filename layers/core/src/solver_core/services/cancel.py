@@ -61,7 +61,7 @@ class CancelService:
         return CancelOutcome(self._champion.finish_cancel(solve_id), changed=True)
 
     def _kill_sandboxes(self, solve: SolveView) -> None:
-        for run in solve.runs:
+        for run in solve.all_runs:
             if run.sandbox_id and run.status not in RUN_TERMINAL:
                 try:
                     self._sandboxes.kill(run.sandbox_id)

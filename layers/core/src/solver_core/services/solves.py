@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from solver_core.db.schema import RunRow, SolveRow, utcnow
 from solver_core.errors import BadRequest, IdempotencyConflict, NotFound, TooManyRequests
-from solver_core.models import SolvePage, SolveRequest, SolveView, StartResult
+from solver_core.models import RunKind, SolvePage, SolveRequest, SolveView, StartResult
 from solver_core.rules import RequestPolicy
 from solver_core.status import SOLVE_TERMINAL, EventKind, SolveStatus
 from solver_core.store import records, registry
@@ -250,12 +250,15 @@ class SolveService:
             RunRow(id=uuid4(), solve_id=solve.id, index=i, model=m, agent_config=agent_config, created_at=now)
             for i, m in enumerate(request.run_models())
         ]
+        if wants_baseline(request):
+            runs.append(baseline_row(solve.id, now))
         session.add(solve)
         session.flush()  # the solve row must exist before runs reference it and events lock it
         session.add_all(runs)
         session.flush()
+        attempts = sum(1 for run in runs if run.kind != RunKind.BASELINE.value)
         records.append_event(
-            session, solve.id, EventKind.STATUS, "solve queued", data={"status": "queued", "runs": len(runs)}
+            session, solve.id, EventKind.STATUS, "solve queued", data={"status": "queued", "runs": attempts}
         )
         return solve_view(solve, runs)
 
@@ -276,3 +279,20 @@ def _replay(found: SolveView, stored_hash: str, fingerprint: str) -> StartResult
             details=[{"field": "Idempotency-Key", "rule": "idempotency_key_reused", "solve_id": str(found.id)}],
         )
     return StartResult(solve=found, created=False)
+
+
+BASELINE_INDEX = -1  # apart from the attempts' 0, 1, …
+
+
+def wants_baseline(request: SolveRequest) -> bool:
+    """A baseline serves choosing among candidates: with two attempts or more that may run tests."""
+    return request.run_count >= 2 and (request.test_command is not None or request.detect_tests)
+
+
+def baseline_row(solve_id: UUID, now: datetime) -> RunRow:
+    """The baseline run: the test command on the base commit in its own fresh sandbox, alongside the
+    attempts (docs/architecture.md, "Choosing the champion"). It has no agent."""
+    return RunRow(
+        id=uuid4(), solve_id=solve_id, index=BASELINE_INDEX, model="baseline", agent_config=None,
+        kind=RunKind.BASELINE.value, created_at=now,
+    )  # fmt: skip

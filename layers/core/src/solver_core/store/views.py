@@ -13,7 +13,9 @@ from solver_core.models import (
     PatchStats,
     Publication,
     PublishOptions,
+    RunKind,
     RunView,
+    Selection,
     SolveView,
     TestResult,
     VerifyIn,
@@ -72,6 +74,7 @@ def run_view(row: RunRow) -> RunView:
         artifacts=artifacts,
         detected_test_command=row.detected_test_command,
         outcome=run_outcome(status, row.patch_stats, row.tests),
+        kind=RunKind(row.kind or RunKind.ATTEMPT),
         heartbeat_at=row.heartbeat_at,
         created_at=row.created_at,
         started_at=row.started_at,
@@ -80,7 +83,9 @@ def run_view(row: RunRow) -> RunView:
 
 
 def solve_view(row: SolveRow, runs: Iterable[RunRow] = ()) -> SolveView:
-    run_views = [run_view(r) for r in sorted(runs, key=lambda r: r.index)]
+    every = [run_view(r) for r in sorted(runs, key=lambda r: r.index)]
+    run_views = [r for r in every if r.kind is RunKind.ATTEMPT]
+    baseline = next((r for r in every if r.kind is RunKind.BASELINE), None)
     return SolveView(
         id=row.id,
         owner=row.owner,
@@ -111,6 +116,8 @@ def solve_view(row: SolveRow, runs: Iterable[RunRow] = ()) -> SolveView:
         outcome=solve_outcome(row, run_views),
         publish=PublishOptions.model_construct(**row.publish) if row.publish else None,
         publication=Publication.model_validate(row.publication) if row.publication else None,
+        baseline=baseline,
+        selection=Selection.model_validate(row.selection) if row.selection else None,
     )
 
 

@@ -23,6 +23,7 @@ from solver_core.agent.runner import Driver, SolverAgent, StepReport, StopReason
 from solver_core.artifacts import keys
 from solver_core.errors import ModelNotConfigured, ModelUnavailable, PatchTooLarge, RunCancelled, RunError, SolverError
 from solver_core.messages import summarize_exception
+from solver_core.models import RunKind
 from solver_core.ports import ArtifactStore, Sandbox
 from solver_core.sandbox import repository
 from solver_core.services.runs import RunContext
@@ -92,6 +93,8 @@ class AgentStep:
         ctx = self.deps.runs.context(run_id)
         if ctx.run.status is not RunStatus.SOLVING:
             self.deps.runs.move(run_id, RunStatus.SOLVING)
+        if ctx.run.kind is RunKind.BASELINE:  # no agent: its (empty) patch and the tests follow at once
+            return True
         preflight_models([ctx.model.name])  # a missing key fails here, in one line, not in litellm
         try:
             driver, diffs = self._driver(ctx, budget)

@@ -1,8 +1,8 @@
 """The solve-level steps around the runs: BeginSolve, PickChampion, FinishSolve, FailSolve.
 
-Champion order: tests passed > the patch leaves existing tests and their configuration alone
-(`modifies_tests`) > the agent submitted > a smaller patch > a lower cost (then the lower index, so
-the choice is deterministic). A solve with no patch at all fails, with the reason.
+PickChampion ranks the candidates with selection/ranking.py (the baseline's per-test comparison,
+consensus, then today's signals) and records the solve's `selection`. A solve with no patch at all
+fails, with the reason.
 A solve whose failed runs will still be retried (retryable, attempts left) is not finished yet: it
 stays running until the sweeper has resumed them.
 """
@@ -11,21 +11,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from pydantic import TypeAdapter, ValidationError
+
 from solver_core.artifacts import keys
-from solver_core.errors import IllegalTransition
-from solver_core.models import Publication, RunView, SolveView
+from solver_core.errors import ArtifactNotFound, IllegalTransition
+from solver_core.models import Publication, RunKind, RunView, Selection, SolveView
 from solver_core.ports import ArtifactStore
 from solver_core.publish.service import should_publish
+from solver_core.selection import consensus, ranking
+from solver_core.selection.junit import CaseOutcome
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunService
 from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, RunStatus, SolveStatus
 
 DEFAULT_MAX_RUN_ATTEMPTS = 3
+CASES: TypeAdapter[dict[str, CaseOutcome]] = TypeAdapter(dict[str, CaseOutcome])
 log = logging.getLogger(__name__)
 
 
@@ -33,17 +38,11 @@ log = logging.getLogger(__name__)
 class Choice:
     run: RunView | None
     reason: str
+    selection: Selection | None = None
 
 
 def _has_patch(run: RunView) -> bool:
     return run.status is RunStatus.SUCCEEDED and bool(run.patch_stats and run.patch_stats.files)
-
-
-def _rank(run: RunView) -> tuple[bool, bool, bool, int, float, int]:
-    stats = run.patch_stats
-    size = (stats.added + stats.removed) if stats else 0
-    passed = bool(run.tests and run.tests.passed)
-    return (not passed, bool(run.modifies_tests), run.exit_status != "Submitted", size, run.cost_usd, run.index)
 
 
 def describe(run: RunView) -> str:
@@ -58,13 +57,26 @@ def describe(run: RunView) -> str:
     return f"run {run.index} ({run.model}): {tests}, {submitted}, {size}, ${run.cost_usd:.4f}"
 
 
-def pick_champion(runs: list[RunView]) -> Choice:
+def pick_champion(
+    runs: list[RunView],
+    baseline: ranking.Baseline | None = None,
+    cases: Mapping[UUID, ranking.Cases] | None = None,
+    groups: Mapping[UUID, str] | None = None,
+) -> Choice:
+    """The best candidate by the ranking in selection/ranking.py, with the selection record."""
     candidates = [r for r in runs if _has_patch(r)]
     if not candidates:
         failures = "; ".join(f"run {r.index}: {r.error or r.exit_status or r.status.value}" for r in runs)
-        return Choice(None, f"no run produced a patch ({failures})" if failures else "no runs")
-    best = min(candidates, key=_rank)
-    return Choice(best, f"champion is {describe(best)}, best of {len(candidates)} patch(es)")
+        reason = f"no run produced a patch ({failures})" if failures else "no runs"
+        return Choice(None, reason, ranking.select([], baseline).model_copy(update={"reason": reason}))
+    found, keys_of = cases or {}, groups or {}
+    sizes = consensus.groups({r.id: keys_of[r.id] for r in candidates if r.id in keys_of})
+    selection = ranking.select(
+        [ranking.Candidate(r, found.get(r.id), sizes.get(r.id, 1), keys_of.get(r.id)) for r in candidates],
+        baseline,
+    )
+    best = next(r for r in candidates if r.id == selection.champion_run_id)
+    return Choice(best, f"champion is {describe(best)}; {selection.reason}", selection)
 
 
 def will_retry(run: RunView, max_attempts: int) -> bool:
@@ -98,22 +110,30 @@ class SolveFlow:
                     self._runs.move_solve(solve_id, SolveStatus.QUEUED)
                 self._runs.move_solve(solve_id, SolveStatus.RUNNING)
         wanted = set(run_ids) if run_ids is not None else None
-        queued = [r for r in solve.runs if r.status is RunStatus.QUEUED and (wanted is None or r.id in wanted)]
+        # The baseline first, and one more slot for it: it runs alongside the attempts, never after them.
+        queued = sorted(
+            (r for r in solve.all_runs if r.status is RunStatus.QUEUED and (wanted is None or r.id in wanted)),
+            key=lambda r: r.kind is not RunKind.BASELINE,
+        )
+        attempts = sum(1 for r in queued if r.kind is RunKind.ATTEMPT)
+        extra = len(queued) - attempts
         return {
             "solve_id": str(solve_id),
-            "max_parallel": max(1, min(solve.max_parallel, len(queued) or 1)),
+            "max_parallel": max(1, min(solve.max_parallel, attempts or 1) + extra),
             "runs": [{"solve_id": str(solve_id), "run_id": str(r.id)} for r in queued],
         }
 
     def pending_retries(self, solve: SolveView) -> list[RunView]:
-        return [r for r in solve.runs if will_retry(r, self.max_run_attempts)]
+        return [r for r in solve.all_runs if will_retry(r, self.max_run_attempts)]
 
     def pick(self, solve_id: UUID) -> Choice:
         """PickChampion: choose and record the champion (its patch is also stored at solve level)."""
         solve = self._runs.solve(solve_id)
         if solve.status.is_cancelled:
             return Choice(None, "the solve was cancelled: no champion")
-        choice = pick_champion(solve.runs)
+        choice = self._choose(solve)
+        if choice.selection is not None:
+            self._runs.set_solve_fields(solve_id, selection=choice.selection.model_dump(mode="json"))
         if choice.run is not None:
             patch = self._artifacts.get(keys.patch(solve_id, choice.run.id))
             self._artifacts.put(keys.champion_patch(solve_id), patch, content_type="text/x-diff")
@@ -121,6 +141,34 @@ class SolveFlow:
         champion = str(choice.run.id) if choice.run else None
         self._events.append(solve_id, EventKind.LOG, choice.reason, data={"champion_run_id": champion})
         return choice
+
+    def _choose(self, solve: SolveView) -> Choice:
+        """The ranking's inputs: per-test results (stored by VerifyPatch), the baseline, and the
+        consensus groups of the candidates' patches."""
+        candidates = [r for r in solve.runs if _has_patch(r)]
+        cases = {r.id: found for r in [*candidates, *filter(None, [solve.baseline])] if (found := self.per_test(r))}
+        baseline = None
+        if solve.baseline is not None:
+            baseline = ranking.Baseline(solve.baseline, cases.get(solve.baseline.id))
+        groups = {r.id: self._group(r) for r in candidates}
+        return pick_champion(solve.runs, baseline, cases, groups)
+
+    def _group(self, run: RunView) -> str:
+        """Its consensus group, from CollectArtifacts; for runs collected before that existed, from
+        the stored diff."""
+        if run.patch_stats is not None and run.patch_stats.group:
+            return run.patch_stats.group
+        return consensus.key_from_diff(self._artifacts.get(keys.patch(run.solve_id, run.id)))[:16]
+
+    def per_test(self, run: RunView) -> ranking.Cases | None:
+        """The run's per-test results, when its runner wrote a JUnit XML report."""
+        if run.tests is None or run.tests.per_test is None:
+            return None
+        try:
+            return CASES.validate_json(self._artifacts.get(keys.test_cases(run.solve_id, run.id)))
+        except (ArtifactNotFound, ValidationError):
+            log.warning("run %s: its per-test results are unreadable; its exit code counts", run.id)
+            return None
 
     def finish(self, solve_id: UUID) -> SolveView:
         """FinishSolve: succeeded with a champion, failed without; cancelled if being cancelled."""
@@ -145,7 +193,7 @@ class SolveFlow:
     def fail(self, solve_id: UUID, error: str, cause: str) -> SolveView:
         """FailSolve: something outside the runs broke; unfinished runs are failed as retryable."""
         solve = self._runs.solve(solve_id)
-        for run in solve.runs:
+        for run in solve.all_runs:
             if run.status not in RUN_TERMINAL:
                 with contextlib.suppress(IllegalTransition):
                     self._runs.move(run.id, RunStatus.FAILED, error=f"{error}: {cause}"[:2000], retryable=True)
@@ -157,7 +205,7 @@ class SolveFlow:
     def finish_cancel(self, solve_id: UUID) -> SolveView:
         """Mark every unfinished run cancelled, then the solve (idempotent)."""
         solve = self._runs.solve(solve_id)
-        for run in solve.runs:
+        for run in solve.all_runs:
             if run.status not in RUN_TERMINAL:
                 with contextlib.suppress(IllegalTransition):
                     self._runs.move(run.id, RunStatus.CANCELLED, error="cancelled")

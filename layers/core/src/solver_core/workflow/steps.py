@@ -7,6 +7,8 @@ so any step can run in a fresh process (a Lambda invocation) after the previous 
 from __future__ import annotations
 
 import contextlib
+import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
@@ -23,11 +25,13 @@ from solver_core.errors import (
     SolverError,
     is_retryable,
 )
-from solver_core.models import TestResult, VerifyIn
+from solver_core.models import RunKind, TestCounts, TestResult, VerifyIn
 from solver_core.ports import ArtifactStore, Sandbox, SandboxBackend
 from solver_core.sandbox import repository
 from solver_core.sandbox.base import SandboxSpec
 from solver_core.sandbox.detached import CommandSpec, JobResult
+from solver_core.selection import consensus
+from solver_core.selection.junit import CaseOutcome
 from solver_core.services.allowlist import AllowlistService
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunContext, RunService
@@ -100,7 +104,7 @@ class RunSteps:
             raise SandboxCapacityExceeded(f"no sandbox slot: at most {cap} may be live, {share} of them per owner")
         self._start_solve(ctx)
         spec = SandboxSpec(
-            metadata=self._metadata(ctx, "agent"),
+            metadata=self._metadata(ctx, ctx.run.kind.value if ctx.run.kind is RunKind.BASELINE else "agent"),
             lifetime_s=ctx.solve.limits.time_limit_s + self._commands_budget_s() + SANDBOX_LIFETIME_MARGIN_S,
             idempotency_key=f"{ctx.run.id}-{ctx.run.attempt}",
             template=ctx.solve.sandbox_image or self.deps.settings.sandbox_template,
@@ -230,14 +234,16 @@ class RunSteps:
         base = ctx.run.base_commit
         if not base:
             raise SandboxGone("the run has no base commit; its repository was never prepared")
-        patch = repository.diff(self.sandbox(ctx), base, max_bytes=self.deps.settings.max_patch_bytes)
+        sandbox = self.sandbox(ctx)
+        patch = repository.diff(sandbox, base, max_bytes=self.deps.settings.max_patch_bytes)
         stats = repository.patch_stats(patch)
         patch_key = keys.patch(ctx.solve.id, run_id)
         self.deps.artifacts.put(patch_key, patch, content_type="text/x-diff")
+        group = consensus_group(sandbox, patch) if stats.files else None
         self.deps.runs.set_fields(
             run_id,
             patch_key=patch_key,
-            patch_stats={"files": stats.files, "added": stats.added, "removed": stats.removed},
+            patch_stats={"files": stats.files, "added": stats.added, "removed": stats.removed, "group": group},
         )
         self.log(ctx, f"patch: {stats.files} files, +{stats.added} -{stats.removed}", data=vars(stats))
         return stats.files > 0
@@ -249,7 +255,8 @@ class RunSteps:
         one), call again."""
         ctx = self.deps.runs.context(run_id)
         command, detected = test_command_of(ctx)
-        if command and ctx.run.patch_stats and ctx.run.patch_stats.files:
+        has_patch = bool(ctx.run.patch_stats and ctx.run.patch_stats.files)
+        if command and (has_patch or ctx.run.kind is RunKind.BASELINE):  # the baseline tests the base commit
             self._check_cancelled(run_id)
             self._advance(ctx, RunStatus.VERIFYING)
             if not self._run_tests(ctx, command, window, detected=detected):
@@ -306,17 +313,32 @@ class RunSteps:
             detected=detected,
             modifies_tests=bool(outcome.test_changes),
             test_changes=[self.deps.redactor.redact(change) for change in outcome.test_changes],
+            per_test=self._store_cases(ctx, outcome.cases),
         )
         self.deps.runs.set_fields(ctx.run.id, tests=result.model_dump(mode="json"))
         verdict = "passed" if outcome.passed else ("timed out" if outcome.timed_out else "failed")
         how = f", detected `{command}`" if detected else ""
         flagged = ", the patch modifies tests" if result.modifies_tests else ""
+        counts = f", {result.per_test.passed} passed, {result.per_test.failed} failed" if result.per_test else ""
+        what = "baseline: tests on the base commit" if ctx.run.kind is RunKind.BASELINE else "tests"
         self.log(
             ctx,
-            f"tests {verdict} (exit {outcome.exit_code}, {outcome.duration_s:.1f}s{how}){flagged}",
+            f"{what} {verdict} (exit {outcome.exit_code}, {outcome.duration_s:.1f}s{how}{counts}){flagged}",
             data=result.model_dump(mode="json"),
         )
         return result
+
+    def _store_cases(self, ctx: RunContext, cases: dict[str, CaseOutcome] | None) -> TestCounts | None:
+        """Per-test outcomes for PickChampion's comparison with the baseline (an artifact: a suite
+        can have thousands); their counts go on the run."""
+        if not cases:
+            return None
+        data = {self.deps.redactor.redact(name): outcome.value for name, outcome in cases.items()}
+        self.deps.artifacts.put(keys.test_cases(ctx.solve.id, ctx.run.id), json.dumps(data).encode())
+        counts = Counter(cases.values())
+        return TestCounts(
+            passed=counts[CaseOutcome.PASSED], failed=counts[CaseOutcome.FAILED], skipped=counts[CaseOutcome.SKIPPED]
+        )
 
     def _verify_in_fresh_sandbox(
         self, ctx: RunContext, job: repository.VerifyJob, phases: PhasedVerification
@@ -393,6 +415,15 @@ class RunSteps:
                 exit_status=ctx.run.exit_status or error,
             )
         return target
+
+
+def consensus_group(sandbox: Sandbox, patch: bytes) -> str:
+    """The patch's consensus group (selection/consensus.py): from the post-images of the files it
+    changes, read from the checkout it was computed in (Python compared by syntax tree); from the
+    diff's lines when a file cannot be read whole."""
+    images = repository.post_images(sandbox, patch)
+    key = consensus.key_from_files(images) if images is not None else consensus.key_from_diff(patch)
+    return key[:16]
 
 
 def test_command_of(ctx: RunContext) -> tuple[str | None, bool]:

@@ -98,7 +98,7 @@ class Sweeper:
         """Fail the solve's unfinished runs as retryable (which kills their sandboxes), then finish
         it: it waits for its retries, or ends and is published."""
         solve = self.runs.solve(solve_id)
-        for run in solve.runs:
+        for run in solve.all_runs:
             if run.status not in RUN_TERMINAL:
                 self.pipeline.record_failure(run.id, ExecutionEnded.__name__, why)
         settled = self._finish_and_publish(solve_id, report)
@@ -117,7 +117,7 @@ class Sweeper:
         elif self.orchestrator.is_running(solve.execution_ref):
             return
         else:  # its execution ended before BeginSolve ran: a fresh one, under a new name
-            queued = [r for r in solve.runs if r.status is RunStatus.QUEUED]
+            queued = [r for r in solve.all_runs if r.status is RunStatus.QUEUED]
             if not queued:
                 return
             ref = self.orchestrator.resume(solve.id, [r.id for r in queued], max(r.attempt for r in queued))
@@ -223,7 +223,7 @@ def _guarded(report: SweepReport, what: str, item: str, action: Callable[[], obj
 
 
 def _has_live_runs(solve: SolveView) -> bool:
-    return any(r.status not in RUN_TERMINAL for r in solve.runs)
+    return any(r.status not in RUN_TERMINAL for r in solve.all_runs)
 
 
 def _uuid(value: str | None) -> UUID | None:

@@ -68,10 +68,14 @@ class PhasedVerification:
                 return None
             repository.set_up(setup)
             self.commands.complete(self.run_id, progress, "setup")
-        tests = self._detached(progress, "tests", sandbox, lambda: repository.test_spec(job, checkout))
+        # The report's path is kept with the command (saved when it starts), so the invocation that
+        # finds the tests ended reads the report they wrote.
+        report = progress.facts.setdefault("junit_report", repository.junit_report(checkout))
+        tests = self._detached(progress, "tests", sandbox, lambda: repository.test_spec(job, checkout, report))
         if tests is None:
             return None
-        return repository.verification(job, tests, json.loads(progress.facts["test_changes"]))
+        changes = json.loads(progress.facts["test_changes"])
+        return repository.verification(job, tests, changes, repository.read_junit(sandbox, report))
 
     def _checkout(
         self, progress: Progress, sandbox: Sandbox, job: VerifyJob, clone_from: CloneFrom | None

@@ -1,0 +1,152 @@
+"""Champion selection: how often each strategy picks a true fix, on small real repositories with
+labelled candidate sets. Every set is a real solve (local orchestrator, local sandboxes without
+isolation, SQLite): each candidate is a replay model whose scripted actions write its change, the
+baseline and the candidates are verified in fresh sandboxes, and the strategies then rank the same
+verified runs:
+
+- today: tests passed > leaves the tests alone > submitted > smaller patch > cost (one exit code);
+- baseline: the candidates compared with the test command on the base commit, per test (JUnit XML);
+- + consensus: the above, then the larger group of candidates making the same change (what Solver
+  records as the champion).
+
+Reproduction tests and the judge are not built yet, so they have no row.
+
+    .venv/bin/python benchmarks/selection.py
+
+Target: the full strategy picks a true fix in every set where one exists; today's is the reference.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import benchlib
+
+from solver_core.models import SolveView
+from solver_core.selection.ranking import Baseline
+from solver_core.wiring import Container
+from solver_core.workflow.champion import pick_champion
+
+SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
+PYTEST = f"{sys.executable} -m pytest -q -p no:cacheprovider"
+
+CALC = "def mean(values):\n    return sum(values) // len(values)\n\n\ndef half(x):\n    return x // 2\n"
+TEST_MEAN = "from calc import mean\n\n\ndef test_mean():\n    assert mean([1, 2]) == 1.5\n"
+TEST_HALF = "from calc import half\n\n\ndef test_half():\n    assert half(5) == 2\n"
+TEST_ENV = "import os\n\n\ndef test_environment():\n    assert os.environ.get('BENCH_NEVER_SET') == 'yes'\n"
+WEAK_MEAN = "from calc import mean\n\n\ndef test_mean_even():\n    assert mean([2, 4]) == 3\n"  # misses the bug
+
+# Candidates: shell actions writing the change, and whether it truly fixes mean().
+TRUE_FIX = (
+    ("sed -i 's|return sum(values) // len(values)|total = sum(values)\\n    return total / len(values)|' calc.py",),
+    True,
+)
+TRUE_FIX_ALIKE = (("sed -i 's|sum(values) // len(values)|sum(values)/len(values)  # true division|' calc.py",), True)
+TRUE_FIX_SAME = (("sed -i 's|sum(values) // len(values)|sum(values) / len(values)|' calc.py",), True)
+BREAKS_OTHER = (("sed -i 's|//|/|g' calc.py",), False)  # fixes mean, breaks half
+NO_OP = (("echo '# looked at it' >> calc.py",), False)
+EDITS_TEST = (("sed -i 's|== 1.5|== 1|' tests/test_mean.py",), False)  # makes the test agree with the bug
+WRONG_PASSES_WEAK = (("sed -i 's|// len(values)|// max(len(values), 1)|' calc.py",), False)
+
+
+@dataclass(frozen=True)
+class Set:
+    name: str
+    files: dict[str, str]
+    candidates: tuple[tuple[tuple[str, ...], bool], ...]
+
+
+def repo_files(*, unrelated_failure: bool = False, weak: bool = False) -> dict[str, str]:
+    files = {"calc.py": CALC, "tests/test_half.py": TEST_HALF}
+    files["tests/test_mean.py"] = WEAK_MEAN if weak else TEST_MEAN
+    if unrelated_failure:
+        files["tests/test_env.py"] = TEST_ENV
+    return files
+
+
+SETS = (
+    Set("true fix vs a fix that breaks another test", repo_files(), (TRUE_FIX, BREAKS_OTHER)),
+    Set("true fix vs a no-op", repo_files(), (NO_OP, TRUE_FIX)),
+    Set("true fix vs a fix that edits the test", repo_files(), (EDITS_TEST, TRUE_FIX)),
+    Set(
+        "suite misses the bug: a wrong fix that passes, two equivalent true fixes",
+        repo_files(weak=True),
+        (WRONG_PASSES_WEAK, TRUE_FIX_SAME, TRUE_FIX_ALIKE),
+    ),
+    Set(
+        "pre-existing unrelated failure: true fix, a fix that breaks another test, a no-op",
+        repo_files(unrelated_failure=True),
+        (TRUE_FIX, BREAKS_OTHER, NO_OP),
+    ),
+    Set(
+        "pre-existing failure, all six kinds",
+        repo_files(unrelated_failure=True),
+        (NO_OP, BREAKS_OTHER, EDITS_TEST, TRUE_FIX, TRUE_FIX_ALIKE, TRUE_FIX_SAME),
+    ),
+)
+STRATEGIES = ("today", "baseline", "+ consensus (Solver)")
+
+
+def solve_set(container: Container, workdir: Path, number: int, case: Set) -> SolveView:
+    from tests.support.runtime import start_solve
+
+    repo = benchlib.make_repo(workdir / f"repo{number}", case.files)
+    models = [
+        benchlib.write_replay(workdir / f"set{number}-c{i}.yaml", [*actions, SUBMIT])
+        for i, (actions, _) in enumerate(case.candidates)
+    ]
+    solve = start_solve(container, repo_url=str(repo), models=models, max_parallel=len(models), test_command=PYTEST)
+    container.local_orchestrator().execute(solve.id)
+    return container.runs.solve(solve.id)
+
+
+def picks(container: Container, solve: SolveView) -> dict[str, int | None]:
+    flow = container.flow()
+    cases = {r.id: c for r in [*solve.runs, *filter(None, [solve.baseline])] if (c := flow.per_test(r))}
+    baseline = Baseline(solve.baseline, cases.get(solve.baseline.id)) if solve.baseline else None
+    groups = {r.id: r.patch_stats.group for r in solve.runs if r.patch_stats and r.patch_stats.group}
+    chosen = {
+        "today": pick_champion(solve.runs).run,
+        "baseline": pick_champion(solve.runs, baseline, cases).run,
+        "+ consensus (Solver)": pick_champion(solve.runs, baseline, cases, groups).run,
+    }
+    recorded = next((r for r in solve.runs if r.id == solve.champion_run_id), None)
+    assert chosen["+ consensus (Solver)"] == recorded, "the recorded champion differs from the full strategy"
+    return {name: (run.index if run else None) for name, run in chosen.items()}
+
+
+def main() -> None:
+    from tests.support.runtime import runtime
+
+    benchlib.header("Champion selection", ".venv/bin/python benchmarks/selection.py")
+    rows: list[list[object]] = []
+    hits = dict.fromkeys(STRATEGIES, 0)
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        container = runtime(root, f"sqlite:///{root / 'solver.db'}", sandbox_isolation="none")
+        from solver_core.db.migrate import upgrade
+
+        upgrade(container.engine)
+        try:
+            for number, case in enumerate(SETS):
+                solve = solve_set(container, root, number, case)
+                chosen = picks(container, solve)
+                truth = [fix for _, fix in case.candidates]
+                cells = []
+                for name in STRATEGIES:
+                    index = chosen[name]
+                    good = index is not None and truth[index]
+                    hits[name] += good
+                    cells.append(f"{'✓' if good else '✗'} run {index}")
+                rows.append([case.name, len(case.candidates), *cells])
+        finally:
+            container.close()
+    rows.append(["**true fix picked**", "", *(f"**{hits[name]} / {len(SETS)}**" for name in STRATEGIES)])
+    print(benchlib.table(["candidate set", "candidates", *STRATEGIES], rows))
+
+
+if __name__ == "__main__":
+    main()

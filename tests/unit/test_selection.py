@@ -1,0 +1,159 @@
+"""Ranking against the baseline: regressions first, then the verdict, then tests fixed; the reason
+names the signal that decided (selection/ranking.py)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from solver_core.models import PatchStats, RunKind, RunView, SolveView, TestCounts, TestResult
+from solver_core.publish.render import comment_body
+from solver_core.publish.report import SolveReport
+from solver_core.selection.junit import CaseOutcome, case_outcomes
+from solver_core.selection.ranking import Baseline, Candidate, compare, select
+
+pytestmark = pytest.mark.unit
+
+P, F, S = CaseOutcome.PASSED, CaseOutcome.FAILED, CaseOutcome.SKIPPED
+BASE = "b" * 40
+
+
+def run(index: int, *, passed: bool | None, kind: RunKind = RunKind.ATTEMPT, lines: int = 2, **changes: Any) -> RunView:
+    counts = TestCounts(passed=1, failed=0)
+    tests = None if passed is None else TestResult(
+        command="pytest -q", exit_code=0 if passed else 1, passed=passed, duration_s=1.0, per_test=counts
+    )  # fmt: skip
+    base: dict[str, Any] = {
+        "id": uuid.uuid4(), "solve_id": uuid.UUID(int=0), "index": index, "model": f"m{index}", "agent_config": None,
+        "status": "succeeded", "exit_status": "Submitted", "attempt": 0, "retryable": False, "sandbox_id": None,
+        "base_commit": BASE, "steps": 3, "cost_usd": 1.0, "tokens": 0, "tests": tests, "error": None,
+        "patch_stats": PatchStats(files=1, added=lines // 2, removed=lines - lines // 2), "artifacts": {},
+        "heartbeat_at": None, "created_at": datetime.now(UTC), "started_at": None, "finished_at": None, "kind": kind,
+    }  # fmt: skip
+    return RunView(**(base | changes))
+
+
+def baseline(cases: dict[str, CaseOutcome] | None, *, passed: bool = False) -> Baseline:
+    return Baseline(run(-1, passed=passed, kind=RunKind.BASELINE), cases)
+
+
+# The "done when" scenario: an unrelated test already fails on the base commit.
+BEFORE = {"t::test_bug": F, "t::test_unrelated": F, "t::test_other": P}
+TRUE_FIX = {"t::test_bug": P, "t::test_unrelated": F, "t::test_other": P}
+BREAKS_OTHER = {"t::test_bug": P, "t::test_unrelated": F, "t::test_other": F}
+NO_OP = dict(BEFORE)
+
+
+def test_a_pre_existing_failure_no_longer_hides_the_true_fix() -> None:
+    true_fix = Candidate(run(0, passed=False, lines=6), TRUE_FIX)
+    breaks = Candidate(run(1, passed=False, lines=2), BREAKS_OTHER)  # smaller: today's ranking picked it
+    no_op = Candidate(run(2, passed=False, lines=1), NO_OP)
+    selection = select([no_op, breaks, true_fix], baseline(BEFORE))
+    assert selection.champion_run_id == true_fix.run.id
+    assert [s.index for s in selection.runs] == [0, 2, 1]  # the regression ranks below even the no-op
+    assert "fixes 1 test(s) that failed on the base commit (t::test_bug)" in selection.reason
+    assert "2 test(s) already failed on the base commit" in selection.reason
+    champion, _no_op_signals, breaker = selection.runs
+    assert champion.baseline_delta is not None
+    assert champion.baseline_delta.still_failing_tests == ["t::test_unrelated"]
+    assert breaker.baseline_delta is not None
+    assert breaker.baseline_delta.broken_tests == ["t::test_other"]
+    assert breaker.rank == 3
+    assert selection.baseline is not None
+    assert selection.baseline.failing_tests == ["t::test_bug", "t::test_unrelated"]
+
+
+def test_breaking_a_passing_test_ranks_below_every_candidate_that_breaks_none() -> None:
+    passes_but_drops_a_test = Candidate(run(0, passed=True, lines=1), {"t::test_bug": P})  # test_other vanished
+    fails = Candidate(run(1, passed=False), NO_OP)
+    selection = select([passes_but_drops_a_test, fails], baseline(BEFORE))
+    assert selection.champion_run_id == fails.run.id
+    assert "breaks no test that passed on the base commit; run 0 breaks 1 (t::test_other)" in selection.reason
+
+
+def test_a_passing_test_that_is_skipped_after_the_patch_counts_as_broken() -> None:
+    delta = compare(baseline({"a": P, "b": F}), Candidate(run(0, passed=True), {"a": S, "b": P}))
+    assert delta is not None
+    assert (delta.fixed, delta.broken, delta.still_failing) == (1, 1, 0)
+
+
+def test_without_a_junit_report_the_exit_codes_are_compared() -> None:
+    delta = compare(baseline(None, passed=True), Candidate(run(0, passed=False), None))
+    assert delta is not None
+    assert delta.basis == "exit_code"
+    assert delta.broken == 1
+    passing = Candidate(run(0, passed=True, lines=9))
+    failing = Candidate(run(1, passed=False, lines=1))
+    assert select([failing, passing], baseline(None, passed=True)).champion_run_id == passing.run.id
+
+
+def test_another_base_commit_or_command_is_not_compared() -> None:
+    other = Candidate(run(0, passed=True, base_commit="c" * 40), TRUE_FIX)
+    assert compare(baseline(BEFORE), other) is None
+
+
+def test_without_a_baseline_the_order_is_todays() -> None:
+    passing = Candidate(run(0, passed=True, lines=20))
+    small = Candidate(run(1, passed=False, lines=1))
+    selection = select([small, passing], None)
+    assert selection.champion_run_id == passing.run.id
+    assert selection.reason == "run 0 (m0) won: its tests pass; run 1's failed"
+    assert selection.runs[0].baseline_delta is None
+
+
+def test_a_larger_consensus_group_breaks_a_tie_on_the_test_signals() -> None:
+    lone = Candidate(run(0, passed=True, lines=1), group_size=1, group="lone")
+    shared_a = Candidate(run(1, passed=True, lines=4), group_size=2, group="shared")
+    shared_b = Candidate(run(2, passed=True, lines=5), group_size=2, group="shared")
+    selection = select([lone, shared_a, shared_b], None)
+    assert selection.champion_run_id == shared_a.run.id
+    assert "2 candidates made the same change, 1 made run 0's" in selection.reason
+    # The group never outranks a test signal.
+    failing_pair = Candidate(run(3, passed=False), group_size=3, group="other")
+    assert select([failing_pair, lone], None).champion_run_id == lone.run.id
+
+
+def test_junit_test_ids_and_outcomes() -> None:
+    xml = b"""<testsuites><testsuite>
+      <testcase classname="tests.test_a" name="test_ok"/>
+      <testcase classname="tests.test_a" name="test_bad"><failure message="x"/></testcase>
+      <testcase classname="tests.test_a" name="test_err"><error message="x"/></testcase>
+      <testcase classname="tests.test_a" name="test_skip"><skipped/></testcase>
+      <testcase classname="tests.test_a" name="test_rerun"><failure/></testcase>
+      <testcase classname="tests.test_a" name="test_rerun"/>
+    </testsuite></testsuites>"""
+    assert case_outcomes(xml) == {
+        "tests.test_a::test_ok": P,
+        "tests.test_a::test_bad": F,
+        "tests.test_a::test_err": F,
+        "tests.test_a::test_skip": S,
+        "tests.test_a::test_rerun": F,
+    }
+
+
+def test_the_github_comment_says_why_and_escapes_test_ids_the_patched_code_wrote() -> None:
+    """Test ids come from a JUnit report the patched code wrote: Markdown in them is shown as text."""
+    hostile = "t::test_[click](https://evil.example)<img src=x>"
+    fix = Candidate(run(0, passed=False), {hostile: P, "t::other": P})
+    selection = select(
+        [fix, Candidate(run(1, passed=False), {hostile: F, "t::other": P})], baseline({hostile: F, "t::other": P})
+    )
+    now = datetime.now(UTC)
+    solve = SolveView(
+        id=uuid.uuid4(), owner="o", status="succeeded", repo_url="https://github.com/o/r", ref=None,
+        issue={"title": "t", "body": "", "url": "https://github.com/o/r/issues/1"}, models=["m0", "m1"],
+        attempts_per_model=1, max_parallel=2, agent_config=None, limits={}, setup_command=None,
+        test_command="pytest -q", callback_url=None, external_ref=None, execution_ref=None,
+        champion_run_id=fix.run.id, error=None,
+        created_at=now, updated_at=now, started_at=now, finished_at=now, runs=[fix.run], selection=selection,
+    )  # fmt: skip
+    body = comment_body(SolveReport(solve=solve, champion=fix.run, patch=b""), None)
+    why = next(line for line in body.splitlines() if line.startswith("Why: "))
+    assert "run 0 (m0) won: it fixes 1 test(s) that failed on the base commit" in why
+    assert "<img" not in body.replace(r"\<img", "")  # only escaped: GitHub shows it as text
+    assert "](https" not in body.replace(r"\](https", "")
+    assert r"\<img src=x\>" in why
+    assert "Baseline: tests failed on the base commit (exit 1, 1 passed, 1 failed)" in body
