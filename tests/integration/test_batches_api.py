@@ -26,7 +26,7 @@ from solver_core.batch.cloud import input_prefix
 from solver_core.db.schema import BatchRow, SolveRow
 from solver_core.orchestrators.local import LocalOrchestrator
 from solver_core.orchestrators.local_batch import LocalBatchOrchestrator
-from solver_core.services.batches import BatchService
+from solver_core.services.batches import BatchService, batch_of_execution, reconcile_batch
 from solver_core.status import RunStatus, SolveStatus
 from solver_core.store.run_queries import RunQueries
 from tests.support.api import ALICE, BOB, ApiWorld, LambdaContextStub, api_world, header, rest_event
@@ -103,7 +103,7 @@ class Api:
 def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     with api_world(database_url, tmp_path / "home", limits=ApiLimits()) as world:
         recording = RecordingBatches()
-        deps = ApiDeps(**{**world.deps.__dict__, "batch_orchestrator": recording})
+        deps = dataclasses.replace(world.deps, batch_orchestrator=recording)
         yield Api(world, recording, deps)
 
 
@@ -375,3 +375,40 @@ def test_a_preds_too_large_for_a_response_is_a_303_to_a_presigned_link(
 
         status, _, _ = api.call("GET", f"/batches/{batch_id}/preds", owner=BOB)
         assert status == 404
+
+
+def test_a_batch_execution_that_ends_outside_finish_batch_is_settled_by_the_reconciler(api: Api) -> None:
+    """Aborted (by hand, or by a cancel), failed or timed out: FinishBatch never ran, so the reconciler
+    cancels the solves its Map never started and ends the batch (failed, unless it was cancelled)."""
+    machine = "arn:aws:states:us-east-1:123456789012:stateMachine:solver-batch"
+    _, created, _ = api.call("POST", "/batches", body=batch_body())
+    batch_id = UUID(created["id"])
+    execution = f"arn:aws:states:us-east-1:123456789012:execution:solver-batch:{batch_id}"
+    child = f"arn:aws:states:us-east-1:123456789012:execution:solver-batch/Instances:{batch_id}"
+    other = f"arn:aws:states:us-east-1:123456789012:execution:solve:{batch_id}"
+    assert batch_of_execution(execution, machine) == batch_id
+    assert batch_of_execution(child, machine) is None
+    assert batch_of_execution(other, machine) is None
+    assert batch_of_execution(execution, None) is None
+
+    container = api.deps.container
+    first = api.deps.batches.solves(ALICE, batch_id)[0]
+    finish_solve(api.world, first.id)
+    settled = reconcile_batch(
+        container.batches, container.runs, container.flow(), execution, state_machine_arn=machine, status="ABORTED"
+    )
+    assert settled is not None
+    assert settled.status == "failed"
+    assert settled.error == "the batch's execution ended ABORTED"
+    assert settled.counts.by_status[SolveStatus.CANCELLED] == 2
+    assert settled.counts.by_status[SolveStatus.SUCCEEDED] == 1
+
+    _, other_batch, _ = api.call("POST", "/batches", body=batch_body(name="cancelled"))
+    other_id = UUID(other_batch["id"])
+    api.call("POST", f"/batches/{other_id}/cancel")
+    execution = f"arn:aws:states:us-east-1:123456789012:execution:solver-batch:{other_id}"
+    again = reconcile_batch(
+        container.batches, container.runs, container.flow(), execution, state_machine_arn=machine, status="ABORTED"
+    )
+    assert again is not None
+    assert again.status == "cancelled"
