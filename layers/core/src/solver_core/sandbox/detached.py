@@ -25,7 +25,7 @@ from solver_core.sandbox.jobs import JobStatus
 START_GRACE_S = 60
 # The runner kills its command at the deadline; one still running this much later is stopped by us.
 OVERDUE_GRACE_S = KILL_GRACE_S + 60
-FIRST_POLL_S = 0.1
+FIRST_POLL_S = 0.02
 MAX_POLL_S = 5.0
 
 Pending = Literal["running", "absent"]
