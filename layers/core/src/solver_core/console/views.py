@@ -36,7 +36,7 @@ def run_counts(runs: list[RunView]) -> RunCounts:
 
 
 def total_cost(solve: SolveView) -> float:
-    return sum(run.cost_usd for run in solve.runs)
+    return sum(run.cost_usd for run in solve.runs) + solve.selection_cost_usd  # the judge's calls too
 
 
 def is_live(solve: SolveView) -> bool:
@@ -59,7 +59,8 @@ def selection_of(solve: SolveView) -> dict[str, str] | None:
     if selection is None:
         return None
     lines = {"baseline": summary.baseline_line(selection.baseline)} if selection.baseline else {}
-    return lines | {f"run {s.index}": summary.signals_line(s) for s in selection.runs}
+    lines |= {f"run {s.index}": summary.signals_line(s) for s in selection.runs}
+    return lines | ({"judge": summary.judge_line(selection.judge)} if selection.judge else {})
 
 
 @dataclass
