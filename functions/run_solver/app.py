@@ -19,6 +19,7 @@ from solver_core.observability import (
 from solver_core.orchestrators.stepfunctions import SfnOrchestrator
 from solver_core.orchestrators.tasks import TaskContext, handle
 from solver_core.secrets import FUNCTION_SECRETS, SecretNeeds
+from solver_core.services.batches import reconcile_batch
 from solver_core.wiring import container
 from solver_core.workflow.sweeper import Sweeper
 
@@ -66,9 +67,13 @@ def sweeper(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 @logger.inject_lambda_context(log_event=False)
 def reconciler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """EventBridge rule on Step Functions executions that ended ABORTED, FAILED or TIMED_OUT."""
+    """EventBridge rule on Step Functions executions (solves and batches) that ended ABORTED, FAILED or TIMED_OUT."""
     detail = event.get("detail", {})
-    solve = _sweeper(FUNCTION_SECRETS["ReconcilerFunction"]).reconcile(
-        detail.get("executionArn", ""), detail.get("status", "")
-    )
+    arn, status = detail.get("executionArn", ""), detail.get("status", "")
+    built = container(FUNCTION_SECRETS["ReconcilerFunction"])
+    machine = built.settings.batch_state_machine_arn
+    batch = reconcile_batch(built.batches, built.runs, built.flow(), arn, state_machine_arn=machine, status=status)
+    if batch is not None:
+        return {"batch_status": batch.status}
+    solve = _sweeper(FUNCTION_SECRETS["ReconcilerFunction"]).reconcile(arn, status)
     return {"solve_status": solve.status.value if solve else None}

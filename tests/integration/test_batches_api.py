@@ -3,6 +3,7 @@ with a recording batch orchestrator; the batch's logic end to end through the lo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -13,16 +14,19 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from moto import mock_aws
 from sqlalchemy import func, select
 
 from solver_core.api import build_app
 from solver_core.api.deps import ApiDeps, ApiLimits
+from solver_core.api.routes.read import RESPONSE_ENVELOPE_BYTES
 from solver_core.artifacts import keys
+from solver_core.artifacts.s3 import S3ArtifactStore, make_s3_client
 from solver_core.batch.cloud import input_prefix
 from solver_core.db.schema import BatchRow, SolveRow
 from solver_core.orchestrators.local import LocalOrchestrator
 from solver_core.orchestrators.local_batch import LocalBatchOrchestrator
-from solver_core.services.batches import BatchService
+from solver_core.services.batches import BatchService, batch_of_execution, reconcile_batch
 from solver_core.status import RunStatus, SolveStatus
 from solver_core.store.run_queries import RunQueries
 from tests.support.api import ALICE, BOB, ApiWorld, LambdaContextStub, api_world, header, rest_event
@@ -99,7 +103,7 @@ class Api:
 def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
     with api_world(database_url, tmp_path / "home", limits=ApiLimits()) as world:
         recording = RecordingBatches()
-        deps = ApiDeps(**{**world.deps.__dict__, "batch_orchestrator": recording})
+        deps = dataclasses.replace(world.deps, batch_orchestrator=recording)
         yield Api(world, recording, deps)
 
 
@@ -338,3 +342,73 @@ def test_the_batch_runs_end_to_end_through_the_local_orchestrator(database_url: 
         assert all("-    return sum(v) // len(v)" in p["model_patch"] for p in preds.values())
     finally:
         container.close()
+
+
+def test_a_preds_too_large_for_a_response_is_a_303_to_a_presigned_link(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        client = make_s3_client("us-east-1")
+        client.create_bucket(Bucket="solver-test")
+        store = S3ArtifactStore(client, "solver-test")
+        limits = ApiLimits(max_response_bytes=RESPONSE_ENVELOPE_BYTES + 4096)
+        api.deps = dataclasses.replace(api.deps, artifacts=store, limits=limits)
+        _, created, _ = api.call("POST", "/batches", body=batch_body())
+        batch_id = UUID(created["id"])
+        solve = api.deps.batches.solves(ALICE, batch_id)[0]
+        finish_solve(api.world, solve.id)
+        store.put(keys.champion_patch(solve.id), b"+" + b"x" * 8000 + b"\n")
+        status, body, response = api.call("GET", f"/batches/{batch_id}/preds")
+        assert status == 303, body
+        location = header(response, "Location")
+        assert location is not None
+        assert location.startswith("https://solver-test.s3.amazonaws.com/batches/")
+        assert "X-Amz-Signature=" in location
+        stored = json.loads(store.get(keys.batch_preds(batch_id)))
+        assert stored["org__repo-1"]["model_patch"].startswith("+xxxx")
+
+        status, _, _ = api.call("GET", f"/batches/{batch_id}/preds", owner=BOB)
+        assert status == 404
+
+
+def test_a_batch_execution_that_ends_outside_finish_batch_is_settled_by_the_reconciler(api: Api) -> None:
+    """Aborted (by hand, or by a cancel), failed or timed out: FinishBatch never ran, so the reconciler
+    cancels the solves its Map never started and ends the batch (failed, unless it was cancelled)."""
+    machine = "arn:aws:states:us-east-1:123456789012:stateMachine:solver-batch"
+    _, created, _ = api.call("POST", "/batches", body=batch_body())
+    batch_id = UUID(created["id"])
+    execution = f"arn:aws:states:us-east-1:123456789012:execution:solver-batch:{batch_id}"
+    child = f"arn:aws:states:us-east-1:123456789012:execution:solver-batch/Instances:{batch_id}"
+    other = f"arn:aws:states:us-east-1:123456789012:execution:solve:{batch_id}"
+    assert batch_of_execution(execution, machine) == batch_id
+    assert batch_of_execution(child, machine) is None
+    assert batch_of_execution(other, machine) is None
+    assert batch_of_execution(execution, None) is None
+
+    container = api.deps.container
+    first = api.deps.batches.solves(ALICE, batch_id)[0]
+    finish_solve(api.world, first.id)
+    settled = reconcile_batch(
+        container.batches, container.runs, container.flow(), execution, state_machine_arn=machine, status="ABORTED"
+    )
+    assert settled is not None
+    assert settled.status == "failed"
+    assert settled.error == "the batch's execution ended ABORTED"
+    assert settled.counts.by_status[SolveStatus.CANCELLED] == 2
+    assert settled.counts.by_status[SolveStatus.SUCCEEDED] == 1
+
+    _, other_batch, _ = api.call("POST", "/batches", body=batch_body(name="cancelled"))
+    other_id = UUID(other_batch["id"])
+    api.call("POST", f"/batches/{other_id}/cancel")
+    execution = f"arn:aws:states:us-east-1:123456789012:execution:solver-batch:{other_id}"
+    again = reconcile_batch(
+        container.batches, container.runs, container.flow(), execution, state_machine_arn=machine, status="ABORTED"
+    )
+    assert again is not None
+    assert again.status == "cancelled"

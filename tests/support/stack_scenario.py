@@ -317,6 +317,10 @@ class DeployedStack:
         self.items_read.append(f"batches/{batch_id}/items.json")
         execution = f"arn:aws:states:us-east-1:{ACCOUNT}:execution:{BATCH_MACHINE}:{batch_id}"
         assert self.harness.wait(execution, timeout_s=60)["status"] == "SUCCEEDED"
+        # An execution that ends outside FinishBatch (aborted, failed, timed out) is settled by the reconciler.
+        with self.recorder.acting_as("ReconcilerFunction"):
+            settled = call(run_solver_app.reconciler, {"detail": {"executionArn": execution, "status": "ABORTED"}})
+        assert settled == {"batch_status": "finished"}, settled  # it had finished: it stays finished
         for method, path in (("GET", f"/batches/{batch_id}"), ("GET", f"/batches/{batch_id}/preds"),
                              ("POST", f"/batches/{batch_id}/cancel")):  # fmt: skip
             with self.recorder.acting_as("BatchesFunction"):

@@ -24,13 +24,15 @@ from solver_core.batch.instances import Instance, InstancesFileError, Problem, l
 from solver_core.batch.outputs import InstanceRecord, Outcome
 from solver_core.batch.requests import BatchOptions, build_request
 from solver_core.batch.runner import BatchRunner
+from solver_core.cli import remote_batch
 from solver_core.cli.common import console, ensure_ready, local_owner, open_container
 from solver_core.cli.render import validation_message
+from solver_core.cli.serve import RemoteAuth, remote_signer
 from solver_core.cli.session import run_agent_in_child
-from solver_core.errors import SolverError
+from solver_core.errors import ConfigurationError, SolverError
 from solver_core.models import Limits
 from solver_core.rules import RequestPolicy
-from solver_core.settings import local_cli_settings
+from solver_core.settings import Settings, local_cli_settings
 
 POLL_S = 0.5
 SHOWN_ROWS = 25
@@ -77,26 +79,40 @@ def batch(  # noqa: PLR0917 - a typer command takes its options as parameters
         bool, typer.Option("--evaluate", help="Run each champion against the hidden tests; write report.json.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of the live view.")] = False,
+    remote: Annotated[
+        str | None,
+        typer.Option(help="Run the batch on a deployed stack (its API URL with the stage): POST /batches."),
+    ] = None,
+    remote_auth: Annotated[
+        RemoteAuth, typer.Option(help="How --remote requests authenticate (as `solver serve --remote`).")
+    ] = RemoteAuth.IAM,
+    region: Annotated[str | None, typer.Option(help="AWS region of --remote (default: from its URL).")] = None,
+    max_concurrency: Annotated[
+        int | None, typer.Option(min=1, max=1000, help="With --remote: instances at once (default: --workers).")
+    ] = None,
+    cancel: Annotated[
+        bool, typer.Option("--cancel", help="With --remote: cancel the batch this command started.")
+    ] = False,
+    poll_s: Annotated[float, typer.Option(hidden=True, min=0)] = 5.0,
 ) -> None:
     """Solve every instance of a benchmark or backlog; resume by running the same command again."""
-    if sandbox not in {"local", "docker", "e2b"}:
-        raise typer.BadParameter("must be local, docker or e2b", param_hint="--sandbox")
-    if filter_ is not None:
-        try:
-            re.compile(filter_)
-        except re.error as exc:
-            raise typer.BadParameter(f"not a regular expression: {exc}", param_hint="--filter") from exc
-    if slice_ is not None:
-        try:
-            parse_slice(slice_)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--slice") from exc
+    check_options(sandbox, filter_, slice_)
     settings = local_cli_settings(sandbox=sandbox)
     try:
         limits = Limits(step_limit=step_limit, cost_limit_usd=cost_limit, time_limit_s=time_limit)
     except ValidationError as exc:
         console.print(f"[red]invalid limits:[/]\n{escape(validation_message(exc))}")
         raise typer.Exit(2) from exc
+    if remote is not None:
+        remote_options = remote_batch.RemoteOptions(
+            models=model, attempts=attempts, max_concurrency=max_concurrency or workers, max_parallel=max_parallel,
+            limits=limits.model_dump(mode="json"), name=name, poll_s=poll_s,
+        )  # fmt: skip
+        instances = select(read_remote(instances_file, skip_invalid), pattern=filter_, window=slice_)
+        run_remote(remote, remote_auth, region, instances, remote_options, output, cancel=cancel, as_json=as_json)
+        return
+    if cancel:
+        raise typer.BadParameter("only with --remote (locally, Ctrl-C stops a batch)", param_hint="--cancel")
     options = BatchOptions(
         models=model,
         output=output,
@@ -144,6 +160,81 @@ def batch(  # noqa: PLR0917 - a typer command takes its options as parameters
         _print_summary(runner, evaluator is not None)
     unfinished = [r for r in state.instances.values() if not r.outcome.final]
     raise typer.Exit(1 if unfinished else 0)
+
+
+def check_options(sandbox: str, filter_: str | None, slice_: str | None) -> None:
+    if sandbox not in {"local", "docker", "e2b"}:
+        raise typer.BadParameter("must be local, docker or e2b", param_hint="--sandbox")
+    if filter_ is not None:
+        try:
+            re.compile(filter_)
+        except re.error as exc:
+            raise typer.BadParameter(f"not a regular expression: {exc}", param_hint="--filter") from exc
+    if slice_ is not None:
+        try:
+            parse_slice(slice_)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--slice") from exc
+
+
+def read_remote(path: Path, skip_invalid: bool) -> list[Instance]:
+    """The instances, checked field by field here; the deployment checks the solves they become."""
+    try:
+        loaded = load_instances(path)
+    except (InstancesFileError, UnicodeDecodeError) as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(2) from exc
+    for problem in loaded.problems:
+        console.print(f"[red]{escape(str(problem))}[/]")
+    if loaded.problems and not skip_invalid:
+        console.print(
+            f"[red]{len(loaded.problems)} invalid instance(s): nothing was sent (--skip-invalid sends the rest)[/]"
+        )
+        raise typer.Exit(2)
+    return [instance for _, instance in loaded.instances]
+
+
+def run_remote(  # noqa: PLR0917 - the command's remote options, passed on
+    remote: str,
+    auth: RemoteAuth,
+    region: str | None,
+    instances: list[Instance],
+    options: remote_batch.RemoteOptions,
+    output: Path,
+    *,
+    cancel: bool,
+    as_json: bool,
+) -> None:
+    """Start (or find, when the same command ran before) the batch on the stack, follow it, write
+    preds.json and batch.json. Ctrl-C stops following; the batch goes on (`--cancel` cancels it)."""
+    try:
+        api = remote_batch.RemoteApi(remote, remote_signer(remote, auth, region=region, settings=Settings()))
+        batch_id, created = remote_batch.start(api, instances, options)
+        if cancel:
+            answer = remote_batch.cancel(api, batch_id)
+            console.print(f"batch {batch_id} cancelled: {answer['changed']} unfinished solve(s) cancelled")
+            return
+        console.print(
+            f"batch {batch_id} {'started' if created else 'already started: following it'} ({len(instances)} instances)"
+        )
+        try:
+            batch = remote_batch.follow(api, batch_id, options, as_json=as_json)
+        except KeyboardInterrupt:
+            console.print(f"[yellow]stopped following batch {batch_id}; it goes on. Run the same command to follow it "
+                          "again, with --cancel to cancel it[/]")  # fmt: skip
+            raise typer.Exit(130) from None
+        preds = remote_batch.predictions(api, batch_id)
+    except SolverError as exc:
+        console.print(f"[red]{escape(exc.message)}[/]")
+        for detail in exc.details:
+            console.print(f"[red]  {escape(str(detail.get('message')))}[/]")
+        raise typer.Exit(2 if isinstance(exc, ConfigurationError) else 1) from exc
+    remote_batch.save(output, batch, preds)
+    predicted = len(json.loads(preds))
+    console.print(
+        f"{predicted}/{batch.counts.total} instance(s) in {output / 'preds.json'}   batch: {output / 'batch.json'}"
+    )
+    raise typer.Exit(0 if batch.status == "finished" and predicted == batch.counts.total else 1)
 
 
 def read_valid(path: Path, options: BatchOptions, policy: RequestPolicy, skip_invalid: bool) -> list[Instance]:

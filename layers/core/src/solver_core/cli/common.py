@@ -18,10 +18,13 @@ __all__ = ["console", "local_owner", "open_container"]
 def open_container(settings: Settings, *, settle: bool = True) -> Container:
     """The container on migrated storage: the embedded database is created or upgraded on first use.
     Solves left unfinished by a process that ended are settled first (cli/liveness.py)."""
-    from solver_core.db.migrate import upgrade  # alembic takes a while to import: only when needed
+    from solver_core.db.revision import at_newest
 
     container = build_container(settings)
-    upgrade(container.engine)
+    if not at_newest(container.engine):
+        from solver_core.db.migrate import upgrade  # alembic takes a while to import: only when needed
+
+        upgrade(container.engine)
     if settle:
         from solver_core.cli.liveness import settle_orphans
 

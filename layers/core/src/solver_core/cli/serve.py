@@ -151,6 +151,7 @@ def start_sweeper(container: Container, orchestrator: object, interval_s: float)
 class RemoteAuth(StrEnum):
     IAM = "iam"
     COGNITO = "cognito"
+    TOKEN = "token"  # noqa: S105 - a mode's name: another `solver serve`, its token from SOLVER_SERVE_TOKEN
 
 
 def remote_signer(remote: str, auth: RemoteAuth, *, region: str | None, settings: Settings) -> Signer:
@@ -158,6 +159,10 @@ def remote_signer(remote: str, auth: RemoteAuth, *, region: str | None, settings
         if settings.remote_id_token is None:
             raise ConfigurationError("--remote-auth cognito needs the user pool's ID token in SOLVER_REMOTE_ID_TOKEN")
         return BearerSigner(settings.remote_id_token.get_secret_value())
+    if auth is RemoteAuth.TOKEN:
+        if settings.serve_token is None:
+            raise ConfigurationError("--remote-auth token needs the server's token in SOLVER_SERVE_TOKEN")
+        return BearerSigner(f"Bearer {settings.serve_token.get_secret_value()}")
     return iam_signer(remote, region or settings.aws_region)
 
 
@@ -210,7 +215,11 @@ def serve(  # noqa: PLR0917 - a typer command takes its options as parameters
         str | None, typer.Option(help="Proxy a deployed API (its URL with the stage) instead of serving one here.")
     ] = None,
     remote_auth: Annotated[
-        RemoteAuth, typer.Option(help="How --remote requests authenticate: SigV4 (iam) or SOLVER_REMOTE_ID_TOKEN.")
+        RemoteAuth,
+        typer.Option(
+            help="How --remote requests authenticate: SigV4 (iam), SOLVER_REMOTE_ID_TOKEN (cognito) "
+            "or SOLVER_SERVE_TOKEN (token)."
+        ),
     ] = RemoteAuth.IAM,
     region: Annotated[str | None, typer.Option(help="AWS region of --remote (default: from its URL).")] = None,
 ) -> None:

@@ -266,3 +266,35 @@ def finish_batch(
             runs.move_solve(solve_id, SolveStatus.CANCELLING, error="the batch ended before this instance started")
         flow.finish_cancel(solve_id)
     return batches.finish(batch_id, error)
+
+
+def batch_of_execution(execution_arn: str, state_machine_arn: str | None) -> UUID | None:
+    """The batch whose execution this is (executions are named after their batch), or None: another
+    state machine's execution, or a child execution of the batch's Distributed Map."""
+    if not state_machine_arn:
+        return None
+    prefix = state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":"
+    if not execution_arn.startswith(prefix):
+        return None
+    try:
+        return UUID(execution_arn.removeprefix(prefix))
+    except ValueError:
+        return None
+
+
+def reconcile_batch(
+    batches: BatchService,
+    runs: RunService,
+    flow: SolveFlow,
+    execution_arn: str,
+    *,
+    state_machine_arn: str | None,
+    status: str,
+) -> BatchView | None:
+    """The reconciler's share: a batch execution that ended ABORTED, FAILED or TIMED_OUT never ran
+    FinishBatch, so it is finished here (its never-started solves cancelled, the batch failed unless it
+    was cancelled)."""
+    batch_id = batch_of_execution(execution_arn, state_machine_arn)
+    if batch_id is None:
+        return None
+    return finish_batch(batches, runs, flow, batch_id, f"the batch's execution ended {status}")
