@@ -44,13 +44,12 @@ def is_live(solve: SolveView) -> bool:
 
 
 def champion_reason(solve: SolveView, events: list[EventView]) -> str | None:
-    """Why the champion won: the solve's `selection` reason, else what PickChampion recorded."""
-    if solve.selection is not None:
-        return solve.selection.reason
+    """Why the champion won: what PickChampion recorded (the champion's verdict, then the selection's
+    reason), else the solve's `selection` reason."""
     for event in reversed(events):
         if event.run_id is None and event.data and "champion_run_id" in event.data:
             return event.message
-    return None
+    return solve.selection.reason if solve.selection is not None else None
 
 
 def selection_of(solve: SolveView) -> dict[str, str] | None:
