@@ -181,6 +181,7 @@ def test_the_api_imports_neither_the_agent_nor_litellm(tmp_path: Path) -> None:
         from functions.start_solve import app as start
         from functions.status import app as status
         from functions.cancel import app as cancel
+        from functions.batches import app as batches
         with api_world("sqlite:///{tmp_path / "db.sqlite"}", __import__("pathlib").Path("{tmp_path}")) as world:
             from solver_core.db.migrate import upgrade
             upgrade(world.deps.sessions.kw["bind"])
@@ -191,6 +192,21 @@ def test_the_api_imports_neither_the_agent_nor_litellm(tmp_path: Path) -> None:
                          "/health", "/models", "/openapi.json", "/docs"):
                 assert status.handler(rest_event("GET", path), ctx)["statusCode"] == 200, path
             assert cancel.handler(rest_event("POST", f"/solves/{{solve}}/cancel"), ctx)["statusCode"] == 200
+
+            class Batches:
+                name = "recording"
+                def start(self, batch_id, key, concurrency): return f"batch:{{batch_id}}"
+                def stop(self, batch_id, ref, reason): return None
+
+            use_deps(__import__("dataclasses").replace(world.deps, batch_orchestrator=Batches()))
+            one = {{"instance_id": "a-1", "repo": "org/repo", "base_commit": "a" * 40, "problem_statement": "x"}}
+            body = {{"instances": [one], "models": ["anthropic/claude-sonnet-4-5"]}}
+            made = batches.handler(rest_event("POST", "/batches", body=body), ctx)
+            assert made["statusCode"] == 202, made
+            batch = json.loads(made["body"])["id"]
+            for method, path in (("GET", f"/batches/{{batch}}"), ("GET", f"/batches/{{batch}}/preds"),
+                                 ("POST", f"/batches/{{batch}}/cancel")):
+                assert batches.handler(rest_event(method, path), ctx)["statusCode"] == 200, path
         heavy = sorted({{m.split(".")[0] for m in sys.modules}} & {{"minisweagent", "litellm", "e2b", "openai"}})
         print("HEAVY=" + ",".join(heavy))
         """

@@ -8,8 +8,9 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import func, select
@@ -18,7 +19,9 @@ from typer.testing import CliRunner
 from solver_core.api import ApiDeps
 from solver_core.cli import app
 from solver_core.cli.common import local_owner, open_container
+from solver_core.cli.remote_batch import RemoteApi, predictions
 from solver_core.cli.serve import make_server
+from solver_core.console.remote import BearerSigner
 from solver_core.db.schema import BatchRow
 from solver_core.wiring import Container
 from tests.support.runtime import git, make_repo, runtime_settings, write_replay
@@ -120,3 +123,43 @@ def test_the_wrong_token_is_refused(served: Served, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, command, env={"SOLVER_SERVE_TOKEN": "wrong"}, catch_exceptions=False)
     assert result.exit_code == 1
     assert "the API answered 401" in result.output
+
+
+class _Links(BaseHTTPRequestHandler):
+    """/preds answers a 303 to /object (as the API does for a large preds.json); /object needs no credentials."""
+
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_GET(self) -> None:
+        _Links.seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
+        if self.path.startswith("/api/batches/b-1/preds"):
+            self.send_response(303)
+            port = self.headers["Host"].rsplit(":", 1)[-1]
+            self.send_header("Location", f"http://127.0.0.1:{port}/object?X-Amz-Signature=s")
+            self.end_headers()
+            return
+        body = b'{"a-1": {"instance_id": "a-1", "model_name_or_path": "m", "model_patch": "diff"}}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+def test_a_large_preds_json_is_fetched_from_its_link_without_credentials() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Links)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        api = RemoteApi(f"http://127.0.0.1:{server.server_address[1]}/api", BearerSigner("Bearer secret-token"))
+        preds = predictions(api, "b-1")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert json.loads(preds)["a-1"]["model_patch"] == "diff"
+    first, second = _Links.seen
+    assert first["authorization"] == "Bearer secret-token"
+    assert second["path"].startswith("/object?")
+    assert "authorization" not in second  # the presigned link is fetched as it is

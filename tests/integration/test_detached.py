@@ -104,6 +104,23 @@ def test_a_passing_command_with_env_and_cwd(backend: SandboxBackend, sandbox: Sa
     assert (cwd.endswith("/work"), greeting) == (True, "hello")
 
 
+def test_a_detached_command_reads_no_startup_file(backend: SandboxBackend, sandbox: Sandbox) -> None:
+    """What the agent can write in its HOME (or name in BASH_ENV/ENV) never runs with Solver's
+    detached commands: not in the runner's shell, not in the command's (e2b's SDK starts every
+    command in a login shell)."""
+    home = sandbox.run('printf %s "$HOME"', timeout=30).output
+    hook = b'echo startup >> "$HOME/read-a-startup-file"\n'
+    for name in (".profile", ".bash_profile", ".bash_login", ".bashrc", "env.sh"):
+        sandbox.write_file(f"{sandbox.home}/{name}", hook)
+    job = detached.new_job(sandbox.id, 60)
+    startup = {"BASH_ENV": f"{home}/env.sh", "ENV": f"{home}/env.sh"}
+    detached.start(sandbox, job, CommandSpec('printf "%s" "$HOME"', 60, env=startup))
+    result = finish(backend, job)
+    assert result.ok
+    assert result.output == home  # the command still has its real HOME
+    assert sandbox.run('test -e "$HOME/read-a-startup-file"', timeout=30).returncode != 0
+
+
 def test_the_deadline_kills_the_whole_process_group(backend: SandboxBackend, sandbox: Sandbox) -> None:
     command, token = marked("(sleep 120; : child) & sleep 120")
     job = start(sandbox, command, timeout_s=1)

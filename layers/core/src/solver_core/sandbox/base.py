@@ -159,7 +159,9 @@ class SandboxEnvironment(ABC):
         deadline (`timeout` seconds), when stopped, or with the sandbox. Starting the same job
         again does nothing."""
         limit = str(max(int(timeout), 1))
-        argv = runner_argv("run", self.job_dir(job_id), limit, *SOLVER_SHELL, command)  # no startup files
+        # No startup files: neither for the runner (`bash -c` reads $BASH_ENV) nor for the command.
+        unset = [f"--unset={name}" for name in STARTUP_VARIABLES]
+        argv = ["env", *unset, *runner_argv("run", self.job_dir(job_id), limit, *SOLVER_SHELL, command)]
         self._spawn_detached(argv, cwd=cwd or self.home, env={**BASE_ENV, **(env or {})})
 
     def job_status(self, job_id: str) -> JobStatus:

@@ -25,7 +25,7 @@ from solver_core.sandbox.jobs import JobStatus
 START_GRACE_S = 60
 # The runner kills its command at the deadline; one still running this much later is stopped by us.
 OVERDUE_GRACE_S = KILL_GRACE_S + 60
-FIRST_POLL_S = 0.1
+FIRST_POLL_S = 0.02
 MAX_POLL_S = 5.0
 
 Pending = Literal["running", "absent"]
@@ -82,6 +82,8 @@ def check(sandbox: Sandbox, job: Job) -> JobResult | Pending:
     if status.state == "lost":
         raise CommandLost(f"job {job.id} stopped without recording how it ended (killed from outside the runner?)")
     if status.state == "absent":
+        if time.time() > job.deadline + OVERDUE_GRACE_S:  # started again and again, never there
+            raise CommandLost(f"job {job.id} never started")
         return "absent" if age > START_GRACE_S else "running"
     if status.state == "starting" and age > START_GRACE_S:
         raise CommandLost(f"job {job.id} never got going")

@@ -197,8 +197,11 @@ class E2BSandbox(SandboxEnvironment):
     def _spawn_detached(self, argv: list[str], *, cwd: str, env: Mapping[str, str]) -> None:
         # envd keeps a background process running after the client lets go of its stream; with no
         # connection deadline (0) nothing of the SDK's kills it. Killing the sandbox does.
+        # The SDK's `bash -l -c` gets a HOME with no profile, as for `run`; the runner gets the real one.
+        envs = {**env, SHELL_HOME_VARIABLE: env.get("HOME", self.home), "HOME": PROFILELESS_HOME}
+        command = f'exec /usr/bin/env -u {SHELL_HOME_VARIABLE} HOME="${SHELL_HOME_VARIABLE}" {shlex.join(argv)}'
         with map_errors(self.id):
-            handle = self._sandbox.commands.run(shlex.join(argv), background=True, cwd=cwd, envs=dict(env), timeout=0)
+            handle = self._sandbox.commands.run(command, background=True, cwd=cwd, envs=envs, timeout=0)
             handle.disconnect()
 
     def write_file(self, path: str, data: bytes) -> None:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import re
 import secrets
 import shlex
 import subprocess
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -30,12 +30,11 @@ from solver_core.errors import PatchTooLarge, RepositoryError, SolverError
 from solver_core.ports import Sandbox
 from solver_core.sandbox import detached, test_changes
 from solver_core.sandbox.base import CommandResult
-from solver_core.sandbox.detached import CommandSpec
+from solver_core.sandbox.detached import CommandSpec, JobResult
 from solver_core.selection import junit
 from solver_core.selection.junit import CaseOutcome
 
 BUNDLE = ".solver/repo.bundle"  # relative to $HOME
-SCRIPTS = ("clone.sh", "setup.sh", "patch.sh", "detect_tests.sh")
 SOLVER_DIR = "$HOME/.solver"  # as commands see it
 WORKDIR = "repo"  # relative to $HOME; `sandbox.workdir` is the same place as an absolute path
 ERROR_PREFIX = "SOLVER_ERROR: "
@@ -116,13 +115,6 @@ def inline(name: str) -> str:
 def git_auth_env(repo_url: str, token: str) -> dict[str, str]:
     """The auth header as the configuration of one command's environment."""
     return git_config_env(git_auth_config(repo_url, token))
-
-
-def upload_scripts(sandbox: Sandbox, *, home: str | None = None) -> None:
-    """Solver's scripts, to `<home>/.solver` (the sandbox's home by default)."""
-    package = resources.files("solver_core.sandbox") / "scripts"
-    for name in SCRIPTS:
-        sandbox.write_file(f"{home or sandbox.home}/.solver/{name}", (package / name).read_bytes())
 
 
 def _error_of(result: CommandResult, fallback: str) -> str:
@@ -233,19 +225,6 @@ def parse_detected(result: CommandResult | None) -> DetectedTests | None:
     return DetectedTests(command, found.get("SOLVER_TEST_REASON", "").strip()) if command else None
 
 
-def run_setup(
-    sandbox: Sandbox, workdir: str, setup_command: str | None, timeout_s: int, env: Mapping[str, str] | None = None
-) -> CommandResult:
-    """Run setup.sh in `workdir` (relative to $HOME)."""
-    variables = {**(env or {}), "SOLVER_WORKDIR": workdir}
-    if setup_command:
-        variables["SOLVER_SETUP_COMMAND"] = setup_command
-    result = sandbox.run(f"bash {SOLVER_DIR}/setup.sh", env=variables, timeout=timeout_s)
-    if not result.ok:
-        raise RepositoryError(_error_of(result, "repository setup failed"))
-    return result
-
-
 @dataclass(frozen=True)
 class PatchFile:
     """A computed patch in the sandbox, measured there: `size` bytes, or `too_large` saying why."""
@@ -306,6 +285,7 @@ def diff_if_changed(
     return patch.sha256, _read_patch(sandbox, patch, max_bytes)
 
 
+_BLOB_ID = re.compile(r"^[0-9a-f]{40}$")
 MAX_IMAGE_BYTES = 1_000_000  # per file read for a consensus key; a larger one falls back to the diff
 
 
@@ -330,6 +310,39 @@ def post_images(sandbox: Sandbox, patch: bytes) -> dict[str, bytes | None] | Non
             return None
         images[change.new_path] = data
     return images
+
+
+def read_blobs(sandbox: Sandbox, blobs: list[str], *, max_bytes: int) -> dict[str, bytes] | None:
+    """The contents of these blobs from the repository's object database (where computing the patch
+    put every changed file), at most `max_bytes` in all; None when they are larger. The ids are
+    checked here to be hex; the caller checks the bytes against them."""
+    if not blobs:
+        return {}
+    if not all(_BLOB_ID.match(blob) for blob in blobs):
+        raise RepositoryError("a blob id in the patch is not a full git object id")
+    out = f"{SOLVER_DIR}/post-images"  # as commands see it; the file API reads it at solver_dir(sandbox)
+    sizes = sandbox.run(
+        f'mkdir -p "{out}" && for b in {" ".join(blobs)}; do '
+        f'git -c core.hooksPath=/dev/null cat-file blob $b > "{out}/$b" || exit 3; wc -c < "{out}/$b"; done',
+        cwd=sandbox.workdir,
+        timeout=300,
+    )
+    if not sizes.ok:
+        raise RepositoryError(_error_of(sizes, "could not read the changed files from git"))
+    try:
+        total = sum(int(line) for line in sizes.output.split())
+    except ValueError:
+        raise RepositoryError("reading the changed files from git reported no sizes") from None
+    if total > max_bytes:
+        return None
+    found: dict[str, bytes] = {}
+    for blob in blobs:
+        data = sandbox.read_file(f"{solver_dir(sandbox)}/post-images/{blob}", limit=max_bytes)
+        max_bytes -= len(data)
+        if max_bytes < 0:  # larger than the sandbox reported
+            return None
+        found[blob] = data
+    return found
 
 
 def patch_stats(patch: bytes) -> PatchStats:
@@ -380,75 +393,158 @@ class VerifyJob:
     clone_timeout_s: int = 600
 
 
-def verify_fresh(sandbox: Sandbox, job: VerifyJob, *, repo: str, token: str | None = None) -> Verification:
-    """Verification in a sandbox the agent never touched: Solver's scripts clone `repo` at the base
-    commit, apply the stored patch, set up and run the tests. Nothing of the agent's but its patch
-    is there."""
-    upload_scripts(sandbox)
+@dataclass(frozen=True)
+class Checkout:
+    """Where a verification runs: `<home>/repo`, and the environment of every command there (git
+    hooks, fsmonitor and replacement objects off; in the agent's sandbox also a HOME of its own and
+    no user site-packages)."""
+
+    home: str
+    env: Mapping[str, str]
+
+    @property
+    def workdir(self) -> str:
+        return f"{self.home}/{WORKDIR}"
+
+    @classmethod
+    def fresh(cls, sandbox: Sandbox) -> Checkout:
+        """The clone in a sandbox the agent never touched (`verify_in: fresh_sandbox`)."""
+        return cls(sandbox.home, dict(VERIFY_GIT_ENV))
+
+    @classmethod
+    def isolated(cls, home: str) -> Checkout:
+        """A worktree under a new, empty HOME in the agent's sandbox (`verify_in: same_sandbox`)."""
+        return cls(home, {"HOME": home, "PYTHONNOUSERSITE": "1", **VERIFY_GIT_ENV})
+
+
+def verify_clone_spec(sandbox: Sandbox, job: VerifyJob, *, repo: str, token: str | None = None) -> CommandSpec:
+    """The clone at the base commit in a fresh sandbox, as a detached command (Solver's clone.sh
+    passed inline; the auth header is in this command's environment alone)."""
     is_local = repo.startswith("/")
     source = _local_bundle(sandbox, repo) if is_local else repo
     env = {"SOLVER_REPO": source, "SOLVER_REPO_DISPLAY": repo, "SOLVER_WORKDIR": WORKDIR, "SOLVER_REF": job.base}
     config = VERIFY_GIT_CONFIG + ((git_auth_config(repo, token),) if token and not is_local else ())
-    env |= {**VERIFY_GIT_ENV, **git_config_env(*config)}  # the auth header for the clone alone
-    cloned = sandbox.run(f"bash {SOLVER_DIR}/clone.sh", env=env, timeout=job.clone_timeout_s)
-    if not cloned.ok:
-        raise RepositoryError(_error_of(cloned, f"could not clone {repo} for verification"))
-    if f"BASE_COMMIT={job.base}" not in cloned.output.splitlines():
+    env |= {**VERIFY_GIT_ENV, **git_config_env(*config)}
+    return CommandSpec(inline("clone.sh"), job.clone_timeout_s, env=env)
+
+
+def verify_cloned(result: CommandResult, job: VerifyJob, repo: str) -> None:
+    """A finished verification clone is at the base commit, or the reason it is not."""
+    if not result.ok:
+        raise RepositoryError(_error_of(result, f"could not clone {repo} for verification"))
+    if f"BASE_COMMIT={job.base}" not in result.output.splitlines():
         raise RepositoryError(f"the verification clone of {repo} is not at the base commit {job.base}")
-    return _verify_checkout(sandbox, job, sandbox.home, dict(VERIFY_GIT_ENV))
 
 
-def verify_same(sandbox: Sandbox, job: VerifyJob) -> Verification:
-    """Verification in the sandbox the agent used (`verify_in: same_sandbox`), which trusts the
-    agent: a live process of its own could still interfere. What it left on disk is kept out: a new
-    worktree of the base commit under a new, empty HOME (so no ~/.profile, ~/.bashrc, git config or
-    user site-packages of the agent's), Solver's scripts uploaded there again, git hooks, fsmonitor
-    and replacement objects off, and no shell startup file read."""
-    home = f"{sandbox.home}/.solver-verify-{secrets.token_hex(8)}"
-    upload_scripts(sandbox, home=home)
-    env = {"HOME": home, "PYTHONNOUSERSITE": "1", **VERIFY_GIT_ENV}
+def isolated_checkout(sandbox: Sandbox, job: VerifyJob, *, timeout_s: float = 300) -> Checkout:
+    """A new worktree of the base commit under a new, empty HOME in the agent's sandbox (no
+    ~/.profile, ~/.bashrc, git config or user site-packages of the agent's)."""
+    checkout = Checkout.isolated(f"{sandbox.home}/.solver-verify-{secrets.token_hex(8)}")
     added = sandbox.run(
-        f'git worktree add --quiet --detach "$HOME/{WORKDIR}" {job.base}', cwd=sandbox.workdir, env=env, timeout=300
+        f'mkdir -p "$HOME" && git worktree add --quiet --detach "$HOME/{WORKDIR}" {shlex.quote(job.base)}',
+        cwd=sandbox.workdir,
+        env=checkout.env,
+        timeout=timeout_s,
     )
-    try:
-        if not added.ok:
-            raise RepositoryError(f"could not make a fresh checkout for verification: {added.output.strip()[-300:]}")
-        return _verify_checkout(sandbox, job, home, env)
-    finally:
-        with contextlib.suppress(SolverError):
-            sandbox.run(
-                f'git worktree remove --force "$HOME/{WORKDIR}"; '
-                'case "$HOME" in */.solver-verify-*) rm -rf "$HOME";; esac',
-                cwd=sandbox.workdir,
-                env=env,
-                timeout=120,
-            )
+    if not added.ok:
+        remove_checkout(sandbox, checkout)
+        raise RepositoryError(f"could not make a fresh checkout for verification: {added.output.strip()[-300:]}")
+    return checkout
 
 
-def _verify_checkout(sandbox: Sandbox, job: VerifyJob, home: str, env: dict[str, str]) -> Verification:
+def remove_checkout(sandbox: Sandbox, checkout: Checkout, *, timeout_s: float = 120) -> None:
+    """Best effort: an isolated checkout's worktree and HOME (the sandbox is killed next anyway)."""
+    with contextlib.suppress(SolverError):
+        sandbox.run(
+            f'git worktree remove --force "$HOME/{WORKDIR}"; case "$HOME" in */.solver-verify-*) rm -rf "$HOME";; esac',
+            cwd=sandbox.workdir,
+            env=checkout.env,
+            timeout=timeout_s,
+        )
+
+
+def apply_for_verification(
+    sandbox: Sandbox, job: VerifyJob, checkout: Checkout, *, timeout_s: float = 120
+) -> list[str]:
+    """The stored patch applied to the checkout (reset first, so a repeat after a cut-off attempt
+    applies it to the base commit again); returns what it changes in the tests."""
+    reset = sandbox.run(
+        f'cd "$HOME/{WORKDIR}" && git reset --quiet --hard && git clean --quiet -ffdx',
+        env=checkout.env,
+        timeout=timeout_s,
+    )
+    if not reset.ok:
+        raise RepositoryError(f"could not reset the verification checkout: {reset.output.strip()[-300:]}")
     files = test_changes.changed_files(job.patch) or []
     sectioned = test_changes.sectioned_paths(files)
-    before = {path: _read_optional(sandbox, home, path, env) for path in sectioned}
-    apply_patch(sandbox, job.patch, WORKDIR, env)
-    contents = {path: (before[path], _read_optional(sandbox, home, path, env)) for path in sectioned}
-    changes = test_changes.test_changes(job.patch, job.test_command, contents)
-    run_setup(sandbox, WORKDIR, job.setup_command, job.setup_timeout_s, env)
-    report = f"{home}/.solver/junit-{secrets.token_hex(8)}.xml"  # outside the repository's tree
-    started = time.monotonic()
-    result = sandbox.run(
-        job.test_command, cwd=f"{home}/{WORKDIR}", env={**env, **junit_env(report)}, timeout=job.timeout_s
-    )
-    duration = time.monotonic() - started
+    before = {path: _read_optional(sandbox, checkout, path, timeout_s) for path in sectioned}
+    apply_patch(sandbox, job.patch, WORKDIR, checkout.env, timeout_s=timeout_s)
+    contents = {path: (before[path], _read_optional(sandbox, checkout, path, timeout_s)) for path in sectioned}
+    return test_changes.test_changes(job.patch, job.test_command, contents)
+
+
+def verify_setup_spec(job: VerifyJob, checkout: Checkout) -> CommandSpec:
+    """setup.sh (passed inline) in the verification checkout, as a detached command."""
+    env = {**checkout.env, "SOLVER_WORKDIR": WORKDIR}
+    if job.setup_command:
+        env["SOLVER_SETUP_COMMAND"] = job.setup_command
+    return CommandSpec(inline("setup.sh"), job.setup_timeout_s, cwd=checkout.home, env=env)
+
+
+def junit_report(checkout: Checkout) -> str:
+    """A new path for the test runner's JUnit XML report, outside the repository's tree."""
+    return f"{checkout.home}/.solver/junit-{secrets.token_hex(8)}.xml"
+
+
+def test_spec(job: VerifyJob, checkout: Checkout, report: str) -> CommandSpec:
+    """The test command in the verification checkout, as a detached command (its JUnit XML report
+    asked for at `report`)."""
+    env = {**checkout.env, **junit_env(report)}
+    return CommandSpec(job.test_command, job.timeout_s, cwd=checkout.workdir, env=env)
+
+
+def verification(
+    job: VerifyJob, result: JobResult, changes: list[str], cases: dict[str, CaseOutcome] | None = None
+) -> Verification:
+    """The verdict of a finished test command: its own exit code, as the runner recorded it."""
     return Verification(
         command=job.test_command,
         exit_code=result.returncode,
         passed=result.ok,
-        duration_s=round(duration, 3),
+        duration_s=result.duration_s,
         output=result.output,
         timed_out=result.timed_out,
         test_changes=changes,
-        cases=read_junit(sandbox, report),
+        cases=cases,
     )
+
+
+def verify_fresh(sandbox: Sandbox, job: VerifyJob, *, repo: str, token: str | None = None) -> Verification:
+    """Verification in a sandbox the agent never touched, in one call: Solver's scripts clone `repo`
+    at the base commit, apply the stored patch, set up and run the tests. Nothing of the agent's but
+    its patch is there. (VerifyPatch runs the same phases across invocations: workflow/verification.py.)"""
+    verify_cloned(detached.run_to_end(sandbox, verify_clone_spec(sandbox, job, repo=repo, token=token)), job, repo)
+    return _verify_checkout(sandbox, job, Checkout.fresh(sandbox))
+
+
+def verify_same(sandbox: Sandbox, job: VerifyJob) -> Verification:
+    """Verification in the sandbox the agent used (`verify_in: same_sandbox`), in one call. It
+    trusts the agent: a live process of its own could still interfere. What it left on disk is kept
+    out: a new worktree of the base commit under a new, empty HOME, Solver's scripts passed inline,
+    git hooks, fsmonitor and replacement objects off, and no shell startup file read."""
+    checkout = isolated_checkout(sandbox, job)
+    try:
+        return _verify_checkout(sandbox, job, checkout)
+    finally:
+        remove_checkout(sandbox, checkout)
+
+
+def _verify_checkout(sandbox: Sandbox, job: VerifyJob, checkout: Checkout) -> Verification:
+    changes = apply_for_verification(sandbox, job, checkout)
+    set_up(detached.run_to_end(sandbox, verify_setup_spec(job, checkout)))
+    report = junit_report(checkout)
+    tests = detached.run_to_end(sandbox, test_spec(job, checkout, report))
+    return verification(job, tests, changes, read_junit(sandbox, report))
 
 
 def junit_env(report: str) -> dict[str, str]:
@@ -473,14 +569,16 @@ def read_junit(sandbox: Sandbox, report: str) -> dict[str, CaseOutcome] | None:
         return None
 
 
-def _read_optional(sandbox: Sandbox, home: str, path: str, env: Mapping[str, str]) -> bytes | None:
+def _read_optional(sandbox: Sandbox, checkout: Checkout, path: str, timeout_s: float) -> bytes | None:
     """A regular file of the checkout (`path` relative to it), None when absent or not a regular
     file; at most MAX_CONFIG_BYTES + 1 bytes of it are read."""
     quoted = shlex.quote(path)
-    exists = sandbox.run(f'cd "$HOME/{WORKDIR}" && test -f {quoted} && ! test -L {quoted}', env=env, timeout=30)
+    exists = sandbox.run(
+        f'cd "$HOME/{WORKDIR}" && test -f {quoted} && ! test -L {quoted}', env=checkout.env, timeout=timeout_s
+    )
     if not exists.ok:
         return None
-    return sandbox.read_file(f"{home}/{WORKDIR}/{path}", limit=test_changes.MAX_CONFIG_BYTES)
+    return sandbox.read_file(f"{checkout.workdir}/{path}", limit=test_changes.MAX_CONFIG_BYTES)
 
 
 def digest(data: bytes) -> str:

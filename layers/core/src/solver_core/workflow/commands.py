@@ -84,13 +84,20 @@ class StepCommands:
     def progress(self, run_id: UUID, step: str, sandbox: Sandbox) -> Progress:
         """The step's progress in this sandbox; a fresh one for another step or sandbox (a resumed
         run works in a new sandbox and starts over)."""
+        found = self.stored(run_id, step)
+        if found is not None and found.sandbox_id == sandbox.id:
+            return found
+        return Progress(step=step, sandbox_id=sandbox.id)
+
+    def stored(self, run_id: UUID, step: str) -> Progress | None:
+        """The step's recorded progress, in whichever sandbox it was made (None: none recorded)."""
         stored = self.runs.commands(run_id)
         if stored:
             with contextlib.suppress(ValidationError):
                 found = Progress.model_validate(stored)
-                if found.step == step and found.sandbox_id == sandbox.id:
+                if found.step == step:
                     return found
-        return Progress(step=step, sandbox_id=sandbox.id)
+        return None
 
     def save(self, run_id: UUID, progress: Progress) -> None:
         self.runs.set_fields(run_id, commands=progress.model_dump(mode="json"))

@@ -37,7 +37,10 @@ from solver_core.services.events import EventService
 from solver_core.services.runs import RunContext, RunService
 from solver_core.settings import Settings
 from solver_core.status import RUN_TERMINAL, EventKind, RunStatus, SolveStatus
-from solver_core.workflow.commands import UNLIMITED, StepCommands, Window
+from solver_core.workflow.commands import UNLIMITED, Progress, StepCommands, Window
+from solver_core.workflow.post_images import store_post_images
+from solver_core.workflow.verification import STEP as VERIFY_STEP
+from solver_core.workflow.verification import CloneFrom, PhasedVerification
 
 MAX_TEST_OUTPUT = 200_000
 CLONE_LOG_CHARS = 4000  # what the prepare log keeps of the clone's output (a few lines when it works)
@@ -237,6 +240,8 @@ class RunSteps:
         stats = repository.patch_stats(patch)
         patch_key = keys.patch(ctx.solve.id, run_id)
         self.deps.artifacts.put(patch_key, patch, content_type="text/x-diff")
+        if stats.files:  # while the sandbox exists: what publishing makes blobs of
+            store_post_images(self.deps.artifacts, sandbox, ctx.solve.id, run_id, patch)
         group = consensus_group(sandbox, patch) if stats.files else None
         self.deps.runs.set_fields(
             run_id,
@@ -249,7 +254,8 @@ class RunSteps:
     def verify(self, run_id: UUID, window: Window = UNLIMITED) -> bool:
         """VerifyPatch: the test command on the base commit with the stored patch applied, in a new
         sandbox (or, with `verify_in: same_sandbox`, a hardened checkout in the agent's); then the
-        run succeeds. True once it did; False: no time was left to start it, call again."""
+        run succeeds. True once it did; False: its commands still run (or no time was left to start
+        one), call again."""
         ctx = self.deps.runs.context(run_id)
         command, detected = test_command_of(ctx)
         has_patch = bool(ctx.run.patch_stats and ctx.run.patch_stats.files)
@@ -281,11 +287,19 @@ class RunSteps:
             setup_timeout_s=settings.setup_timeout_s,
             clone_timeout_s=settings.clone_timeout_s,
         )
+        phases = PhasedVerification(self.commands, ctx.run.id, window)
         if ctx.solve.verify_in is VerifyIn.SAME_SANDBOX:
-            outcome = repository.verify_same(self.sandbox(ctx), job)
+            sandbox = self.sandbox(ctx)
+            progress = self.commands.progress(ctx.run.id, VERIFY_STEP, sandbox)
+            outcome = phases.advance(progress, sandbox, job, clone_from=None)
+            if outcome is not None:
+                repository.remove_checkout(sandbox, repository.Checkout.isolated(progress.facts["home"]))
         else:
-            outcome = self._verify_in_fresh_sandbox(ctx, job)
+            outcome = self._verify_in_fresh_sandbox(ctx, job, phases)
+        if outcome is None:
+            return False
         self._record_tests(ctx, outcome, detected=detected)
+        self.commands.clear(ctx.run.id)
         return True
 
     def _record_tests(self, ctx: RunContext, outcome: repository.Verification, *, detected: bool) -> TestResult:
@@ -329,14 +343,20 @@ class RunSteps:
             passed=counts[CaseOutcome.PASSED], failed=counts[CaseOutcome.FAILED], skipped=counts[CaseOutcome.SKIPPED]
         )
 
-    def _verify_in_fresh_sandbox(self, ctx: RunContext, job: repository.VerifyJob) -> repository.Verification:
-        box = self._launch_verification(ctx)
-        try:
-            token, _withheld = self._clone_token(ctx)  # the owner's allowlist governs this clone too
-            return repository.verify_fresh(box, job, repo=ctx.solve.repo_url, token=token)
-        finally:
-            with contextlib.suppress(SolverError):
-                self.deps.sandboxes.kill(box.id)
+    def _verify_in_fresh_sandbox(
+        self, ctx: RunContext, job: repository.VerifyJob, phases: PhasedVerification
+    ) -> repository.Verification | None:
+        """In the verification sandbox this step made earlier (still the run's sandbox), or a new
+        one. It is killed with the run's sandbox: at the end of VerifyPatch, or on failure."""
+        progress = self.commands.stored(ctx.run.id, VERIFY_STEP)
+        if progress is not None and progress.sandbox_id == ctx.run.sandbox_id:
+            box = self.deps.sandboxes.connect(progress.sandbox_id)
+        else:
+            box = self._launch_verification(ctx)
+            progress = Progress(step=VERIFY_STEP, sandbox_id=box.id)
+            self.commands.save(ctx.run.id, progress)
+        token, _withheld = self._clone_token(ctx)  # the owner's allowlist governs this clone too
+        return phases.advance(progress, box, job, clone_from=CloneFrom(ctx.solve.repo_url, token))
 
     def _launch_verification(self, ctx: RunContext) -> Sandbox:
         """A new sandbox for verification. The run hands its slot of the global cap over: the
