@@ -45,8 +45,21 @@ def test_every_handler_exists_in_its_function_module() -> None:
     for name, resource in resources("AWS::Serverless::Function").items():
         module, function = resource["Properties"]["Handler"].split(".")
         source = ROOT / "functions" / FUNCTION_DIRS[name] / f"{module}.py"
-        defined = {node.name for node in ast.parse(source.read_text()).body if isinstance(node, ast.FunctionDef)}
-        assert function in defined, f"{name}: {function} is not defined in {source}"
+        assert function in module_names(source), f"{name}: {function} is not defined in {source}"
+
+
+def module_names(source: Path) -> set[str]:
+    """The names a module defines at its top level: functions, and names assigned (also in tuples,
+    as `app, deps, handler = api_function(...)` does)."""
+    names: set[str] = set()
+    for node in ast.parse(source.read_text()).body:
+        if isinstance(node, ast.FunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                elements = target.elts if isinstance(target, ast.Tuple) else [target]
+                names |= {e.id for e in elements if isinstance(e, ast.Name)}
+    return names
 
 
 def test_the_api_serves_every_documented_route() -> None:
