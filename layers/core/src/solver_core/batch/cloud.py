@@ -9,9 +9,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
-from solver_core.models import Input, Limits, View, _model_name
+from solver_core import rules
+from solver_core.models import Input, Limits, View
 from solver_core.status import SolveStatus
 
 MAX_INLINE_INSTANCES = 500
@@ -28,6 +29,10 @@ def input_prefix(owner: str) -> str:
     one folder per owner, so nobody can have another owner's file (or a solve's artifacts) read as
     instances."""
     return f"{INPUT_ROOT}/{hashlib.sha256(owner.encode()).hexdigest()[:32]}/"
+
+
+def _model_name(value: str, info: ValidationInfo) -> str:
+    return rules.check_model_name(value, rules.policy_of(info))
 
 
 class BatchRequest(Input):
