@@ -17,8 +17,10 @@ import pytest
 
 import tests.contract.test_orchestration as orchestration
 from solver_core.artifacts import keys
+from solver_core.errors import SandboxUnavailable
 from solver_core.orchestrators.tasks import TaskContext, handle
-from solver_core.sandbox.base import TIMEOUT_EXIT_CODE
+from solver_core.ports import Sandbox, SandboxBackend
+from solver_core.sandbox.base import TIMEOUT_EXIT_CODE, SandboxSpec
 from solver_core.services.cancel import CancelService
 from tests.contract.test_orchestration import (
     BUGGY,
@@ -31,6 +33,7 @@ from tests.contract.test_orchestration import (
     make_world,
     run_state,
 )
+from tests.fakes.sandboxes import WatchedSandboxes
 from tests.support.runtime import make_repo, start_solve, write_replay
 
 pytestmark = pytest.mark.contract
@@ -135,6 +138,64 @@ def test_setup_and_tests_longer_than_an_invocation_finish_with_their_true_result
         assert baseline is not None
         assert baseline.tests is not None
         assert baseline.tests.duration_s >= COMMAND_S  # the baseline's long test command ran whole too
+
+
+class FlakyVerificationSandboxes(WatchedSandboxes):
+    """Every other connection to a verification sandbox fails as an unreachable provider would: the
+    invocation that meant to check on a command dies, and the state machine retries it."""
+
+    def __init__(self, inner: SandboxBackend, **kwargs: Any) -> None:
+        super().__init__(inner, **kwargs)
+        self.verification: set[str] = set()
+        self.refused = 0
+        self._connects = 0
+
+    def create(self, spec: SandboxSpec) -> Sandbox:
+        box = super().create(spec)
+        if spec.metadata.get("purpose") == "verify":
+            self.verification.add(box.id)
+        return box
+
+    def connect(self, sandbox_id: str) -> Sandbox:
+        if sandbox_id in self.verification:
+            self._connects += 1
+            if self._connects % 2:
+                self.refused += 1
+                raise SandboxUnavailable("injected: the provider did not answer")
+        return super().connect(sandbox_id)
+
+
+def test_checks_that_fail_are_retried_and_the_verdicts_stay_true(
+    tmp_path: Path, postgres_url: str, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setattr(orchestration, "WatchedSandboxes", FlakyVerificationSandboxes)
+    ran = tmp_path / "test-runs"  # the local sandbox without isolation can append here
+    command = f"echo run >> {ran}; {TEST_COMMAND}"
+    with make_world("stepfunctions", tmp_path, postgres_url, **SHORT_INVOCATIONS) as world:
+        models = [write_replay(tmp_path / "fix.yaml", *FIX), write_replay(tmp_path / "wrong.yaml", *WRONG)]
+        solve = start_solve(
+            world.container, repo_url=str(repo), models=models, max_parallel=2, setup_command=SETUP,
+            test_command=command,
+        )  # fmt: skip
+        world.run(solve)
+        assert isinstance(world.sandboxes, FlakyVerificationSandboxes)
+        assert world.sandboxes.refused >= 6  # several checks per verification were lost
+        assert final_state(world.container, solve.id) == {
+            "status": "succeeded",
+            "champion": 0,
+            "runs": [run_state("succeeded", "Submitted", tests=True), run_state("succeeded", "Submitted", tests=False)],
+        }
+        baseline = world.container.runs.solve(solve.id).baseline
+        assert baseline is not None
+        # Each verification's tests ran once, whole: a lost check neither restarted them nor decided.
+        assert ran.read_text().split() == ["run"] * len(world.container.runs.solve(solve.id).all_runs)
+        for run in world.container.runs.solve(solve.id).all_runs:
+            assert run.tests is not None
+            assert run.tests.duration_s >= COMMAND_S
+        assert world.sandboxes.live == set()
 
 
 @pytest.mark.parametrize("phase", ["prepare's setup", "verification's tests", "same-sandbox verification's tests"])

@@ -53,10 +53,11 @@ def lock_owner(session: Session, owner: str) -> None:
 def enforce_budget(session: Session, owner: str, budget: CostBudget) -> None:
     now = utcnow()
     spent_by_solve = session.execute(
-        select(SolveRow.created_at, func.coalesce(func.sum(RunRow.cost_usd), 0.0))
+        # The runs' cost and the judge's (selection_cost_usd), per solve.
+        select(SolveRow.created_at, func.coalesce(func.sum(RunRow.cost_usd), 0.0) + SolveRow.selection_cost_usd)
         .join(RunRow, RunRow.solve_id == SolveRow.id)
         .where(SolveRow.owner == owner, SolveRow.created_at > now - budget.window)
-        .group_by(SolveRow.id, SolveRow.created_at)
+        .group_by(SolveRow.id, SolveRow.created_at, SolveRow.selection_cost_usd)
         .order_by(SolveRow.created_at)
     ).all()
     spent = sum(float(cost) for _, cost in spent_by_solve)
@@ -215,7 +216,7 @@ class SolveService:
         *,
         batch_id: UUID | None = None,
     ) -> SolveView:
-        registry.check_models(session, request.models, self._policy)
+        registry.check_models(session, [*request.models, *filter(None, [request.selector_model])], self._policy)
         agent_config = registry.resolve_agent_config(session, request.agent_config)
         now = utcnow()
         solve = SolveRow(
@@ -239,6 +240,7 @@ class SolveService:
             verify_in=request.verify_in.value,
             callback_url=request.callback_url,
             sandbox_image=request.sandbox_image,
+            selector_model=request.selector_model,
             publish=request.publish.model_dump(mode="json") if request.publish else None,
             batch_id=batch_id,
             idempotency_key=key,
