@@ -124,6 +124,7 @@ bench: setup
 	$(BIN)/python benchmarks/cost_per_attempt.py
 	$(BIN)/python benchmarks/verification.py
 	$(BIN)/python benchmarks/cli_startup.py
+	$(BIN)/python benchmarks/serve_api.py
 	test ! -d .aws-sam/build || $(BIN)/python benchmarks/lambda_package.py
 
 # The API's OpenAPI document, generated from the routers (a contract test checks it is current).

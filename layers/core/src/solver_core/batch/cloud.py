@@ -17,7 +17,7 @@ from solver_core.status import SolveStatus
 
 MAX_INLINE_INSTANCES = 500
 # A file is read, validated and written in the request too (about 2.4 s per 500 instances on PostgreSQL,
-# BENCHMARKS.md §11): this many keep it well inside API Gateway's 29 s, and hold SWE-bench's full test split.
+# BENCHMARKS.md §12): this many keep it well inside API Gateway's 29 s, and hold SWE-bench's full test split.
 MAX_FILE_INSTANCES = 2500
 # A batch's own input file is read whole by the API function: far below its memory, far above a
 # SWE-bench split (SWE-bench Verified's 500 instances take about 3 MB as JSONL).
