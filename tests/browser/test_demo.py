@@ -61,6 +61,9 @@ def test_the_demos_solve_in_the_console(shots: Path, demo_server: str, page: Any
     expect(page.locator("#runs tbody tr")).to_have_count(3)
     expect(page.locator("#runs tbody tr.champion")).to_contain_text("replay:fix.yaml")
     expect(page.locator("#reason")).to_contain_text("tests passed")
+    # The header's selection: the baseline on the base commit, then each candidate's signals.
+    expect(page.locator("#selection")).to_contain_text("tests failed on the base commit")
+    expect(page.locator("#selection")).to_contain_text("#1, tests passed, fixed 1, broke 0")
     for lane in range(3):
         expect(page.locator("#timeline text.lane-label").nth(lane)).to_have_text(f"run {lane}")
     expect(page.locator("#timeline rect.ph-agent")).to_have_count(3)

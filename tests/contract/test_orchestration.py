@@ -321,3 +321,35 @@ def test_a_pre_existing_failure_the_baseline_picks_the_true_fix(kind: str, tmp_p
         runs = [world.container.runs.get(r.id) for r in done.runs]
         assert done.baseline.started_at is not None
         assert all(done.baseline.started_at < r.finished_at for r in runs if r.finished_at)
+
+
+def test_a_replayed_judge_breaks_a_tie_and_its_cost_counts(kind: str, tmp_path: Path, postgres_url: str) -> None:
+    """Two different passing fixes of one size tie on every signal: without a judge the lower index
+    wins; the selector model (a replay) picks the other, says why, and its cost is the solve's."""
+    repo = make_repo(tmp_path / "calc", {"calc.py": BUGGY, "test_calc.py": TESTS})
+    plain = write_replay(tmp_path / "plain.yaml", "sed -i 's|//|/|' calc.py", FIX[-1])
+    floats = write_replay(
+        tmp_path / "floats.yaml", "sed -i 's|sum(values) // len(values)|float(sum(values)) / len(values)|' calc.py",
+        FIX[-1],
+    )  # fmt: skip
+    judge_file = tmp_path / "judge.yaml"
+    judge_file.write_text(
+        "actions:\n  - thought: run 1 says it divides floats\n    command: 'CHOICE: 1'\n    cost: 0.02\n"
+    )
+    with make_world(kind, tmp_path, postgres_url) as world:
+        request = {"repo_url": str(repo), "models": [plain, floats], "max_parallel": 2,
+                   "test_command": "python3 test_calc.py"}  # fmt: skip
+        unjudged = world.run(start_solve(world.container, **request))
+        judged = world.run(start_solve(world.container, **request, selector_model=f"replay:{judge_file}"))
+    assert unjudged.champion_run_id == unjudged.runs[0].id
+    assert unjudged.selection is not None
+    assert unjudged.selection.judge is None
+    assert judged.champion_run_id == judged.runs[1].id
+    selection = judged.selection
+    assert selection is not None
+    assert selection.judge is not None
+    assert (selection.judge.choice, selection.judge.candidates) == (1, [0, 1])  # in ranking order
+    assert selection.judge.reasoning == "run 1 says it divides floats CHOICE: 1"
+    assert [s.judge_vote for s in selection.runs] == [True, False]
+    assert "the selector model picked it" in selection.reason
+    assert judged.selection_cost_usd == pytest.approx(0.02)

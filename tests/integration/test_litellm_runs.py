@@ -150,3 +150,16 @@ def test_model_header_values_reach_the_provider_but_never_the_trajectory(
     assert not any(tenant.encode() in blob for blob in stored)
     events = json.dumps([e.model_dump(mode="json") for e in container.events.read("tester", solve.id, limit=500)])
     assert tenant not in events
+
+
+def test_the_selector_model_is_asked_through_litellm_and_priced_by_the_registry(
+    container: Container, llm: FakeLLMServer
+) -> None:
+    from solver_core.workflow.judge import ModelJudge
+
+    llm.script_responses({"role": "assistant", "content": "CHOICE: 1\nIt keeps the fraction."})
+    answer = ModelJudge(container.runs.model_spec).ask(MODEL, "which candidate?")
+    assert answer.text == "CHOICE: 1\nIt keeps the fraction."
+    assert answer.cost_usd == 100 * IN_PRICE + 20 * OUT_PRICE
+    assert llm.requests[-1]["messages"] == [{"role": "user", "content": "which candidate?"}]
+    assert llm.api_key not in json.dumps(llm.requests)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -258,3 +259,24 @@ def test_a_huge_diff_is_truncated_in_the_comment(tmp_path: Path, fake: FakeGitHu
     assert "Diff truncated" in body
     assert f"The full patch: `GET {API_URL}/solves/" in body
     assert body.rstrip().endswith(" run(s)</sub>")
+
+
+def test_stored_contents_that_are_not_the_patchs_are_never_published(fake: FakeGitHub, champion: Champion) -> None:
+    """A post-image is published only if its bytes hash to the blob id the patch names (the sandbox
+    that stored it ran the agent's code)."""
+    blob = next(iter(champion.images))
+    forged = replace(champion, images={**champion.images, blob: b"print('not the patch')\n"})
+    refs_before = dict(fake.repos[REPO].refs)
+    with pytest.raises(PatchNotApplicable, match="not the patch's blob"):
+        publisher(fake, []).pull_request(Reports().report(forged), None)
+    assert fake.repos[REPO].refs == refs_before  # no branch was made or moved
+    assert fake.repos[REPO].pulls == {}
+
+
+def test_without_stored_contents_there_is_no_pull_request(fake: FakeGitHub, champion: Champion) -> None:
+    partial = replace(champion, images=dict(list(champion.images.items())[1:]))
+    with pytest.raises(PatchNotApplicable, match="were not stored with the run"):
+        publisher(fake, []).pull_request(Reports().report(partial), None)
+    report = replace(Reports().report(champion), images={}, images_missing="the changed files are larger than 5 bytes")
+    with pytest.raises(PatchNotApplicable, match="no pull request: the changed files are larger"):
+        publisher(fake, []).pull_request(report, None)

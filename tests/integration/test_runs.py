@@ -12,6 +12,7 @@ import pytest
 
 from solver_core.agent.replay import load_replay_actions
 from solver_core.artifacts import keys
+from solver_core.gitdiff.images import PostImages, blob_sha
 from solver_core.models import SolveView
 from solver_core.orchestrators.local import run_to_end
 from solver_core.ports import SandboxBackend
@@ -78,6 +79,12 @@ def test_a_replayed_fix_on_a_real_repository(
     assert run.patch_stats is not None
     assert (run.patch_stats.files, run.patch_stats.added) == (1, 1)
     assert "ok" in container.artifacts.get(run.artifacts["tests"]).decode()
+    # CollectArtifacts stored the changed file's post-image, what a pull request is made of.
+    manifest = PostImages.model_validate_json(container.artifacts.get(keys.post_images(solve.id, run.id)))
+    assert (manifest.missing, [f.path for f in manifest.files]) == (None, ["calc.py"])
+    image = container.artifacts.get(keys.post_image(solve.id, run.id, manifest.files[0].blob))
+    assert b"return sum(values) / len(values)" in image
+    assert blob_sha(image) == manifest.files[0].blob
 
     trajectory = json.loads(container.artifacts.get(run.artifacts["trajectory"]))
     assert trajectory["trajectory_format"] == "mini-swe-agent-1.1"

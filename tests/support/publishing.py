@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID, uuid4
 
+from solver_core.gitdiff.images import needed_blobs
+from solver_core.gitdiff.parse import parse_patch
 from solver_core.models import IssueSpec, Limits, PatchStats, PublishOptions, RunView, SolveView, TestResult
 from solver_core.publish.auth import StaticToken
 from solver_core.publish.client import RetryPolicy
@@ -45,6 +47,7 @@ class Champion:
     base: str
     patch: bytes
     tree: str  # what `git write-tree` makes of the staged changes: the tree GitHub must end up with
+    images: dict[str, bytes] = field(default_factory=dict)  # the post-images, as CollectArtifacts stores them
 
 
 def every_kind_of_change(path: Path) -> Champion:
@@ -69,7 +72,12 @@ def every_kind_of_change(path: Path) -> Champion:
 def stage(path: Path, base: str) -> Champion:
     git(path, "add", "-A")
     patch = git_bytes(path, "diff", "--cached", "--binary", "--full-index", base)
-    return Champion(path, base, patch, git(path, "write-tree"))
+    return Champion(path, base, patch, git(path, "write-tree"), post_images(path, patch))
+
+
+def post_images(path: Path, patch: bytes) -> dict[str, bytes]:
+    """What CollectArtifacts stores: each new blob the patch names, read from git's object database."""
+    return {blob: git_bytes(path, "cat-file", "blob", blob) for blob in needed_blobs(parse_patch(patch))}
 
 
 def git_bytes(repo: Path, *args: str) -> bytes:
@@ -100,7 +108,7 @@ class Reports:
         stats = PatchStats(files=counted.files, added=counted.added, removed=counted.removed)
         run = run_view(self.solve_id, self.run_id, base_commit or champion.base, stats)
         solve = solve_view(self.solve_id, [run], options or PublishOptions(comment=True, pull_request=True), ref)
-        return SolveReport(solve, run, champion.patch, api_url=API_URL)
+        return SolveReport(solve, run, champion.patch, api_url=API_URL, images=champion.images)
 
 
 def run_view(solve_id: UUID, run_id: UUID, base_commit: str, stats: PatchStats) -> RunView:

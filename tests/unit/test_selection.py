@@ -157,3 +157,37 @@ def test_the_github_comment_says_why_and_escapes_test_ids_the_patched_code_wrote
     assert "](https" not in body.replace(r"\](https", "")
     assert r"\<img src=x\>" in why
     assert "Baseline: tests failed on the base commit (exit 1, 1 passed, 1 failed)" in body
+
+
+def test_the_judge_only_orders_candidates_the_other_signals_tie() -> None:
+    passing_a = Candidate(run(0, passed=True, lines=2), group="a", judge_vote=False)
+    passing_b = Candidate(run(1, passed=True, lines=6), group="b", judge_vote=True)
+    assert select([passing_a, passing_b], None).champion_run_id == passing_b.run.id  # before size
+    # A test signal outranks the judge's vote: a failing pick stays below a passing candidate.
+    failing_pick = Candidate(run(2, passed=False, lines=1), group="c", judge_vote=True)
+    selection = select([failing_pick, passing_a], None)
+    assert selection.champion_run_id == passing_a.run.id
+    assert "its tests pass" in selection.reason
+
+
+def test_the_judges_question_is_bounded_and_its_answer_read() -> None:
+    from solver_core.selection import judge
+
+    question = judge.prompt("x" * 20_000, [(0, "d" * 50_000), (3, "+fix")])
+    assert len(question) < judge.MAX_ISSUE_CHARS + 2 * judge.MAX_DIFF_CHARS + 2_000
+    assert '<candidate run="3">\n+fix\n</candidate>' in question
+    assert "more characters not shown" in question
+    assert judge.parse("I prefer it.\nCHOICE: run 3\n", [0, 3]) == 3
+    assert judge.parse("CHOICE: 7\nCHOICE: 0", [0, 3]) == 0  # a run outside the tie is no answer
+    assert judge.parse("both are fine", [0, 3]) is None
+
+
+def test_a_replayed_selector_model_is_refused_where_replays_are_not_allowed() -> None:
+    from pydantic import ValidationError
+
+    from solver_core.models import SolveRequest
+
+    body = {"repo_url": "https://github.com/o/r", "issue": {"title": "t"}, "models": ["openai/gpt-4o"]}
+    assert SolveRequest.model_validate(body | {"selector_model": "openai/gpt-4o"}).selector_model == "openai/gpt-4o"
+    with pytest.raises(ValidationError, match="selector_model"):
+        SolveRequest.model_validate(body | {"selector_model": "replay:/tmp/judge.yaml"})  # the strictest policy

@@ -231,6 +231,12 @@ class SolveRequest(Input):
     def _ref(cls, value: str | None) -> str | None:
         return None if value is None else rules.check_git_ref(value)
 
+    selector_model: Annotated[str, AfterValidator(_model_name)] | None = Field(
+        default=None,
+        description="a model that picks among candidates still tied on every test signal and on consensus "
+        "(it sees the issue and their diffs; it never overrides a test signal); `replay:PATH` where allowed",
+    )
+
     @field_validator("sandbox_image")
     @classmethod
     def _image(cls, value: str | None) -> str | None:
@@ -273,7 +279,7 @@ class SolveRequest(Input):
         """A stable digest of the request, to tell a replayed Idempotency-Key from a reused one."""
         # Without options that are unset (or at their default), so requests made before they existed
         # keep their digest.
-        exclude = {name for name in ("publish", "sandbox_image") if getattr(self, name) is None}
+        exclude = {name for name in ("publish", "sandbox_image", "selector_model") if getattr(self, name) is None}
         exclude |= {"detect_tests"} if self.detect_tests else set()
         if self.verify_in is VerifyIn.FRESH_SANDBOX:  # the default, as before the option existed
             exclude.add("verify_in")
@@ -404,11 +410,23 @@ class RunSignals(View):
     cost_usd: float
 
 
+class JudgeVerdict(View):
+    """The selector model's pick among candidates tied on every other signal."""
+
+    model: str
+    candidates: list[int] = Field(description="the indexes of the tied runs it chose among")
+    choice: int | None = Field(description="the index it picked; null: no valid answer (then size and cost decide)")
+    reasoning: str = Field(description="its answer, shortened")
+    cost_usd: float = Field(description="counted in the solve's cost")
+    error: str | None = None
+
+
 class Selection(View):
     champion_run_id: UUID | None
     reason: str = Field(description="one line: why the champion won")
     baseline: BaselineSummary | None = None
     runs: list[RunSignals] = Field(default_factory=list, description="every candidate, best first")
+    judge: JudgeVerdict | None = Field(default=None, description="null: no selector model, or no tie to break")
 
 
 class RunView(View):
@@ -473,6 +491,8 @@ class SolveView(View):
     publish: PublishOptions | None = None
     publication: Publication | None = None
     sandbox_image: str | None = None
+    selector_model: str | None = None
+    selection_cost_usd: float = Field(default=0.0, description="what the selector model's calls cost")
     baseline: RunView | None = Field(default=None, description="the baseline run, apart from the attempts")
     selection: Selection | None = None
 

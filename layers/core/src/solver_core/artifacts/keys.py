@@ -46,6 +46,16 @@ def patch(solve_id: UUID, run_id: UUID) -> str:
     return f"{run_prefix(solve_id, run_id)}patch.diff"
 
 
+def post_images(solve_id: UUID, run_id: UUID) -> str:
+    """The manifest of the changed files as the patch leaves them (path, mode, blob id, size)."""
+    return f"{run_prefix(solve_id, run_id)}post-images.json"
+
+
+def post_image(solve_id: UUID, run_id: UUID, blob: str) -> str:
+    """One changed file's bytes after the patch, named by its git blob id."""
+    return f"{run_prefix(solve_id, run_id)}post-images/{blob}"
+
+
 def partial_diff(solve_id: UUID, run_id: UUID) -> str:
     return f"{run_prefix(solve_id, run_id)}partial.diff"
 

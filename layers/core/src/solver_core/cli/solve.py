@@ -60,6 +60,10 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
     ] = False,
     publish_pr: Annotated[bool, typer.Option("--publish-pr", help="Open a draft pull request on GitHub.")] = False,
     branch_prefix: Annotated[str, typer.Option(help="The pull request branch's prefix.")] = DEFAULT_BRANCH_PREFIX,
+    selector_model: Annotated[
+        str | None,
+        typer.Option(help="A model that picks among candidates tied on the tests and consensus (replay:PATH too)."),
+    ] = None,
 ) -> None:
     """Run agent attempts on REPO for an issue, in parallel, and show the champion's patch."""
     if sandbox not in {"local", "docker", "e2b"}:
@@ -78,6 +82,7 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
         "detect_tests": not no_tests,
         "verify_in": verify_in.value,
         "publish": publish_option(publish_comment, publish_pr, branch_prefix),
+        "selector_model": selector_model,
     }
     request = build_request(data, RequestPolicy.from_settings(settings))
     raise typer.Exit(solve_and_report(settings, request, chunk_steps=chunk_steps, as_json=as_json))
@@ -86,7 +91,7 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
 def solve_and_report(settings: Settings, request: SolveRequest, *, chunk_steps: int | None, as_json: bool) -> int:
     """Check the machine (the preflight), then start, run and show a solve; the exit code is 0 when
     a champion was chosen, 2 when the preflight or the request failed."""
-    ensure_ready(settings, request.models, request.repo_url)
+    ensure_ready(settings, [*request.models, *filter(None, [request.selector_model])], request.repo_url)
     container = open_container(settings)
     try:
         started = container.solves.start(local_owner(), request).solve

@@ -36,7 +36,7 @@ def run_counts(runs: list[RunView]) -> RunCounts:
 
 
 def total_cost(solve: SolveView) -> float:
-    return sum(run.cost_usd for run in solve.runs)
+    return sum(run.cost_usd for run in solve.runs) + solve.selection_cost_usd  # the judge's calls too
 
 
 def is_live(solve: SolveView) -> bool:
@@ -44,13 +44,12 @@ def is_live(solve: SolveView) -> bool:
 
 
 def champion_reason(solve: SolveView, events: list[EventView]) -> str | None:
-    """Why the champion won: the solve's `selection` reason, else what PickChampion recorded."""
-    if solve.selection is not None:
-        return solve.selection.reason
+    """Why the champion won: what PickChampion recorded (the champion's verdict, then the selection's
+    reason), else the solve's `selection` reason."""
     for event in reversed(events):
         if event.run_id is None and event.data and "champion_run_id" in event.data:
             return event.message
-    return None
+    return solve.selection.reason if solve.selection is not None else None
 
 
 def selection_of(solve: SolveView) -> dict[str, str] | None:
@@ -59,7 +58,8 @@ def selection_of(solve: SolveView) -> dict[str, str] | None:
     if selection is None:
         return None
     lines = {"baseline": summary.baseline_line(selection.baseline)} if selection.baseline else {}
-    return lines | {f"run {s.index}": summary.signals_line(s) for s in selection.runs}
+    lines |= {f"run {s.index}": summary.signals_line(s) for s in selection.runs}
+    return lines | ({"judge": summary.judge_line(selection.judge)} if selection.judge else {})
 
 
 @dataclass

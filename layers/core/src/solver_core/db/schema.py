@@ -115,6 +115,8 @@ class SolveRow(Timestamps, Base):
     verify_in: Mapped[str] = mapped_column(String(20), default="fresh_sandbox", server_default="fresh_sandbox")
     callback_url: Mapped[str | None] = mapped_column(String(2048))
     sandbox_image: Mapped[str | None] = mapped_column(String(512))  # overrides the deployment's image
+    selector_model: Mapped[str | None] = mapped_column(String(255))  # the judge of tied candidates
+    selection_cost_usd: Mapped[float] = mapped_column(default=0.0, server_default="0")  # the judge's calls
     # The cloud batch this solve is an instance of (POST /batches); its execution starts it, not the sweeper.
     batch_id: Mapped[UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))

@@ -3,13 +3,14 @@
 The parent is the run's recorded base commit, not the branch's current head: the pull request then
 shows exactly the patch even when the branch moved on meanwhile (GitHub computes the merge). When
 GitHub does not know that commit (a run on a local copy whose history was never pushed, say), the
-head of the base branch is used instead; that is safe because every touched file's base version is
-checked against the blob id the patch names, so the patch applies there exactly or not at all.
+head of the base branch is used instead; that is safe because every touched file's base entry is
+checked against the blob id the patch names, so the patch lands there exactly or not at all.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -64,13 +65,15 @@ def resolve_base(gh: GitHubClient, repo: RepoRef, ref: str | None, base_commit: 
     return Base(branch, head, str(commit["tree"]["sha"]), base_commit)
 
 
-def patch_tree(gh: GitHubClient, repo: RepoRef, base: Base, changes: list[FilePatch]) -> str:
+def patch_tree(
+    gh: GitHubClient, repo: RepoRef, base: Base, changes: list[FilePatch], images: Mapping[str, bytes]
+) -> str:
     """The base tree with the changes applied (one request for the tree; blobs as needed)."""
     if not changes:
         raise PatchNotApplicable("the champion patch changes nothing")
     index = TreeIndex(gh, repo, base.tree)
     # One entry per path, the last change winning: a deletion followed by a creation is a replacement.
-    entries = {entry["path"]: entry for change in changes for entry in tree_entries(gh, repo, index, change)}
+    entries = {entry["path"]: entry for change in changes for entry in tree_entries(gh, repo, index, change, images)}
     body = {"base_tree": base.tree, "tree": list(entries.values())}
     return str(gh.post(f"{repo.api_path}/git/trees", body)["sha"])
 

@@ -1,23 +1,25 @@
 """The champion patch as a git tree on GitHub, through the git data API (trees, blobs), with no clone.
 
 Why not `git apply` in a clone: the repository may be large or private, and a clone would need the
-token on disk; the patch touches few files. So the base versions of exactly the touched files are
-fetched by blob id, checked against the ids the patch names, patched in Python (text hunks, binary
-literals and deltas), checked again against the patch's new ids, and uploaded as blobs; one tree
-request on top of the base tree (deletions are entries with `sha: null`) yields the new tree.
+token on disk; the patch touches few files. So the base tree's entries for exactly the touched files
+are checked against the blob ids the patch names, and each file's new bytes, the post-image stored
+at CollectArtifacts (gitdiff/images.py), is checked against the patch's new id and uploaded as a
+blob; one tree request on top of the base tree (deletions are entries with `sha: null`) yields the
+new tree.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from solver_core.errors import PatchNotApplicable
+from solver_core.gitdiff.images import blob_sha, rewrites, same_blob
 from solver_core.gitdiff.parse import FilePatch
 from solver_core.github_urls import RepoRef
 from solver_core.publish.client import GitHubClient
-from solver_core.publish.patch.apply import blob_sha, new_content, same_blob
 
 FILE_MODES = frozenset({"100644", "100755", "120000"})
 
@@ -64,14 +66,6 @@ class TreeIndex:
         return self._listings[tree]
 
 
-def read_blob(gh: GitHubClient, repo: RepoRef, sha: str) -> bytes:
-    answer = gh.get(f"{repo.api_path}/git/blobs/{sha}")
-    data = base64.b64decode(answer["content"]) if answer.get("encoding") == "base64" else answer["content"].encode()
-    if blob_sha(data) != sha:
-        raise PatchNotApplicable(f"blob {sha} came back with other contents")
-    return data
-
-
 def create_blob(gh: GitHubClient, repo: RepoRef, data: bytes) -> str:
     body = {"content": base64.b64encode(data).decode(), "encoding": "base64"}
     sha = str(gh.post(f"{repo.api_path}/git/blobs", body)["sha"])
@@ -80,7 +74,9 @@ def create_blob(gh: GitHubClient, repo: RepoRef, data: bytes) -> str:
     return sha
 
 
-def tree_entries(gh: GitHubClient, repo: RepoRef, index: TreeIndex, change: FilePatch) -> list[dict[str, Any]]:
+def tree_entries(
+    gh: GitHubClient, repo: RepoRef, index: TreeIndex, change: FilePatch, images: Mapping[str, bytes]
+) -> list[dict[str, Any]]:
     """The tree entries that make one file's change on top of the base tree."""
     old = _old_entry(index, change)
     entries: list[dict[str, Any]] = []
@@ -94,7 +90,9 @@ def tree_entries(gh: GitHubClient, repo: RepoRef, index: TreeIndex, change: File
         mode = change.new_mode or (old.mode if old else "100644")
         if mode not in FILE_MODES:
             raise PatchNotApplicable(f"{change.new_path}: mode {mode} (submodules and the like) is not published")
-        entries.append({"path": change.new_path, "mode": mode, "type": "blob", "sha": _new_blob(gh, repo, old, change)})
+        entries.append(
+            {"path": change.new_path, "mode": mode, "type": "blob", "sha": _new_blob(gh, repo, old, change, images)}
+        )
     return entries
 
 
@@ -109,12 +107,21 @@ def _old_entry(index: TreeIndex, change: FilePatch) -> TreeEntry | None:
     return old
 
 
-def _new_blob(gh: GitHubClient, repo: RepoRef, old: TreeEntry | None, change: FilePatch) -> str:
-    rewrites = bool(change.hunks) or change.binary is not None or change.binary_without_data
-    if old is not None and not rewrites:  # a rename, copy or mode change: the same bytes
+def _new_blob(
+    gh: GitHubClient, repo: RepoRef, old: TreeEntry | None, change: FilePatch, images: Mapping[str, bytes]
+) -> str:
+    if old is not None and not rewrites(change):  # a mode change: the same bytes
         if not same_blob(change.new_sha, old.sha):
             raise PatchNotApplicable(f"{change.new_path}: unchanged bytes, yet the patch names blob {change.new_sha}")
         return old.sha
-    delta = change.binary is not None and change.binary.kind == "delta"
-    old_bytes = read_blob(gh, repo, old.sha) if old is not None and (change.hunks or delta) else None
-    return create_blob(gh, repo, new_content(change, old_bytes))
+    if change.binary_without_data:
+        raise PatchNotApplicable(f"{change.new_path}: binary change without data (the patch needs --binary)")
+    named = (change.new_sha or "").lower()
+    data = images.get(named)
+    if data is None:
+        raise PatchNotApplicable(
+            f"{change.new_path}: its new contents (blob {named[:12]}) were not stored with the run"
+        )
+    if blob_sha(data) != named:  # a full id (--full-index): the stored bytes are exactly the patch's
+        raise PatchNotApplicable(f"{change.new_path}: the stored contents are not the patch's blob {named[:12]}")
+    return create_blob(gh, repo, data)

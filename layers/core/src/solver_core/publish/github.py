@@ -6,7 +6,13 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from solver_core.errors import ConfigurationError, PublishError, PublishNotConfigured, WorkflowChangeRefused
+from solver_core.errors import (
+    ConfigurationError,
+    PatchNotApplicable,
+    PublishError,
+    PublishNotConfigured,
+    WorkflowChangeRefused,
+)
 from solver_core.gitdiff.parse import FilePatch, parse_patch
 from solver_core.github_urls import RepoRef
 from solver_core.models import PublishedComment, PublishedPull
@@ -53,8 +59,10 @@ class GitHubPublisher:
                 f"the patch changes GitHub Actions workflows ({', '.join(workflows[:5])}); the allowlist entry for "
                 f"{repo.full_name} does not permit pull requests that do (`solver owners add … --allow-workflows`)"
             )
+        if report.images_missing is not None:
+            raise PatchNotApplicable(f"no pull request: {report.images_missing}")
         base = resolve_base(gh, repo, report.solve.ref, report.champion.base_commit)
-        tree = patch_tree(gh, repo, base, changes)
+        tree = patch_tree(gh, repo, base, changes, report.images)
         current = branch_head(gh, repo, branch)
         head = commit_for(gh, repo, base, tree, message=commit_message(report), current=current)
         point_branch(gh, repo, branch, head, current)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from solver_core.github_urls import IssueRef, RepoRef, parse_issue_url, pull_request_repo
@@ -26,6 +27,10 @@ class SolveReport:
     champion: RunView | None
     patch: bytes | None
     api_url: str | None = None
+    # The champion's post-images by blob id (stored at CollectArtifacts; gitdiff/images.py), or why
+    # there are none: a pull request is made of them.
+    images: Mapping[str, bytes] = field(default_factory=dict)
+    images_missing: str | None = None
     # Whether the owner's allowlist entry for the repository lets a pull request change .github/workflows/.
     allow_workflows: bool = False
 

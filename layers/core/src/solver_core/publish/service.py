@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from solver_core.artifacts import keys
 from solver_core.db.schema import SolveRow, utcnow
-from solver_core.errors import PublishError, SolverError
+from solver_core.errors import ArtifactNotFound, PublishError, SolverError
+from solver_core.gitdiff.images import PostImages
 from solver_core.github_urls import RepoRef
 from solver_core.models import Publication, SolveView
 from solver_core.ports import ArtifactStore, Publisher
@@ -100,8 +101,19 @@ class PublishService:
 
     def report(self, solve: SolveView) -> SolveReport:
         champion = next((r for r in solve.runs if r.id == solve.champion_run_id), None)
-        patch = self._artifacts.get(keys.champion_patch(solve.id)) if champion else None
-        return SolveReport(solve, champion, patch, api_url=self._api_url)
+        if champion is None:
+            return SolveReport(solve, None, None, api_url=self._api_url)
+        patch = self._artifacts.get(keys.champion_patch(solve.id))
+        images, missing = self._post_images(solve.id, champion.id)
+        return SolveReport(solve, champion, patch, api_url=self._api_url, images=images, images_missing=missing)
+
+    def _post_images(self, solve_id: UUID, run_id: UUID) -> tuple[dict[str, bytes], str | None]:
+        try:
+            manifest = PostImages.model_validate_json(self._artifacts.get(keys.post_images(solve_id, run_id)))
+        except ArtifactNotFound:
+            return {}, "the champion's changed files were not stored (a run collected before they were)"
+        images = {f.blob: self._artifacts.get(keys.post_image(solve_id, run_id, f.blob)) for f in manifest.files}
+        return images, manifest.missing
 
     def _attempt(self, solve_id: UUID, what: str, call: Callable[[], T], errors: list[str]) -> T | None:
         try:

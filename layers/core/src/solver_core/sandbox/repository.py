@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import re
 import secrets
 import shlex
 import subprocess
@@ -284,6 +285,7 @@ def diff_if_changed(
     return patch.sha256, _read_patch(sandbox, patch, max_bytes)
 
 
+_BLOB_ID = re.compile(r"^[0-9a-f]{40}$")
 MAX_IMAGE_BYTES = 1_000_000  # per file read for a consensus key; a larger one falls back to the diff
 
 
@@ -308,6 +310,39 @@ def post_images(sandbox: Sandbox, patch: bytes) -> dict[str, bytes | None] | Non
             return None
         images[change.new_path] = data
     return images
+
+
+def read_blobs(sandbox: Sandbox, blobs: list[str], *, max_bytes: int) -> dict[str, bytes] | None:
+    """The contents of these blobs from the repository's object database (where computing the patch
+    put every changed file), at most `max_bytes` in all; None when they are larger. The ids are
+    checked here to be hex; the caller checks the bytes against them."""
+    if not blobs:
+        return {}
+    if not all(_BLOB_ID.match(blob) for blob in blobs):
+        raise RepositoryError("a blob id in the patch is not a full git object id")
+    out = f"{SOLVER_DIR}/post-images"  # as commands see it; the file API reads it at solver_dir(sandbox)
+    sizes = sandbox.run(
+        f'mkdir -p "{out}" && for b in {" ".join(blobs)}; do '
+        f'git -c core.hooksPath=/dev/null cat-file blob $b > "{out}/$b" || exit 3; wc -c < "{out}/$b"; done',
+        cwd=sandbox.workdir,
+        timeout=300,
+    )
+    if not sizes.ok:
+        raise RepositoryError(_error_of(sizes, "could not read the changed files from git"))
+    try:
+        total = sum(int(line) for line in sizes.output.split())
+    except ValueError:
+        raise RepositoryError("reading the changed files from git reported no sizes") from None
+    if total > max_bytes:
+        return None
+    found: dict[str, bytes] = {}
+    for blob in blobs:
+        data = sandbox.read_file(f"{solver_dir(sandbox)}/post-images/{blob}", limit=max_bytes)
+        max_bytes -= len(data)
+        if max_bytes < 0:  # larger than the sandbox reported
+            return None
+        found[blob] = data
+    return found
 
 
 def patch_stats(patch: bytes) -> PatchStats:

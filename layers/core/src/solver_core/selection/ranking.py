@@ -2,8 +2,9 @@
 
 Order, first difference wins: breaks no test that passed on the base commit > the test command
 passes > fixes more tests that failed on the base commit > leaves existing tests alone
-(`modifies_tests`) > a larger consensus group > the agent submitted > a smaller patch > a lower
-cost > the lower index. Without a baseline the test signals reduce to today's pass/fail.
+(`modifies_tests`) > a larger consensus group > the selector model's pick (only among candidates tied
+on all of those) > the agent submitted > a smaller patch > a lower cost > the lower index. Without a
+baseline the test signals reduce to today's pass/fail.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Candidate:
     cases: Cases | None = None  # per-test results of its verification (JUnit XML), when there were any
     group_size: int = 1
     group: str | None = None  # its consensus group (selection/consensus.py)
+    judge_vote: bool | None = None  # the selector model picked it (None: no judge asked)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ def signals(candidate: Candidate, baseline: Baseline | None) -> RunSignals:
         modifies_tests=run.modifies_tests,
         group_size=candidate.group_size,
         group=candidate.group,
+        judge_vote=candidate.judge_vote,
         submitted=run.exit_status == "Submitted",
         patch_lines=(stats.added + stats.removed) if stats else 0,
         cost_usd=run.cost_usd,
@@ -160,6 +163,10 @@ CRITERIA: tuple[Criterion, ...] = (
         lambda s: -s.group_size,
         lambda w, o: f"{w.group_size} candidates made the same change, {o.group_size} made run {o.index}'s",
     ),
+    Criterion(
+        lambda s: s.judge_vote is not True,
+        lambda w, o: f"tied with run {o.index} on the tests and consensus; the selector model picked it",
+    ),
     Criterion(lambda s: not s.submitted, lambda w, o: f"the agent submitted it; run {o.index} did not"),
     Criterion(
         lambda s: s.patch_lines,
@@ -170,8 +177,19 @@ CRITERIA: tuple[Criterion, ...] = (
 )
 
 
+JUDGE_AT = 6  # CRITERIA's index of the judge's vote: it orders only what the signals before it tie
+
+
 def rank_key(s: RunSignals) -> tuple[float, ...]:
     return tuple(criterion.key(s) for criterion in CRITERIA)
+
+
+def tied_with_champion(selection: Selection) -> list[RunSignals]:
+    """The candidates (the champion first) that every signal before the judge's vote ties."""
+    if not selection.runs:
+        return []
+    leader = rank_key(selection.runs[0])[:JUDGE_AT]
+    return [s for s in selection.runs if rank_key(s)[:JUDGE_AT] == leader]
 
 
 def select(candidates: list[Candidate], baseline: Baseline | None) -> Selection:

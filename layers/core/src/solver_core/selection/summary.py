@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from solver_core.models import BaselineSummary, RunSignals
+from solver_core.models import BaselineSummary, JudgeVerdict, RunSignals
 
 
 def baseline_line(baseline: BaselineSummary) -> str:
@@ -33,3 +33,12 @@ def signals_line(signals: RunSignals) -> str:
     parts.append("submitted" if signals.submitted else "not submitted")
     parts.append(f"{signals.patch_lines} lines")
     return ", ".join(parts)
+
+
+def judge_line(verdict: JudgeVerdict) -> str:
+    among = ", ".join(str(index) for index in verdict.candidates)
+    if verdict.choice is None:
+        return f"{verdict.model} gave no usable pick among runs {among} ({verdict.error}); ${verdict.cost_usd:.4f}"
+    return (
+        f"{verdict.model} picked run {verdict.choice} among runs {among}: {verdict.reasoning} (${verdict.cost_usd:.4f})"
+    )

@@ -57,6 +57,12 @@ class RunService:
             )
 
     @survives_outage
+    def model_spec(self, name: str) -> ModelSpec:
+        """The registry's description of a model (defaults for an unregistered name)."""
+        with self._sessions() as session:
+            return registry.model_spec(session, name)
+
+    @survives_outage
     def stop_reason(self, run_id: UUID) -> str | None:
         """'cancelled' once the run or its solve is being cancelled; None while it may go on."""
         with self._sessions() as session:

@@ -44,19 +44,20 @@ class CostBudget:
     window: timedelta = timedelta(hours=24)
 
 
-def _lock_owner(session: Session, owner: str) -> None:
+def lock_owner(session: Session, owner: str) -> None:
     """Count and insert under one per-owner lock, so a burst of starts cannot overshoot a limit."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:owner))"), {"owner": f"solver:{owner}"})
 
 
-def _enforce_budget(session: Session, owner: str, budget: CostBudget) -> None:
+def enforce_budget(session: Session, owner: str, budget: CostBudget) -> None:
     now = utcnow()
     spent_by_solve = session.execute(
-        select(SolveRow.created_at, func.coalesce(func.sum(RunRow.cost_usd), 0.0))
+        # The runs' cost and the judge's (selection_cost_usd), per solve.
+        select(SolveRow.created_at, func.coalesce(func.sum(RunRow.cost_usd), 0.0) + SolveRow.selection_cost_usd)
         .join(RunRow, RunRow.solve_id == SolveRow.id)
         .where(SolveRow.owner == owner, SolveRow.created_at > now - budget.window)
-        .group_by(SolveRow.id, SolveRow.created_at)
+        .group_by(SolveRow.id, SolveRow.created_at, SolveRow.selection_cost_usd)
         .order_by(SolveRow.created_at)
     ).all()
     spent = sum(float(cost) for _, cost in spent_by_solve)
@@ -137,11 +138,11 @@ class SolveService:
         try:
             with self._sessions.begin() as session:
                 if active_cap is not None or budget is not None:
-                    _lock_owner(session, owner)
+                    lock_owner(session, owner)
                 if active_cap is not None:
                     _enforce_cap(session, owner, active_cap)
                 if budget is not None:
-                    _enforce_budget(session, owner, budget)
+                    enforce_budget(session, owner, budget)
                 solve = self._insert(session, owner, request, idempotency_key, fingerprint)
                 return StartResult(solve=solve, created=True)
         except IntegrityError:
@@ -215,7 +216,7 @@ class SolveService:
         *,
         batch_id: UUID | None = None,
     ) -> SolveView:
-        registry.check_models(session, request.models, self._policy)
+        registry.check_models(session, [*request.models, *filter(None, [request.selector_model])], self._policy)
         agent_config = registry.resolve_agent_config(session, request.agent_config)
         now = utcnow()
         solve = SolveRow(
@@ -239,6 +240,7 @@ class SolveService:
             verify_in=request.verify_in.value,
             callback_url=request.callback_url,
             sandbox_image=request.sandbox_image,
+            selector_model=request.selector_model,
             publish=request.publish.model_dump(mode="json") if request.publish else None,
             batch_id=batch_id,
             idempotency_key=key,

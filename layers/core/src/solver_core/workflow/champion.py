@@ -12,22 +12,23 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 from uuid import UUID
 
 from pydantic import TypeAdapter, ValidationError
 
 from solver_core.artifacts import keys
 from solver_core.errors import ArtifactNotFound, IllegalTransition
-from solver_core.models import Publication, RunKind, RunView, Selection, SolveView
+from solver_core.models import JudgeVerdict, Publication, RunKind, RunView, Selection, SolveView
 from solver_core.ports import ArtifactStore
 from solver_core.publish.service import should_publish
-from solver_core.selection import consensus, ranking
+from solver_core.selection import consensus, judge, ranking
 from solver_core.selection.junit import CaseOutcome
 from solver_core.services.events import EventService
 from solver_core.services.runs import RunService
 from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, RunStatus, SolveStatus
+from solver_core.workflow.judge import Answer, ModelJudge
 
 DEFAULT_MAX_RUN_ATTEMPTS = 3
 CASES: TypeAdapter[dict[str, CaseOutcome]] = TypeAdapter(dict[str, CaseOutcome])
@@ -62,6 +63,7 @@ def pick_champion(
     baseline: ranking.Baseline | None = None,
     cases: Mapping[UUID, ranking.Cases] | None = None,
     groups: Mapping[UUID, str] | None = None,
+    votes: Mapping[UUID, bool] | None = None,
 ) -> Choice:
     """The best candidate by the ranking in selection/ranking.py, with the selection record."""
     candidates = [r for r in runs if _has_patch(r)]
@@ -72,7 +74,10 @@ def pick_champion(
     found, keys_of = cases or {}, groups or {}
     sizes = consensus.groups({r.id: keys_of[r.id] for r in candidates if r.id in keys_of})
     selection = ranking.select(
-        [ranking.Candidate(r, found.get(r.id), sizes.get(r.id, 1), keys_of.get(r.id)) for r in candidates],
+        [
+            ranking.Candidate(r, found.get(r.id), sizes.get(r.id, 1), keys_of.get(r.id), (votes or {}).get(r.id))
+            for r in candidates
+        ],
         baseline,
     )
     best = next(r for r in candidates if r.id == selection.champion_run_id)
@@ -81,6 +86,12 @@ def pick_champion(
 
 def will_retry(run: RunView, max_attempts: int) -> bool:
     return run.status is RunStatus.FAILED and run.retryable and run.attempt + 1 < max_attempts
+
+
+class Judge(Protocol):
+    """Asks the selector model one question (workflow/judge.py)."""
+
+    def ask(self, model: str, question: str) -> Answer: ...
 
 
 class SolveFlow:
@@ -93,8 +104,10 @@ class SolveFlow:
         max_run_attempts: int = DEFAULT_MAX_RUN_ATTEMPTS,
         notify: Callable[[SolveView], None] | None = None,
         publish: Callable[[UUID], Publication] | None = None,
+        judge: Judge | None = None,
     ) -> None:
         self._runs = runs
+        self._judge = judge or ModelJudge(runs.model_spec)
         self._events = events
         self._artifacts = artifacts
         self.max_run_attempts = max_run_attempts
@@ -151,7 +164,50 @@ class SolveFlow:
         if solve.baseline is not None:
             baseline = ranking.Baseline(solve.baseline, cases.get(solve.baseline.id))
         groups = {r.id: self._group(r) for r in candidates}
-        return pick_champion(solve.runs, baseline, cases, groups)
+        choice = pick_champion(solve.runs, baseline, cases, groups)
+        if solve.selector_model is None or choice.selection is None:
+            return choice
+        verdict, votes = self._ask_judge(solve, choice.selection)
+        if verdict is None:
+            return choice
+        self._runs.set_solve_fields(solve.id, selection_cost_usd=verdict.cost_usd)
+        judged = pick_champion(solve.runs, baseline, cases, groups, votes)
+        assert judged.selection is not None
+        return replace(judged, selection=judged.selection.model_copy(update={"judge": verdict}))
+
+    def _ask_judge(self, solve: SolveView, selection: Selection) -> tuple[JudgeVerdict | None, dict[UUID, bool]]:
+        """The selector model's pick among the candidates tied on every signal before it (one per
+        consensus group: the same change needs no judge). Never raises: a failed call is recorded."""
+        assert solve.selector_model is not None
+        tied, seen = [], set()
+        for signals in ranking.tied_with_champion(selection):
+            if signals.group is None or signals.group not in seen:
+                tied.append(signals)
+                seen.add(signals.group)
+        if len(tied) < 2:
+            return None, {}
+        indexes = [s.index for s in tied]
+        diffs = [(s.index, self._artifacts.get(keys.patch(solve.id, s.run_id)).decode(errors="replace")) for s in tied]
+        question = judge.prompt(f"# {solve.issue.title}\n\n{solve.issue.body}", diffs)
+        try:
+            answer = self._judge.ask(solve.selector_model, question)
+        except Exception as exc:  # a model outage or a refused call: the other signals decide
+            log.warning("solve %s: the selector model failed: %s", solve.id, exc)
+            verdict = JudgeVerdict(
+                model=solve.selector_model, candidates=indexes, choice=None, reasoning="", cost_usd=0.0,
+                error=f"{type(exc).__name__}: {str(exc)[:300]}",
+            )  # fmt: skip
+            return verdict, {}
+        choice = judge.parse(answer.text, indexes)
+        verdict = JudgeVerdict(
+            model=solve.selector_model,
+            candidates=indexes,
+            choice=choice,
+            reasoning=judge.reasoning(answer.text),
+            cost_usd=answer.cost_usd,
+            error=None if choice is not None else "no CHOICE naming a tied run in the answer",
+        )
+        return verdict, ({s.run_id: s.index == choice for s in tied} if choice is not None else {})
 
     def _group(self, run: RunView) -> str:
         """Its consensus group, from CollectArtifacts; for runs collected before that existed, from

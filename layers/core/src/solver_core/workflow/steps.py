@@ -38,6 +38,7 @@ from solver_core.services.runs import RunContext, RunService
 from solver_core.settings import Settings
 from solver_core.status import RUN_TERMINAL, EventKind, RunStatus, SolveStatus
 from solver_core.workflow.commands import UNLIMITED, Progress, StepCommands, Window
+from solver_core.workflow.post_images import store_post_images
 from solver_core.workflow.verification import STEP as VERIFY_STEP
 from solver_core.workflow.verification import CloneFrom, PhasedVerification
 
@@ -239,6 +240,8 @@ class RunSteps:
         stats = repository.patch_stats(patch)
         patch_key = keys.patch(ctx.solve.id, run_id)
         self.deps.artifacts.put(patch_key, patch, content_type="text/x-diff")
+        if stats.files:  # while the sandbox exists: what publishing makes blobs of
+            store_post_images(self.deps.artifacts, sandbox, ctx.solve.id, run_id, patch)
         group = consensus_group(sandbox, patch) if stats.files else None
         self.deps.runs.set_fields(
             run_id,

@@ -1,5 +1,5 @@
-"""Reading git's diff format back into file contents, strictly: hunks, no-newline markers, CRLF,
-quoted paths, binary literals and deltas; and refusing what is malformed or unsafe."""
+"""Reading git's diff strictly (gitdiff/parse.py), and which post-images a patch needs (gitdiff/images.py):
+publishing checks the stored bytes of every changed file against the blob ids parsed here."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import zlib
 import pytest
 
 from solver_core.errors import PatchNotApplicable
+from solver_core.gitdiff.images import blob_sha, needed_blobs
 from solver_core.gitdiff.parse import FilePatch, parse_patch
-from solver_core.publish.patch.apply import apply_delta, blob_sha, new_content
 
 pytestmark = pytest.mark.unit
 
@@ -30,37 +30,6 @@ def only(patch: bytes) -> FilePatch:
     return change
 
 
-def test_a_text_change_applies_and_matches_its_blob_id() -> None:
-    change = only(text_patch())
-    assert (change.old_path, change.new_path, change.old_mode, change.new_mode) == (
-        "f.txt",
-        "f.txt",
-        "100644",
-        "100644",
-    )
-    assert new_content(change, OLD) == NEW
-
-
-def test_the_preimage_must_be_exactly_what_the_patch_says() -> None:
-    with pytest.raises(PatchNotApplicable, match="differs from the patch's context"):
-        new_content(only(text_patch()), b"one\nTWO?\nthree\nfour\n")
-
-
-def test_a_result_that_does_not_hash_to_the_named_blob_is_refused() -> None:
-    forged = text_patch().replace(blob_sha(NEW).encode(), blob_sha(b"other").encode())
-    with pytest.raises(PatchNotApplicable, match="does not match the patch's blob id"):
-        new_content(only(forged), OLD)
-
-
-def test_crlf_lines_keep_their_carriage_returns() -> None:
-    old, new = b"a\r\nb\r\n", b"a\r\nB\r\n"
-    patch = (
-        f"diff --git a/w.txt b/w.txt\nindex {blob_sha(old)}..{blob_sha(new)} 100644\n--- a/w.txt\n+++ b/w.txt\n"
-        "@@ -1,2 +1,2 @@\n a\r\n-b\r\n+B\r\n"
-    ).encode()
-    assert new_content(only(patch), old) == new
-
-
 def test_new_deleted_renamed_and_mode_changes() -> None:
     patch = (
         b"diff --git a/gone.txt b/gone.txt\ndeleted file mode 100644\nindex 1111111..0000000\n"
@@ -74,7 +43,7 @@ def test_new_deleted_renamed_and_mode_changes() -> None:
     )
     gone, empty, renamed, mode, quoted = parse_patch(patch)
     assert (gone.old_path, gone.new_path, gone.old_sha) == ("gone.txt", None, "1111111")
-    assert (empty.old_path, empty.new_path, new_content(empty, None)) == (None, "empty", b"")
+    assert (empty.old_path, empty.new_path, empty.new_sha) == (None, "empty", "e69de29")
     assert (renamed.old_path, renamed.new_path) == ("old name.txt", "new name.txt")
     assert (mode.old_mode, mode.new_mode) == ("100644", "100755")
     assert quoted.new_path == 'café "q".txt'
@@ -95,7 +64,10 @@ def test_git_binary_literals_decode() -> None:
         f"diff --git a/b.bin b/b.bin\nnew file mode 100644\nindex 0000000..{blob_sha(data)}\nGIT binary patch\n"
         f"literal {len(data)}\n{_binary_lines(data)}\n\nliteral 0\nHcmV?d00001\n\n"
     ).encode()
-    assert new_content(only(patch), None) == data
+    change = only(patch)
+    assert change.binary is not None
+    assert change.binary.data == data
+    assert needed_blobs([change]) == [blob_sha(data)]
 
 
 def test_binary_sizes_are_enforced() -> None:
@@ -103,17 +75,6 @@ def test_binary_sizes_are_enforced() -> None:
     patch = f"diff --git a/b b/b\nGIT binary patch\nliteral 99\n{_binary_lines(data)}\n\n".encode()
     with pytest.raises(PatchNotApplicable, match="inflates to 100 bytes, not 99"):
         parse_patch(patch)
-
-
-def test_git_deltas_copy_and_insert() -> None:
-    source = b"0123456789" * 10
-    # sizes (100, 15), copy offset 10 size 5, insert "abcde", copy offset 0x0 size 5
-    delta = bytes([100, 15, 0x91, 10, 5, 5]) + b"abcde" + bytes([0x90, 5])
-    assert apply_delta(source, delta) == b"01234abcde01234"
-    with pytest.raises(PatchNotApplicable, match="different file"):
-        apply_delta(source[:50], delta)
-    with pytest.raises(PatchNotApplicable, match="past the end"):
-        apply_delta(source, bytes([100, 5, 0x91, 99, 5]))
 
 
 @pytest.mark.parametrize(
@@ -136,9 +97,12 @@ def test_malformed_or_unsafe_patches_are_refused(patch: bytes, problem: str) -> 
         parse_patch(patch)
 
 
-def test_binary_changes_without_data_cannot_be_published() -> None:
-    change = only(
-        b"diff --git a/i.png b/i.png\nindex 1111111..2222222 100644\nBinary files a/i.png and b/i.png differ\n"
+def test_a_patch_needs_the_post_images_of_new_bytes_only() -> None:
+    """A text change and a new file need theirs; a deletion and a mode change keep or drop bytes."""
+    patch = text_patch() + (
+        b"diff --git a/gone.txt b/gone.txt\ndeleted file mode 100644\nindex 1111111..0000000\n"
+        b"--- a/gone.txt\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n"
+        b"diff --git a/run.sh b/run.sh\nold mode 100644\nnew mode 100755\n"
+        b"diff --git a/empty b/empty\nnew file mode 100644\nindex 0000000..e69de29bb2d1d6434b8b29ae775ad8c2e48c5391\n"
     )
-    with pytest.raises(PatchNotApplicable, match="needs --binary"):
-        new_content(change, b"old")
+    assert needed_blobs(parse_patch(patch)) == [blob_sha(NEW), blob_sha(b"")]
