@@ -119,6 +119,7 @@ bench: setup
 	$(BIN)/python benchmarks/long_run.py
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/batch.py
+	$(BIN)/python benchmarks/batch_api.py
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/cost_per_attempt.py
 	$(BIN)/python benchmarks/verification.py
