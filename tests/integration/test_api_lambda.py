@@ -359,3 +359,16 @@ def test_the_console_is_served_by_the_status_function_behind_the_authorizer(worl
 
     publish = call(cancel_app.handler, rest_event("POST", f"/solves/{created['id']}/publish", body={}))
     assert publish["statusCode"] == 409  # unfinished (and no publish option); never published from here
+
+
+def test_outside_the_lambda_functions_nothing_is_counted(world: ApiWorld) -> None:
+    """`solver serve` never flushes metrics: counted there, they would pile up in the process (and
+    powertools would print them once a hundred had)."""
+    from solver_core.api import build_app
+    from solver_core.observability import metrics
+
+    metrics.clear_metrics()
+    app = build_app(["start", "cancel"], deps=lambda: world.deps)
+    created = body_of(app.resolve(rest_event("POST", "/solves", body=solve_body()), LambdaContextStub()))  # type: ignore[arg-type]
+    app.resolve(rest_event("POST", f"/solves/{created['id']}/cancel"), LambdaContextStub())  # type: ignore[arg-type]
+    assert metrics.metric_set == {}

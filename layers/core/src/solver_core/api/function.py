@@ -20,7 +20,6 @@ from solver_core.observability import (
     configure_lambda_logging,
     logger,
     metrics,
-    record_api_response,
 )
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]  # (event, Lambda context)
@@ -32,7 +31,7 @@ def api_function(parts: Iterable[Part], function: str) -> tuple[SolverResolver, 
     configure_lambda_logging()
     deps = lambda_deps(function)
     app = build_app(parts, deps=deps)
-    app.on_response = record_api_response
+    app.records_metrics = True
 
     @logger.inject_lambda_context(correlation_id_path=API_CORRELATION_PATH)
     @metrics.log_metrics(capture_cold_start_metric=True)

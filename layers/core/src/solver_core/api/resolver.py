@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from solver_core.api.errors import PayloadTooLarge, UnsupportedMediaType, proxy_error
 from solver_core.errors import SolverError
+from solver_core.observability import record_api_response
 
 _PARAMETER = re.compile(r"<\w+>")
 # What powertools lets a path parameter hold (its safe and unsafe URI characters and word characters).
@@ -51,8 +52,9 @@ class SolverResolver(APIGatewayRestResolver):
     def __init__(self, *, max_body_bytes: Callable[[], int], batch_body_bytes: Callable[[], int] | None = None) -> None:
         self._max_body_bytes = max_body_bytes
         self._batch_body_bytes = batch_body_bytes  # POST /batches carries up to 500 instances
-        # Told every answer's status code (the Lambda functions count requests, 5xx and 429 in metrics).
-        self.on_response: Callable[[int], None] | None = None
+        # Metrics are recorded only where they are flushed after each request (the Lambda functions,
+        # api/function.py); elsewhere (`solver serve`, tests) they would pile up in the process.
+        self.records_metrics = False
         self._declared: list[tuple[str, re.Pattern[str]]] = []
         super().__init__(
             enable_validation=True,
@@ -75,8 +77,8 @@ class SolverResolver(APIGatewayRestResolver):
         refused = self._refuse_body(proxy) if proxy.body else None
         request_id = _request_id(proxy)
         response = proxy_error(refused, request_id) if refused is not None else super().resolve(event, context)
-        if self.on_response is not None:
-            self.on_response(int(response["statusCode"]))
+        if self.records_metrics:
+            record_api_response(int(response["statusCode"]))
         return response
 
     def _refuse_body(self, event: APIGatewayProxyEvent) -> SolverError | None:

@@ -7,7 +7,7 @@ from uuid import UUID
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from solver_core.api.request import owner_of
-from solver_core.api.routes.common import DepsGetter, documented, new_router
+from solver_core.api.routes.common import DepsGetter, documented, metered, new_router
 from solver_core.api.schemas import CancelResult
 from solver_core.observability import bind_solve, record_solve_cancelled
 from solver_core.presenters import solve_out
@@ -37,7 +37,7 @@ def router(deps: DepsGetter) -> Router:
         bind_solve(solve_id)
         d.solves.get(owner, solve_id)  # 404 before building a sandbox client for another's solve
         outcome = d.cancel_service().cancel(owner, solve_id)
-        if outcome.changed:
+        if outcome.changed and metered(api):
             record_solve_cancelled()
         return CancelResult(changed=outcome.changed, solve=solve_out(outcome.solve, d.artifacts))
 

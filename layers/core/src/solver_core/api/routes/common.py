@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 
 from solver_core.api.deps import ApiDeps
-from solver_core.api.resolver import DeclaringRouter
+from solver_core.api.resolver import DeclaringRouter, SolverResolver
 from solver_core.api.schemas import ErrorBody
 
 DepsGetter = Callable[[], ApiDeps]
@@ -50,3 +50,9 @@ def documented(ok: dict[int, tuple[type[Any], str]], *errors: int) -> dict[int, 
 
 def new_router() -> Router:
     return DeclaringRouter()
+
+
+def metered(router: Router) -> bool:
+    """Whether what this router's routes do is counted in metrics (in the Lambda functions only)."""
+    resolver = router.api_resolver
+    return isinstance(resolver, SolverResolver) and resolver.records_metrics

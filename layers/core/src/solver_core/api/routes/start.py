@@ -14,7 +14,7 @@ from solver_core.api.deps import ApiDeps
 from solver_core.api.errors import Unavailable, invalid_body
 from solver_core.api.request import base_url, owner_of, solve_links
 from solver_core.api.resolver import SolverResolver
-from solver_core.api.routes.common import DepsGetter, documented, new_router
+from solver_core.api.routes.common import DepsGetter, documented, metered, new_router
 from solver_core.api.schemas import SolveCreated, SolveRequestBody
 from solver_core.models import SolveRequest, SolveView, publish_targets
 from solver_core.observability import bind_solve, record_solve_started
@@ -71,12 +71,12 @@ def router(deps: DepsGetter) -> Router:
         budget = CostBudget(daily) if daily is not None else None
         result = d.solves.start(owner, request, idempotency_key, active_cap=cap, budget=budget)
         bind_solve(result.solve.id)
-        if result.created:  # a replay started nothing new
+        resolver = api.api_resolver
+        assert isinstance(resolver, SolverResolver)
+        if result.created and metered(api):  # a replay started nothing new
             record_solve_started()
         if result.solve.status is SolveStatus.QUEUED:
             launch(d, result.solve)
-        resolver = api.api_resolver
-        assert isinstance(resolver, SolverResolver)
         links = solve_links(base_url(api.current_event, resolver.base_path()), result.solve.id)
         created = SolveCreated(id=result.solve.id, status=result.solve.status, created=result.created, links=links)
         headers = {"Location": links.self}
