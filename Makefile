@@ -119,10 +119,12 @@ bench: setup
 	$(BIN)/python benchmarks/long_run.py
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/batch.py
+	$(BIN)/python benchmarks/batch_api.py
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/cost_per_attempt.py
 	$(BIN)/python benchmarks/verification.py
 	$(BIN)/python benchmarks/cli_startup.py
+	$(BIN)/python benchmarks/serve_api.py
 	test ! -d .aws-sam/build || $(BIN)/python benchmarks/lambda_package.py
 
 # The API's OpenAPI document, generated from the routers (a contract test checks it is current).

@@ -2,31 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
+from solver_core.api.function import api_function
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from solver_core.api import build_app
-from solver_core.api.deps import lambda_deps
-from solver_core.observability import (
-    API_CORRELATION_PATH,
-    configure_lambda_logging,
-    logger,
-    metrics,
-    record_api_response,
-    record_solve_started,
-)
-
-configure_lambda_logging()
-# Dependencies are built from the environment on the first request, with only this function's secrets.
-app = build_app(["start"], deps=lambda_deps("StartSolveFunction"))
-
-
-@logger.inject_lambda_context(correlation_id_path=API_CORRELATION_PATH)
-@metrics.log_metrics(capture_cold_start_metric=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response = app.resolve(event, context)
-    record_api_response(int(response["statusCode"]))
-    if response["statusCode"] == 202:  # 200 is an idempotent replay: nothing new started
-        record_solve_started()
-    return response
+app, deps, handler = api_function(["start"], "StartSolveFunction")

@@ -2,31 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from solver_core.api import build_app
-from solver_core.api.deps import lambda_deps
+from solver_core.api.function import api_function
 from solver_core.console.routes import router as console_router
-from solver_core.observability import (
-    API_CORRELATION_PATH,
-    configure_lambda_logging,
-    logger,
-    metrics,
-    record_api_response,
-)
 
-configure_lambda_logging()
-# Dependencies are built from the environment on the first request, with only this function's secrets.
-deps = lambda_deps("StatusFunction")
-app = build_app(["read", "system"], deps=deps)
+app, deps, handler = api_function(["read", "system"], "StatusFunction")
 app.include_router(console_router(deps))
-
-
-@logger.inject_lambda_context(correlation_id_path=API_CORRELATION_PATH)
-@metrics.log_metrics(capture_cold_start_metric=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response = app.resolve(event, context)
-    record_api_response(int(response["statusCode"]))
-    return response

@@ -22,7 +22,7 @@ from solver_core.api.deps import ApiDeps, ApiLimits
 from solver_core.api.routes.read import RESPONSE_ENVELOPE_BYTES
 from solver_core.artifacts import keys
 from solver_core.artifacts.s3 import S3ArtifactStore, make_s3_client
-from solver_core.batch.cloud import input_prefix
+from solver_core.batch.cloud import MAX_FILE_INSTANCES, input_prefix
 from solver_core.db.schema import BatchRow, SolveRow
 from solver_core.orchestrators.local import LocalOrchestrator
 from solver_core.orchestrators.local_batch import LocalBatchOrchestrator
@@ -207,6 +207,12 @@ def test_an_s3_key_of_jsonl_is_read_from_the_owners_folder_only(api: Api) -> Non
         status, error, _ = api.call("POST", "/batches", body=batch_body(instances=None, instances_key=key))
         assert status == 422
         assert error["error"]["details"][0]["rule"] == "instances_key_prefix"
+    too_many = "\n".join(json.dumps(instance(f"m-{n}")) for n in range(MAX_FILE_INSTANCES + 1))
+    api.deps.artifacts.put(input_prefix(ALICE) + "big.jsonl", too_many.encode())
+    big = batch_body(instances=None, instances_key=input_prefix(ALICE) + "big.jsonl")
+    status, error, _ = api.call("POST", "/batches", body=big)
+    assert status == 422
+    assert error["error"]["details"][0]["rule"] == "instances_file_too_many"
     status, error, _ = api.call("POST", "/batches", body=batch_body(instances=None, instances_key=own + ".missing"))
     assert status == 422
     assert error["error"]["details"][0]["rule"] == "instances_file_missing"

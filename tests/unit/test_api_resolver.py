@@ -1,10 +1,9 @@
-"""The API's resolver under threads (as `solver serve` runs it) and its pure helpers."""
+"""The API's resolver and its pure helpers (under threads: tests/integration/test_serve_threads.py)."""
 
 from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -31,21 +30,6 @@ def echo_app() -> SolverResolver:
 
     app.include_router(router)
     return app
-
-
-def test_concurrent_requests_each_see_their_own_event() -> None:
-    """powertools keeps the current event on a class attribute: a plain resolver answers these
-    with other threads' paths. Ours keeps it per thread."""
-    app = echo_app()
-
-    def call(i: int) -> dict[str, Any]:
-        answer: dict[str, Any] = json.loads(app.resolve(rest_event("GET", f"/echo/{i}"), None)["body"])  # type: ignore[arg-type]
-        return answer
-
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        answers = list(pool.map(call, range(1000)))
-    assert [a["path"] for a in answers] == [f"/echo/{i}" for i in range(1000)]
-    assert {a["route"] for a in answers} == {"/echo/<n>"}
 
 
 def test_the_body_bound_is_checked_before_routing() -> None:

@@ -124,7 +124,7 @@ def install_error_handlers(app: SolverResolver) -> None:
 def _no_route(app: SolverResolver) -> SolverError:
     method, path = app.current_event.http_method.upper(), app.current_event.path
     allowed = app.allowed_methods(path)
-    if allowed:
+    if allowed and method not in allowed:  # a path the routes serve, but not with this method
         return MethodNotAllowed(f"{method} is not allowed on {path}", allowed=allowed)
     return NotFound(f"no route for {method} {path}", hint="see /openapi.json for the routes")
 

@@ -21,6 +21,7 @@ import hmac
 import ipaddress
 import logging
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -137,6 +138,7 @@ class ApiServer(ThreadingHTTPServer):
         allowed_hosts: Iterable[str] = (),
     ) -> None:
         self.app = app
+        self.resolving = threading.Lock()
         self.owner = owner
         self.token = token
         self.max_body_bytes = max_body_bytes
@@ -185,7 +187,9 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         event = proxy_event(
             self.command, self.path, self._headers(), body, client_ip=self.client_address[0], owner=self._owner()
         )
-        self._send(self.server.app.resolve(event, None))  # type: ignore[arg-type] # no Lambda context here
+        with self.server.resolving:  # powertools resolves one request at a time (api/resolver.py)
+            answer = self.server.app.resolve(event, None)  # type: ignore[arg-type] # no Lambda context here
+        self._send(answer)
 
     def _headers(self) -> dict[str, list[str]]:
         grouped: dict[str, list[str]] = {}

@@ -1,84 +1,83 @@
-"""powertools' REST resolver, made safe for a threaded server and given a request size bound.
+"""powertools' REST resolver with a request size bound, a 405 for a known path, and nothing but
+powertools' public API.
 
-powertools keeps the request being resolved in shared places: the event and Lambda context on the
-`BaseRouter` class itself, the route context on the resolver instance. One Lambda execution
-environment resolves one request at a time, so that is fine there; `solver serve` resolves many at
-once on threads, so here they live in thread-local storage. Each route's middleware stack is built
-lazily by its first request, and two first requests at once would wrap it twice: that is done
-under a lock.
+powertools keeps the request being resolved in shared places (the event and Lambda context on the
+`BaseRouter` class itself), and builds each route's middleware stack on its first request. One
+Lambda execution environment resolves one request at a time; `solver serve`, which answers on
+threads, resolves one request at a time too (`api/http.py` holds a lock around `resolve`; the
+database work of a request is milliseconds, BENCHMARKS.md "The local API server").
 """
 
 from __future__ import annotations
 
-import threading
+import re
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder, Route
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from solver_core.api.errors import PayloadTooLarge, UnsupportedMediaType, proxy_error
 from solver_core.errors import SolverError
 
+_PARAMETER = re.compile(r"<\w+>")
+# What powertools lets a path parameter hold (its safe and unsafe URI characters and word characters).
+_SEGMENT = r"[-._~()'!*:@,;=+&$%<> \[\]{}|^\w]+"
 
-class _RequestState(threading.local):
+
+def rule_pattern(rule: str) -> re.Pattern[str]:
+    """A route rule (`/solves/<solve_id>`) as a pattern matching the paths it serves."""
+    escaped = re.escape(rule).replace(r"\<", "<").replace(r"\>", ">")
+    return re.compile("^" + _PARAMETER.sub(lambda _m: _SEGMENT, escaped) + "/?$")
+
+
+class DeclaringRouter(Router):
+    """A Router that remembers which methods it serves at which rules (for the resolver's 405)."""
+
     def __init__(self) -> None:
-        self.event: APIGatewayProxyEvent | None = None
-        self.lambda_context: LambdaContext | None = None
-        self.context: dict[str, Any] = {}
+        super().__init__()  # type: ignore[no-untyped-call] # powertools leaves Router.__init__ unannotated
+        self.declared: list[tuple[str, str]] = []
+
+    def route(self, rule: str, method: str | list[str] | tuple[str], *args: Any, **kwargs: Any) -> Any:
+        methods = [method] if isinstance(method, str) else list(method)
+        self.declared += [(m.upper(), rule) for m in methods]
+        return super().route(rule, method, *args, **kwargs)
 
 
 class SolverResolver(APIGatewayRestResolver):
     def __init__(self, *, max_body_bytes: Callable[[], int], batch_body_bytes: Callable[[], int] | None = None) -> None:
-        self._state = _RequestState()  # before super().__init__, which assigns self.context
-        self._build_lock = threading.Lock()
         self._max_body_bytes = max_body_bytes
         self._batch_body_bytes = batch_body_bytes  # POST /batches carries up to 500 instances
+        # Told every answer's status code (the Lambda functions count requests, 5xx and 429 in metrics).
+        self.on_response: Callable[[int], None] | None = None
+        self._declared: list[tuple[str, re.Pattern[str]]] = []
         super().__init__(
             enable_validation=True,
             # A response that breaks its own model is our bug: a 500, never a 422 blaming the caller.
             response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,
         )
 
-    @property  # type: ignore[override]
-    def current_event(self) -> APIGatewayProxyEvent:
-        event = self._state.event
-        if event is None:
-            raise RuntimeError("no request is being resolved on this thread")
-        return event
+    def route(self, rule: str, method: str | list[str] | tuple[str], *args: Any, **kwargs: Any) -> Any:
+        methods = [method] if isinstance(method, str) else list(method)
+        self._declared += [(m.upper(), rule_pattern(rule)) for m in methods]
+        return super().route(rule, method, *args, **kwargs)
 
-    @current_event.setter
-    def current_event(self, value: APIGatewayProxyEvent) -> None:
-        self._state.event = value
-
-    @property
-    def lambda_context(self) -> LambdaContext:
-        return self._state.lambda_context  # type: ignore[return-value]
-
-    @lambda_context.setter
-    def lambda_context(self, value: LambdaContext) -> None:
-        self._state.lambda_context = value
-
-    @property
-    def context(self) -> dict[str, Any]:
-        return self._state.context
-
-    @context.setter
-    def context(self, value: dict[str, Any]) -> None:
-        self._state.context = value
+    def include_router(self, router: Router, prefix: str | None = None) -> None:
+        if isinstance(router, DeclaringRouter):
+            self._declared += [(method, rule_pattern(f"{prefix or ''}{rule}")) for method, rule in router.declared]
+        super().include_router(router, prefix)
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        proxy = self._to_proxy_event(dict(event))
-        assert isinstance(proxy, APIGatewayProxyEvent)
-        self._state.event = proxy
-        self._state.lambda_context = context
+        proxy = APIGatewayProxyEvent(dict(event))
         refused = self._refuse_body(proxy) if proxy.body else None
-        if refused is not None:
-            return proxy_error(refused, self.request_id())
-        return super().resolve(event, context)
+        request_id = _request_id(proxy)
+        response = proxy_error(refused, request_id) if refused is not None else super().resolve(event, context)
+        if self.on_response is not None:
+            self.on_response(int(response["statusCode"]))
+        return response
 
     def _refuse_body(self, event: APIGatewayProxyEvent) -> SolverError | None:
         """Bodies are refused before anything parses them: too large, or not JSON (powertools would
@@ -97,24 +96,13 @@ class SolverResolver(APIGatewayRestResolver):
             return UnsupportedMediaType(f"the request body must be application/json, not {media}")
         return None
 
-    def _call_route(self, route: Route, route_arguments: dict[str, str]) -> ResponseBuilder[Any]:
-        if not route._middleware_stack_built:
-            with self._build_lock:
-                if not route._middleware_stack_built:
-                    route._build_middleware_stack(router_middlewares=self._router_middlewares, app=self)
-        return super()._call_route(route, route_arguments)
-
     def allowed_methods(self, path: str) -> set[str]:
         """The methods some route serves at this path (for a 405 instead of a 404)."""
-        routes = [*self._static_routes, *self._dynamic_routes]
-        return {route.method for route in routes if route.rule.match(path)}
+        return {method for method, pattern in self._declared if pattern.match(path)}
 
     def request_id(self) -> str | None:
-        event = self._state.event
-        if event is None:
-            return None
-        request_id = (event.get("requestContext") or {}).get("requestId")
-        return str(request_id) if request_id else None
+        """The API Gateway request id of the request being resolved."""
+        return _request_id(self.current_event)
 
     def base_path(self) -> str:
         """The stage prefix of the request's URL ('/prod'), or '' behind a custom domain or locally."""
@@ -128,3 +116,8 @@ def _body_size(event: APIGatewayProxyEvent) -> int:
     if event.is_base64_encoded:
         return len(body) * 3 // 4
     return len(body.encode("utf-8", errors="surrogatepass"))
+
+
+def _request_id(event: APIGatewayProxyEvent) -> str | None:
+    request_id = (event.get("requestContext") or {}).get("requestId")
+    return str(request_id) if request_id else None

@@ -9,12 +9,16 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
-from solver_core.models import Input, Limits, View, _model_name
+from solver_core import rules
+from solver_core.models import Input, Limits, View
 from solver_core.status import SolveStatus
 
 MAX_INLINE_INSTANCES = 500
+# A file is read, validated and written in the request too (about 2.4 s per 500 instances on PostgreSQL,
+# BENCHMARKS.md §12): this many keep it well inside API Gateway's 29 s, and hold SWE-bench's full test split.
+MAX_FILE_INSTANCES = 2500
 # A batch's own input file is read whole by the API function: far below its memory, far above a
 # SWE-bench split (SWE-bench Verified's 500 instances take about 3 MB as JSONL).
 MAX_INPUT_FILE_BYTES = 64 * 1024 * 1024
@@ -28,6 +32,10 @@ def input_prefix(owner: str) -> str:
     one folder per owner, so nobody can have another owner's file (or a solve's artifacts) read as
     instances."""
     return f"{INPUT_ROOT}/{hashlib.sha256(owner.encode()).hexdigest()[:32]}/"
+
+
+def _model_name(value: str, info: ValidationInfo) -> str:
+    return rules.check_model_name(value, rules.policy_of(info))
 
 
 class BatchRequest(Input):

@@ -22,7 +22,7 @@ from solver_core.batch.requests import classify
 from solver_core.db.schema import BatchRow, RunRow, SolveRow, utcnow
 from solver_core.errors import IdempotencyConflict, IllegalTransition, NotFound
 from solver_core.models import SolveRequest, SolveView
-from solver_core.services.solves import CostBudget, SolveService, _enforce_budget, _lock_owner
+from solver_core.services.solves import CostBudget, SolveService, enforce_budget, lock_owner
 from solver_core.status import SOLVE_TERMINAL, SolveStatus
 from solver_core.store.views import solve_view
 
@@ -78,8 +78,8 @@ class BatchService:
         try:
             with self._sessions.begin() as session:
                 if budget is not None:
-                    _lock_owner(session, owner)
-                    _enforce_budget(session, owner, budget)
+                    lock_owner(session, owner)
+                    enforce_budget(session, owner, budget)
                 now = utcnow()
                 row = BatchRow(
                     id=uuid4(),

@@ -44,13 +44,13 @@ class CostBudget:
     window: timedelta = timedelta(hours=24)
 
 
-def _lock_owner(session: Session, owner: str) -> None:
+def lock_owner(session: Session, owner: str) -> None:
     """Count and insert under one per-owner lock, so a burst of starts cannot overshoot a limit."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:owner))"), {"owner": f"solver:{owner}"})
 
 
-def _enforce_budget(session: Session, owner: str, budget: CostBudget) -> None:
+def enforce_budget(session: Session, owner: str, budget: CostBudget) -> None:
     now = utcnow()
     spent_by_solve = session.execute(
         # The runs' cost and the judge's (selection_cost_usd), per solve.
@@ -138,11 +138,11 @@ class SolveService:
         try:
             with self._sessions.begin() as session:
                 if active_cap is not None or budget is not None:
-                    _lock_owner(session, owner)
+                    lock_owner(session, owner)
                 if active_cap is not None:
                     _enforce_cap(session, owner, active_cap)
                 if budget is not None:
-                    _enforce_budget(session, owner, budget)
+                    enforce_budget(session, owner, budget)
                 solve = self._insert(session, owner, request, idempotency_key, fingerprint)
                 return StartResult(solve=solve, created=True)
         except IntegrityError:

@@ -291,9 +291,8 @@ class RunSteps:
         if ctx.solve.verify_in is VerifyIn.SAME_SANDBOX:
             sandbox = self.sandbox(ctx)
             progress = self.commands.progress(ctx.run.id, VERIFY_STEP, sandbox)
+            # Its worktree goes with the sandbox, which VerifyPatch kills next.
             outcome = phases.advance(progress, sandbox, job, clone_from=None)
-            if outcome is not None:
-                repository.remove_checkout(sandbox, repository.Checkout.isolated(progress.facts["home"]))
         else:
             outcome = self._verify_in_fresh_sandbox(ctx, job, phases)
         if outcome is None:

@@ -23,6 +23,7 @@ from solver_core.api.routes.read import RESPONSE_ENVELOPE_BYTES
 from solver_core.api.routes.start import IDEMPOTENCY_KEY
 from solver_core.artifacts import keys
 from solver_core.batch.cloud import (
+    MAX_FILE_INSTANCES,
     MAX_INPUT_FILE_BYTES,
     BatchCancelled,
     BatchCreated,
@@ -47,7 +48,7 @@ DESCRIPTION = """Start a batch: each instance (SWE-bench's fields: `instance_id`
 runs at most `max_concurrency` of them at once.
 
 Give the instances inline (`instances`, at most 500) or as a JSONL file in the artifacts bucket
-(`instances_key`, under the caller's own folder `batch-inputs/<sha256(owner)[:32]>/`). Every
+(`instances_key`, under the caller's own folder `batch-inputs/<sha256(owner)[:32]>/`, at most 2,500). Every
 instance is validated like a POST /solves body before anything is recorded: one bad instance is a
 422 whose details name it (`item N` or `line N`, and its instance id), and nothing is created.
 202 with the batch's id; an `Idempotency-Key` replays (200) or conflicts (409) as for solves."""
@@ -222,7 +223,13 @@ def read_instances(d: ApiDeps, owner: str, request: BatchRequest) -> Loaded:
             f"the instances file at {key} cannot be read: {exc}",
             details=[{"field": "instances_key", "in": "body", "rule": "instances_file_unreadable"}],
         ) from exc
-    return parse_jsonl(text, key)
+    loaded = parse_jsonl(text, key)
+    if len(loaded.instances) + len(loaded.problems) > MAX_FILE_INSTANCES:
+        raise ValidationFailed(
+            f"the instances file holds more than {MAX_FILE_INSTANCES} instances; split it into several batches",
+            details=[{"field": "instances_key", "in": "body", "rule": "instances_file_too_many"}],
+        )
+    return loaded
 
 
 def launch(d: ApiDeps, batch: BatchView, items: list[dict[str, Any]]) -> None:

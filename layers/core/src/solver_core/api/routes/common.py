@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 
 from solver_core.api.deps import ApiDeps
+from solver_core.api.resolver import DeclaringRouter
 from solver_core.api.schemas import ErrorBody
 
 DepsGetter = Callable[[], ApiDeps]
@@ -48,4 +49,4 @@ def documented(ok: dict[int, tuple[type[Any], str]], *errors: int) -> dict[int, 
 
 
 def new_router() -> Router:
-    return Router()  # type: ignore[no-untyped-call] # powertools leaves Router.__init__ unannotated
+    return DeclaringRouter()

@@ -17,7 +17,7 @@ from solver_core.api.resolver import SolverResolver
 from solver_core.api.routes.common import DepsGetter, documented, new_router
 from solver_core.api.schemas import SolveCreated, SolveRequestBody
 from solver_core.models import SolveRequest, SolveView, publish_targets
-from solver_core.observability import bind_solve
+from solver_core.observability import bind_solve, record_solve_started
 from solver_core.services.solves import ActiveCap, CostBudget
 from solver_core.status import SolveStatus
 
@@ -71,6 +71,8 @@ def router(deps: DepsGetter) -> Router:
         budget = CostBudget(daily) if daily is not None else None
         result = d.solves.start(owner, request, idempotency_key, active_cap=cap, budget=budget)
         bind_solve(result.solve.id)
+        if result.created:  # a replay started nothing new
+            record_solve_started()
         if result.solve.status is SolveStatus.QUEUED:
             launch(d, result.solve)
         resolver = api.api_resolver
