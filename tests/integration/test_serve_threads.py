@@ -7,30 +7,15 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from solver_core.api.http import ApiServer
-from solver_core.api.resolver import SolverResolver
-from solver_core.api.routes.common import new_router
+from tests.support.api import echo_app
 
 pytestmark = pytest.mark.integration
-
-
-def echo_app() -> SolverResolver:
-    app = SolverResolver(max_body_bytes=lambda: 1000)
-    router = new_router()
-
-    @router.get("/echo/<n>")
-    def echo(n: int) -> dict[str, Any]:
-        time.sleep(0.001)  # let other threads interleave
-        return {"n": n, "path": router.current_event.path, "route": app.context["_route"].path}
-
-    app.include_router(router)
-    return app
 
 
 def test_concurrent_requests_each_see_their_own_event_and_route() -> None:

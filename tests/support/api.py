@@ -4,6 +4,7 @@ Lambda context."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from solver_core.api import ApiDeps, ApiLimits
+from solver_core.api.resolver import SolverResolver
+from solver_core.api.routes.common import new_router
 from solver_core.settings import Settings
 from solver_core.wiring import build_container
 from tests.fakes.orchestrator import FakeOrchestrator
@@ -132,3 +135,17 @@ def header(response: Mapping[str, Any], name: str) -> str | None:
     singles = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
     found = values.get(name.lower())
     return found[-1] if found else singles.get(name.lower())
+
+
+def echo_app() -> SolverResolver:
+    """A resolver with one slow route that answers what it saw: the event's path and the matched route."""
+    app = SolverResolver(max_body_bytes=lambda: 1000)
+    router = new_router()
+
+    @router.get("/echo/<n>")
+    def echo(n: int) -> dict[str, Any]:
+        time.sleep(0.001)  # let other threads interleave
+        return {"n": n, "path": router.current_event.path, "route": app.context["_route"].path}
+
+    app.include_router(router)
+    return app

@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import json
-import time
-from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from solver_core.api.errors import Unauthorized, format_loc, from_request_validation
 from solver_core.api.request import owner_of
-from solver_core.api.resolver import SolverResolver
-from solver_core.api.routes.common import new_router
 from solver_core.errors import BadRequest, NotFound, ValidationFailed
-from tests.support.api import rest_event
+from tests.support.api import echo_app, rest_event
 
 pytestmark = pytest.mark.unit
-
-
-def echo_app() -> SolverResolver:
-    app = SolverResolver(max_body_bytes=lambda: 1000)
-    router = new_router()
-
-    @router.get("/echo/<n>")
-    def echo(n: int) -> dict[str, Any]:
-        time.sleep(0.001)  # let other threads interleave
-        return {"n": n, "path": router.current_event.path, "route": app.context["_route"].path}
-
-    app.include_router(router)
-    return app
 
 
 def test_the_body_bound_is_checked_before_routing() -> None:
