@@ -98,8 +98,9 @@ schema = schemathesis.openapi.from_dict(openapi_document())
     suppress_health_check=list(HealthCheck),
 )
 def test_generated_requests_get_no_server_error_and_documented_answers(case: Any, live_api: str) -> None:
-    case.call_and_validate(
-        base_url=live_api,
-        headers={"Authorization": f"Bearer {TOKEN}"},
-        checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance],
-    )
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    if any(str(value) == "" for value in (case.path_parameters or {}).values()):
+        # An empty id makes another operation's URL (`GET /solves/{solve_id}` becomes the list `GET /solves/`,
+        # `GET /batches/{batch_id}` becomes `/batches/`, which only POST serves: 405): only "no 5xx" applies.
+        checks = [not_a_server_error]
+    case.call_and_validate(base_url=live_api, headers={"Authorization": f"Bearer {TOKEN}"}, checks=checks)
