@@ -338,12 +338,18 @@ class DeployedStack:
             answer = call(cancel_app.handler, rest_event("POST", f"/solves/{solve_id}/cancel", owner=ALICE))
         assert answer["statusCode"] == 200, answer
 
+    def _assert_aborted(self, execution: str) -> None:
+        """The stopped execution ended ABORTED; otherwise its status and last events say what happened instead."""
+        described = self.harness.wait(execution, timeout_s=60)
+        last = [event["type"] for event in self.harness.history(execution)][-15:]
+        assert described["status"] == "ABORTED", (described["status"], described.get("error"), last)
+
     def _cancel_sweep_and_reconcile(self) -> None:
         cancelled = self._start("slow", SLOW)
         execution = self._execution(cancelled)
         self._wait_for_command(cancelled)
         self._cancel(cancelled)
-        assert self.harness.wait(execution, timeout_s=60)["status"] == "ABORTED"
+        self._assert_aborted(execution)
 
         # An execution that ends outside Solver (aborted by hand, timed out): the reconciler settles its runs as
         # ExecutionEnded (retryable) and kills their sandboxes; the sweeper then resumes them in a new execution.
@@ -351,7 +357,7 @@ class DeployedStack:
         ended = self._execution(orphan)
         self._wait_for_command(orphan)
         self.harness.stop(ended, error="Aborted", cause="stopped outside Solver")
-        assert self.harness.wait(ended, timeout_s=60)["status"] == "ABORTED"
+        self._assert_aborted(ended)
         with self.recorder.acting_as("ReconcilerFunction"):
             detail = {"executionArn": ended, "status": "ABORTED"}
             call(run_solver_app.reconciler, {"detail": detail}, "reconciler")
@@ -364,4 +370,4 @@ class DeployedStack:
         while not self.harness.history(resumed[0]) and time.monotonic() < deadline:
             time.sleep(0.02)
         self._cancel(orphan)
-        assert self.harness.wait(resumed[0], timeout_s=60)["status"] == "ABORTED"
+        self._assert_aborted(resumed[0])
