@@ -26,6 +26,7 @@ from solver_core.status import SolveStatus
 from solver_core.wiring import Container, build_container
 from solver_core.workflow.retry import LAMBDA_TRANSIENT
 from tests.contract.test_state_machine_structure import as_rule, state_blocks, template
+from tests.support.aws import use_fake_credentials
 from tests.support.runtime import runtime_settings
 from tests.support.stepfunctions import StepFunctionsHarness
 
@@ -126,12 +127,7 @@ def test_finish_batch_states_call_the_batch_step_with_the_lambda_retries() -> No
 def stack(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[StepFunctionsHarness, Container, SfnBatchOrchestrator]]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_fake_credentials(monkeypatch)
     wired: dict[str, Container] = {}
 
     def tasks(event: dict[str, Any], context: Any) -> Any:

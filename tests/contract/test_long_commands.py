@@ -34,6 +34,7 @@ from tests.contract.test_orchestration import (
     run_state,
 )
 from tests.fakes.sandboxes import WatchedSandboxes
+from tests.support.aws import use_fake_credentials
 from tests.support.runtime import make_repo, start_solve, write_replay
 
 pytestmark = pytest.mark.contract
@@ -52,9 +53,7 @@ OVERRUN_SLACK_S = 0.5
 
 @pytest.fixture(params=ORCHESTRATORS)
 def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    use_fake_credentials(monkeypatch)
     return str(request.param)
 
 
@@ -168,9 +167,7 @@ class FlakyVerificationSandboxes(WatchedSandboxes):
 def test_checks_that_fail_are_retried_and_the_verdicts_stay_true(
     tmp_path: Path, postgres_url: str, repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    use_fake_credentials(monkeypatch)
     monkeypatch.setattr(orchestration, "WatchedSandboxes", FlakyVerificationSandboxes)
     ran = tmp_path / "test-runs"  # the local sandbox without isolation can append here
     command = f"echo run >> {ran}; {TEST_COMMAND}"

@@ -27,6 +27,7 @@ from solver_core.services.cancel import CancelService
 from solver_core.wiring import Container, build_container
 from solver_core.workflow.pipeline import RunPipeline
 from tests.fakes.sandboxes import WatchedSandboxes
+from tests.support.aws import use_fake_credentials
 from tests.support.runtime import make_repo, runtime_settings, start_solve, write_replay
 from tests.support.selection import PYTEST, scenario_models, scenario_repo
 from tests.support.stepfunctions import StepFunctionsHarness
@@ -80,13 +81,7 @@ class World:
 
 @pytest.fixture(params=ORCHESTRATORS)
 def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    credentials = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    for name, value in credentials.items():
-        monkeypatch.setenv(name, value)
+    use_fake_credentials(monkeypatch)
     return str(request.param)
 
 

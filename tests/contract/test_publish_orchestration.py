@@ -15,6 +15,7 @@ from solver_core.status import EventKind, SolveStatus
 from solver_core.workflow.champion import SolveFlow
 from tests.contract.test_orchestration import FIX, World, final_state, make_world
 from tests.fakes.github import FakeGitHub
+from tests.support.aws import use_fake_credentials
 from tests.support.publishing import ISSUE_URL, REPO, TOKEN, calculator_on_github
 from tests.support.runtime import start_solve, write_replay
 
@@ -23,12 +24,7 @@ pytestmark = pytest.mark.contract
 
 @pytest.fixture(params=["stepfunctions", "local"])
 def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_fake_credentials(monkeypatch)
     return str(request.param)
 
 

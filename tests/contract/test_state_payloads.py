@@ -17,6 +17,7 @@ from solver_core.orchestrators.tasks import MAX_ERROR_CHARS
 from solver_core.workflow.champion import SolveFlow
 from solver_core.workflow.steps import RunSteps
 from tests.contract.test_orchestration import BUGGY, FIX, TESTS, make_world
+from tests.support.aws import use_fake_credentials
 from tests.support.runtime import make_repo, start_solve, write_replay
 
 pytestmark = pytest.mark.contract
@@ -41,12 +42,7 @@ def payloads(history: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
 def test_sixteen_runs_with_long_errors_keep_every_state_under_256_kb(
     tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_fake_credentials(monkeypatch)
     repo = make_repo(tmp_path / "calc", {"calc.py": BUGGY, "test_calc.py": TESTS})
 
     def prepare_fails(self: RunSteps, run_id: UUID, window: object = None) -> bool:

@@ -31,6 +31,7 @@ from solver_core.status import RunStatus, SolveStatus
 from solver_core.store.run_queries import RunQueries
 from tests.support.api import ALICE, BOB, ApiWorld, LambdaContextStub, api_world, header, rest_event
 from tests.support.api_scenarios import finish_solve
+from tests.support.aws import use_fake_credentials
 from tests.support.runtime import git, make_repo, runtime, write_replay
 
 pytestmark = pytest.mark.integration
@@ -353,12 +354,7 @@ def test_the_batch_runs_end_to_end_through_the_local_orchestrator(database_url: 
 def test_a_preds_too_large_for_a_response_is_a_303_to_a_presigned_link(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_fake_credentials(monkeypatch)
     with mock_aws():
         client = make_s3_client("us-east-1")
         client.create_bucket(Bucket="solver-test")

@@ -15,6 +15,7 @@ from solver_core.errors import ConfigurationError
 from solver_core.secrets import FUNCTION_SECRETS, SecretNeeds, resolve_secrets
 from solver_core.settings import Settings
 from solver_core.wiring import redactor_of
+from tests.support.aws import use_fake_credentials
 
 pytestmark = pytest.mark.integration
 
@@ -27,12 +28,7 @@ EVERYTHING = SecretNeeds(
 
 @pytest.fixture
 def secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    use_fake_credentials(monkeypatch)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     with mock_aws():
         yield boto3.client("secretsmanager", region_name="us-east-1")
