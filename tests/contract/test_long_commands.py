@@ -7,7 +7,6 @@ orchestrator runs the same steps without an invocation limit."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -35,7 +34,7 @@ from tests.contract.test_orchestration import (
 )
 from tests.fakes.sandboxes import WatchedSandboxes
 from tests.support.aws import use_fake_credentials
-from tests.support.runtime import make_repo, start_solve, write_replay
+from tests.support.runtime import command_running, make_repo, start_solve, write_replay
 
 pytestmark = pytest.mark.contract
 
@@ -209,7 +208,7 @@ def test_cancelling_during_a_long_command_stops_it(
         solve = start_solve(world.container, repo_url=str(repo), models=models, **request)
         world.start(solve)
         deadline = time.monotonic() + 60
-        while not _running(token):
+        while not command_running(token):
             assert time.monotonic() < deadline, f"the {phase} command never started"
             time.sleep(0.1)
         cancel = CancelService(
@@ -227,7 +226,7 @@ def test_cancelling_during_a_long_command_stops_it(
         ]
         assert world.container.runs.solve(solve.id).runs[0].tests is None  # a stopped command is no verdict
         deadline = time.monotonic() + 10
-        while _running(token):
+        while command_running(token):
             assert time.monotonic() < deadline, f"the cancelled {phase} command still runs"
             time.sleep(0.1)
         assert world.sandboxes.live == set()
@@ -270,10 +269,3 @@ def test_no_command_starts_without_time_left_to_record_it(
         assert invocation("verify", remaining_ms=60_000) == {
             "done": True, "passed": True, "status": "succeeded", "cost_usd": 0.0,
         }  # fmt: skip
-
-
-def _running(token: str) -> bool:
-    found = subprocess.run(
-        ["pgrep", "-f", f"^bash (--noprofile --norc )?-l?c [^#]*{token}"], capture_output=True, check=False
-    )
-    return found.returncode == 0

@@ -252,7 +252,12 @@ def test_verification_sandboxes_hold_their_runs_slot_of_the_cap(
         assert world.sandboxes.live == set()
 
 
-def test_cancel_in_the_middle_of_a_run(kind: str, tmp_path: Path, postgres_url: str, repo: Path) -> None:
+@pytest.mark.parametrize("kill_delay_s", [0.0, 2.0])
+def test_cancel_in_the_middle_of_a_run(
+    kind: str, tmp_path: Path, postgres_url: str, repo: Path, kill_delay_s: float
+) -> None:
+    """With a slow kill too: the execution is stopped before the sandboxes die, so it cannot go on to record the
+    killed run's failure, pick a champion and finish the solve by itself."""
     with make_world(kind, tmp_path, postgres_url) as world:
         slow = write_replay(
             tmp_path / "slow.yaml", "cat calc.py", "sleep 20", "sleep 20", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
@@ -264,9 +269,11 @@ def test_cancel_in_the_middle_of_a_run(kind: str, tmp_path: Path, postgres_url: 
             time.sleep(0.1)
         time.sleep(0.5)  # inside `sleep 20` now
         started = time.monotonic()
+        cancels_kills = WatchedSandboxes(world.sandboxes)
+        cancels_kills.kill_delay_s = kill_delay_s  # a provider slow to answer: the killed command fails meanwhile
         cancel = CancelService(
             solves=world.container.solves, runs=world.container.runs, events=world.container.events,
-            sandboxes=world.sandboxes, orchestrator=world.orchestrator, champion=world.container.flow(),
+            sandboxes=cancels_kills, orchestrator=world.orchestrator, champion=world.container.flow(),
         )  # fmt: skip
         outcome = cancel.cancel("tester", solve.id)
         assert outcome.changed

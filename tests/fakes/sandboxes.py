@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 
 from solver_core.errors import SandboxUnavailable
@@ -20,6 +21,7 @@ class WatchedSandboxes:
         self.live: set[str] = set()
         self.peak_live = 0
         self.created = 0
+        self.kill_delay_s = 0.0  # how long a kill takes to answer after the sandbox is gone
 
     def create(self, spec: SandboxSpec) -> Sandbox:
         box = self.inner.create(spec)
@@ -39,7 +41,9 @@ class WatchedSandboxes:
     def kill(self, sandbox_id: str) -> bool:
         with self._lock:
             self.live.discard(sandbox_id)
-        return self.inner.kill(sandbox_id)
+        killed = self.inner.kill(sandbox_id)
+        time.sleep(self.kill_delay_s)
+        return killed
 
     def list(self, metadata: Mapping[str, str]) -> list[SandboxInfo]:
         return self.inner.list(metadata)

@@ -140,6 +140,16 @@ def start_solve(container: Container, **request: Any) -> SolveView:
     return container.solves.start("tester", SolveRequest.model_validate(data, context=policy)).solve
 
 
+def command_running(token: str) -> bool:
+    """Whether a shell on this machine (a local sandbox's command) is running a command line that names `token`:
+    a step's event is written only once its command has finished, so a test that must act while one runs looks
+    at the process table."""
+    found = subprocess.run(
+        ["pgrep", "-f", f"^bash (--noprofile --norc )?-l?c [^#]*{token}"], capture_output=True, check=False
+    )
+    return found.returncode == 0
+
+
 def write_replay(path: Path, *commands: str) -> str:
     """A replay file of shell actions; returns the `replay:` model name for it."""
     import yaml

@@ -21,6 +21,7 @@ import os
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,7 +44,7 @@ from solver_core.secrets import FUNCTION_SECRETS
 from tests.support.api import ALICE, LambdaContextStub, rest_event
 from tests.support.aws_calls import CallRecorder
 from tests.support.deployment import ACCOUNT, Call, Role, Stack, sam_template, translate
-from tests.support.runtime import git, make_repo, write_replay
+from tests.support.runtime import command_running, git, make_repo, write_replay
 from tests.support.stepfunctions import StepFunctionsHarness, substitute
 
 API_FUNCTIONS = ("StartSolveFunction", "StatusFunction", "CancelFunction", "BatchesFunction")
@@ -54,9 +55,13 @@ TASK_FUNCTION = "run-solver"
 BUGGY = "def mean(values):\n    return sum(values) // len(values)\n"
 TESTS = "from calc import mean\nassert mean([1, 2]) == 1.5\n"
 FIX = ("cat calc.py", "sed -i 's|//|/|' calc.py", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
-SLOW = ("cat calc.py", "sleep 30", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
-# A stopped execution stays RUNNING until its Task returns, so the orphan's command is short.
-ORPHAN = ("cat calc.py", "sleep 3", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
+SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
+# The cancelled and the orphaned solves' long commands name a token of their own, so the test can see them running
+# (a step's event is written only once its command has finished). The agent runs one step per invocation
+# (SOLVER_AGENT_CHUNK_STEPS): a stopped execution stays RUNNING until its Task returns, so the orphan's step in flight
+# when it is stopped is short, and its resumed execution is still in the long one when it is cancelled.
+SLOW = ("cat calc.py", "sleep 30; : {slow}", SUBMIT)
+ORPHAN = ("cat calc.py", "sleep 3; : {orphan}", "sleep 30; : {resumed}", SUBMIT)
 
 # The secret each ARN parameter names, and a value of the right shape.
 SECRET_PARAMETERS = {
@@ -219,6 +224,7 @@ class DeployedStack:
             "SOLVER_ALLOW_UNREGISTERED_MODELS": "true",
             "SOLVER_DB_POOL_SIZE": "5",
             "SOLVER_RETRY_BACKOFF_S": "0",  # the sweeper resumes a retryable run at once
+            "SOLVER_AGENT_CHUNK_STEPS": "1",  # see ORPHAN
         }
         return self.stack.environment(function) | local
 
@@ -327,11 +333,12 @@ class DeployedStack:
                 answer = call(batches_app.handler, rest_event(method, path, owner=ALICE))
             assert answer["statusCode"] == 200, (path, answer)
 
-    def _wait_for_command(self, solve_id: UUID) -> None:
+    @staticmethod
+    def _wait_for_command(token: str) -> None:
         deadline = time.monotonic() + 60
-        while "sleep" not in json.dumps(self._status(f"/solves/{solve_id}/events")["body"]):
-            assert time.monotonic() < deadline, "the slow run never started its command"
-            time.sleep(0.2)
+        while not command_running(token):
+            assert time.monotonic() < deadline, f"the command naming {token} never started"
+            time.sleep(0.05)
 
     def _cancel(self, solve_id: UUID) -> None:
         with self.recorder.acting_as("CancelFunction"):
@@ -345,17 +352,18 @@ class DeployedStack:
         assert described["status"] == "ABORTED", (described["status"], described.get("error"), last)
 
     def _cancel_sweep_and_reconcile(self) -> None:
-        cancelled = self._start("slow", SLOW)
+        tokens = {name: f"solver-iam-{uuid.uuid4().hex[:12]}" for name in ("slow", "orphan", "resumed")}
+        cancelled = self._start("slow", tuple(action.format(**tokens) for action in SLOW))
         execution = self._execution(cancelled)
-        self._wait_for_command(cancelled)
+        self._wait_for_command(tokens["slow"])
         self._cancel(cancelled)
         self._assert_aborted(execution)
 
         # An execution that ends outside Solver (aborted by hand, timed out): the reconciler settles its runs as
         # ExecutionEnded (retryable) and kills their sandboxes; the sweeper then resumes them in a new execution.
-        orphan = self._start("orphan", ORPHAN)
+        orphan = self._start("orphan", tuple(action.format(**tokens) for action in ORPHAN))
         ended = self._execution(orphan)
-        self._wait_for_command(orphan)
+        self._wait_for_command(tokens["orphan"])
         self.harness.stop(ended, error="Aborted", cause="stopped outside Solver")
         self._assert_aborted(ended)
         with self.recorder.acting_as("ReconcilerFunction"):
@@ -366,8 +374,6 @@ class DeployedStack:
         assert report["requeued"], report
         resumed = [arn for arn in self._executions() if str(orphan) in arn and arn != ended]
         assert resumed, "the sweeper started no resume execution"
-        deadline = time.monotonic() + 30  # moto fails a StopExecution that comes before the execution's first event
-        while not self.harness.history(resumed[0]) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self._wait_for_command(tokens["resumed"])
         self._cancel(orphan)
         self._assert_aborted(resumed[0])

@@ -1,6 +1,10 @@
-"""Cancelling a solve: mark it cancelling, kill its sandboxes so in-flight commands fail
-within about a second, stop the execution, and mark what is left cancelled. Idempotent; a solve
-that already finished is returned as it is."""
+"""Cancelling a solve: mark it cancelling, stop the execution, kill its sandboxes so in-flight
+commands fail within about a second, and mark what is left cancelled. Idempotent; a solve that
+already finished is returned as it is.
+
+The execution is stopped before the sandboxes die: a killed command fails its step at once, and an
+execution still running would then go on to record the failures, pick a champion and finish the
+solve itself, racing the cancel's own finish."""
 
 from __future__ import annotations
 
@@ -53,11 +57,12 @@ class CancelService:
             except IllegalTransition:  # it finished (or was cancelled by another call) a moment ago
                 return CancelOutcome(self._solves.get(owner, solve_id), changed=False)
         self._events.append(solve_id, EventKind.LOG, reason)
-        self._kill_sandboxes(solve)
         try:
             self._orchestrator.stop(solve_id, solve.execution_ref, reason)
         except SolverError as exc:  # the runs notice the cancel at their next check anyway
             log.warning("could not stop the execution of solve %s: %s", solve_id, exc)
+        finally:
+            self._kill_sandboxes(solve)
         return CancelOutcome(self._champion.finish_cancel(solve_id), changed=True)
 
     def _kill_sandboxes(self, solve: SolveView) -> None:

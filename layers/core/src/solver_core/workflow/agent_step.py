@@ -115,6 +115,8 @@ class AgentStep:
             self.keep_records_if_cancelled(run_id)  # the cancel killed the sandbox under the step
             if database_unavailable(exc):
                 raise  # an outage, not the agent's doing: the caller records it as retryable
+            if self.deps.runs.stop_reason(run_id):  # the step failed because the cancel killed its sandbox
+                raise RunCancelled("the solve was cancelled") from exc
             self.record_detail(ctx, exc)
             raise map_agent_error(exc) from exc
         if reason is StopReason.CANCELLED:

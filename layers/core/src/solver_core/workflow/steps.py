@@ -409,13 +409,16 @@ class RunSteps:
         target = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
         self.log(ctx, f"{error}: {message}", kind=EventKind.ERROR, data={"error": error})
         with contextlib.suppress(IllegalTransition):  # a concurrent cancel or finish got there first
-            self.deps.runs.move(
-                run_id,
-                target,
-                error=f"{error}: {message}",
-                retryable=None if cancelled else (is_retryable(error) if retryable is None else retryable),
-                exit_status=ctx.run.exit_status or error,
-            )
+            if cancelled:  # whatever the step died of (its sandbox killed under it), as the cancel's finish says it
+                self.deps.runs.move(run_id, target, error="cancelled")
+            else:
+                self.deps.runs.move(
+                    run_id,
+                    target,
+                    error=f"{error}: {message}",
+                    retryable=is_retryable(error) if retryable is None else retryable,
+                    exit_status=ctx.run.exit_status or error,
+                )
         return target
 
 

@@ -12,7 +12,7 @@ from solver_core.api.schemas import CancelResult
 from solver_core.observability import bind_solve, record_solve_cancelled
 from solver_core.presenters import solve_out
 
-DESCRIPTION = """Cancel a solve: mark it cancelling, kill its sandboxes, stop its execution, and
+DESCRIPTION = """Cancel a solve: mark it cancelling, stop its execution, kill its sandboxes, and
 mark it and its unfinished runs cancelled. The trajectories up to the last step are kept.
 
 Idempotent. The answer is 200 with the solve's state after the request in every case:
