@@ -14,19 +14,13 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from solver_core.agent.redact import Redactor
-from solver_core.artifacts.local import LocalArtifactStore
-from solver_core.db.engine import make_engine, make_sessions
-from solver_core.rules import RequestPolicy
-from solver_core.services.events import EventService
-from solver_core.services.runs import RunService
-from solver_core.services.solves import SolveService
 from solver_core.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from solver_core.agent.redact import Redactor
     from solver_core.orchestrators.local import AgentInvoker, LocalOrchestrator
     from solver_core.orchestrators.stepfunctions import SfnOrchestrator
     from solver_core.ports import ArtifactStore, BatchOrchestrator, Notifier, Orchestrator, SandboxBackend
@@ -36,6 +30,9 @@ if TYPE_CHECKING:
     from solver_core.services.batches import BatchService
     from solver_core.services.cancel import CancelService
     from solver_core.services.catalog import CatalogService
+    from solver_core.services.events import EventService
+    from solver_core.services.runs import RunService
+    from solver_core.services.solves import SolveService
     from solver_core.store.run_queries import RunQueries
     from solver_core.workflow.champion import SolveFlow
     from solver_core.workflow.pipeline import RunPipeline
@@ -228,11 +225,15 @@ class Container:
 def redactor_of(settings: Settings) -> Redactor:
     """Every secret Solver knows of: its own settings, and the values of secret-looking variables in
     its environment (LLM provider keys that litellm reads, say)."""
+    from solver_core.agent.redact import Redactor
+
     return Redactor.from_environment(os.environ, extra=settings.configured_secrets())
 
 
 def build_artifact_store(settings: Settings) -> ArtifactStore:
     if not settings.artifacts_bucket:
+        from solver_core.artifacts.local import LocalArtifactStore
+
         return LocalArtifactStore(settings.resolved_artifacts_dir)
     # Only deployments with a bucket need boto3.
     from solver_core.artifacts.s3 import S3ArtifactStore, make_s3_client
@@ -274,6 +275,12 @@ def build_sandbox_backend(settings: Settings) -> SandboxBackend:
 
 
 def build_container(settings: Settings) -> Container:
+    from solver_core.db.engine import make_engine, make_sessions
+    from solver_core.rules import RequestPolicy
+    from solver_core.services.events import EventService
+    from solver_core.services.runs import RunService
+    from solver_core.services.solves import SolveService
+
     engine = make_engine(settings.resolved_database_url, pool_size=settings.db_pool_size, echo=settings.db_echo)
     sessions = make_sessions(engine)
     return Container(

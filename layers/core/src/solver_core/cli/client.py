@@ -8,22 +8,27 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from solver_core.cli.common import console, local_owner, open_container
 from solver_core.cli.liveness import stalled_note
+from solver_core.cli.output import console
 from solver_core.cli.render import state_label, tests_cell
 from solver_core.errors import SolverError
 from solver_core.models import EventView, SolveView
 from solver_core.presenters import solve_out
-from solver_core.settings import local_cli_settings
+from solver_core.settings import Settings, local_cli_settings, local_owner
 from solver_core.status import SOLVE_TERMINAL, EventKind, Outcome, SolveStatus
-from solver_core.wiring import Container
+from solver_core.wiring import build_artifact_store
+from solver_core.workflow import process_ref
+
+if TYPE_CHECKING:
+    from solver_core.ports import ArtifactStore
+    from solver_core.wiring import Container
 
 FOLLOW_POLL_S = 1.0
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -31,8 +36,10 @@ STYLE = {EventKind.STEP: "cyan", EventKind.ERROR: "red", EventKind.STATUS: "bold
 
 
 @contextmanager
-def _container() -> Iterator[Container]:
-    container = open_container(local_cli_settings())
+def _container(settings: Settings | None = None) -> Iterator[Container]:
+    from solver_core.cli.common import open_container  # SQLAlchemy and the services: not for a direct read
+
+    container = open_container(settings or local_cli_settings())
     try:
         yield container
     except SolverError as exc:
@@ -44,12 +51,44 @@ def _container() -> Iterator[Container]:
 
 def status(solve_id: UUID, as_json: JsonFlag = False) -> None:
     """Show a solve: its status, runs and artifact links."""
-    with _container() as container:
+    settings = local_cli_settings()
+    solve = _read_directly(settings, solve_id)
+    if solve is not None:
+        _show(solve, build_artifact_store(settings), settings.stale_heartbeat_s, as_json=as_json)
+        return
+    with _container(settings) as container:
         solve = container.solves.get(local_owner(), solve_id)
-        if as_json:
-            typer.echo(json.dumps(_with_note(solve, container), indent=2))
-            return
-        _print_solve(solve, container)
+        _show(solve, container.artifacts, settings.stale_heartbeat_s, as_json=as_json)
+
+
+def _read_directly(settings: Settings, solve_id: UUID) -> SolveView | None:
+    """The solve read through the database driver, without importing SQLAlchemy (store/direct_read.py),
+    when reading is all there is to do. None leaves it to the container: a database to create or
+    migrate, a solve left by a process that ended to settle (open_container does both), a solve not
+    found (the service's error says so), a database URL only SQLAlchemy reads, or a driver error."""
+    from solver_core.store.direct_read import driver_errors, open_reader
+
+    try:
+        reader = open_reader(settings.resolved_database_url)
+        if reader is None:
+            return None
+        try:
+            if not reader.at_newest():
+                return None
+            if any(process_ref.process_ended(ref) for ref in reader.open_execution_refs(process_ref.PREFIX)):
+                return None
+            return reader.solve(local_owner(), solve_id)
+        finally:
+            reader.close()
+    except driver_errors():
+        return None
+
+
+def _show(solve: SolveView, artifacts: ArtifactStore, stale_after_s: int, *, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(_with_note(solve, artifacts, stale_after_s), indent=2))
+    else:
+        _print_solve(solve, artifacts, stale_after_s)
 
 
 def list_solves(
@@ -62,7 +101,8 @@ def list_solves(
     with _container() as container:
         page = container.solves.list(local_owner(), status=status, limit=limit, cursor=cursor)
         if as_json:
-            items = [_with_note(s, container) for s in page.items]
+            stale_after_s = container.settings.stale_heartbeat_s
+            items = [_with_note(s, container.artifacts, stale_after_s) for s in page.items]
             typer.echo(json.dumps({"items": items, "next_cursor": page.next_cursor}, indent=2))
             return
         table = Table(title_justify="left")
@@ -124,16 +164,16 @@ def _print_event(event: EventView, *, as_json: bool) -> None:
     console.print(f"[{style}]{event.seq:>6} {event.at:%H:%M:%S} {escape(event.message)}[/]", soft_wrap=True)
 
 
-def _with_note(solve: SolveView, container: Container) -> dict[str, object]:
+def _with_note(solve: SolveView, artifacts: ArtifactStore, stale_after_s: int) -> dict[str, object]:
     """The solve as the API shows it, plus `stalled`: why it makes no progress (None when it does)."""
-    shaped = solve_out(solve, container.artifacts).model_dump(mode="json")
-    return shaped | {"stalled": stalled_note(solve, container.settings.stale_heartbeat_s)}
+    shaped = solve_out(solve, artifacts).model_dump(mode="json")
+    return shaped | {"stalled": stalled_note(solve, stale_after_s)}
 
 
-def _print_solve(solve: SolveView, container: Container) -> None:
+def _print_solve(solve: SolveView, artifacts: ArtifactStore, stale_after_s: int) -> None:
     outcome = "" if solve.outcome is Outcome.PENDING else f" ({solve.outcome.label})"
     console.print(f"solve {solve.id}: [bold]{state_label(solve.status)}{outcome}[/] — {escape(solve.issue.title)}")
-    if note := stalled_note(solve, container.settings.stale_heartbeat_s):
+    if note := stalled_note(solve, stale_after_s):
         console.print(f"  [yellow]{escape(note)}[/]")
     console.print(f"  {solve.repo_url} @ {solve.ref or '(default branch)'}")
     if solve.error:
@@ -150,4 +190,4 @@ def _print_solve(solve: SolveView, container: Container) -> None:
     console.print(table)
     for run in solve.runs:
         for kind, key in sorted(run.artifacts.items()):
-            console.print(f"  run {run.index} {kind:11} {container.artifacts.url(key)}")
+            console.print(f"  run {run.index} {kind:11} {artifacts.url(key)}")

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from solver_core.cli.output import console
 from solver_core.models import SolveView
 from solver_core.status import SOLVE_TERMINAL
-from solver_core.wiring import Container
 from solver_core.workflow import process_ref
+
+if TYPE_CHECKING:
+    from solver_core.wiring import Container
 
 
 def settle_orphans(container: Container) -> list[str]:

@@ -6,19 +6,20 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-from rich.live import Live
 from rich.markup import escape
-from rich.syntax import Syntax
 from rich.table import Table
 
-from solver_core.cli.common import console
+from solver_core.cli.output import console
 from solver_core.models import EventView, RunView, SolveView
 from solver_core.rules import REPLAY_PREFIX
 from solver_core.selection import summary
 from solver_core.status import EventKind, Outcome, RunStatus, SolveStatus
-from solver_core.wiring import Container
+
+if TYPE_CHECKING:
+    from solver_core.wiring import Container
 
 POLL_S = 0.25
 STYLE = {EventKind.STEP: "cyan", EventKind.ERROR: "red", EventKind.STATUS: "bold", EventKind.LOG: "dim"}
@@ -66,6 +67,8 @@ def runs_table(solve: SolveView, last: dict[str, str]) -> Table:
 
 
 def live_runs(container: Container, solve: SolveView, worker: threading.Thread, *, quiet: bool) -> None:
+    from rich.live import Live  # here, not at import: `solver status` shows no live table
+
     """Refresh the runs table and print solve-level events until the worker finishes."""
     after, last = 0, dict[str, str]()
     with Live(runs_table(solve, last), console=console, refresh_per_second=4, transient=True) as live:
@@ -95,6 +98,8 @@ def _line(event: EventView, solve: SolveView) -> str:
 
 
 def print_summary(solve: SolveView, container: Container, patch: str | None) -> None:
+    from rich.syntax import Syntax  # Pygments: only where a diff is shown
+
     table = Table(title=title(solve), title_justify="left")
     for column in ("run", "model", "state", "outcome", "exit", "steps", "cost", "patch", "tests"):
         table.add_column(column, overflow="fold", no_wrap=column in {"state", "exit", "tests"})

@@ -6,9 +6,10 @@ Migrations are numbered (`0001_…`) with the number as the revision and one hea
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import SQLAlchemyError
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 
@@ -20,6 +21,9 @@ def newest_revision() -> str | None:
 
 def at_newest(engine: Engine) -> bool:
     """True when the database records exactly the newest revision (a missing table: False)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         with engine.connect() as connection:
             stored = list(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
