@@ -3,7 +3,10 @@
 migrated). Each command runs once to warm the page cache, then `--runs` times; the wall time is from
 starting the executable to its exit. And the import of `solver_core.cli` alone, for comparison.
 
-    .venv/bin/python benchmarks/cli_startup.py [--runs 9]
+    .venv/bin/python benchmarks/cli_startup.py [--runs 9] [--postgres]
+
+With --postgres the commands read a PostgreSQL database (the benchmarks' throwaway server) instead
+of the embedded SQLite one.
 
 Targets (as whole processes): `solver --help` ≤ 0.3 s, `solver status ID` ≤ 0.5 s.
 """
@@ -11,6 +14,7 @@ Targets (as whole processes): `solver --help` ≤ 0.3 s, `solver status ID` ≤ 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -18,18 +22,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import header, make_repo, median, percentile, table
+from benchlib import header, make_repo, median, percentile, postgres_database, table
 
 TARGETS = {"solver --help": 0.3, "solver status ID": 0.5}
 
 
+DATABASE: dict[str, str] = {}  # SOLVER_DATABASE_URL, with --postgres
+
+
 def environment(home: Path) -> dict[str, str]:
-    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "SOLVER_HOME": str(home / "solver")}
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "SOLVER_HOME": str(home / "solver"), **DATABASE}
 
 
 def seed(home: Path) -> str:
     """One queued solve in a migrated database under `home`; returns its id."""
-    os.environ.update(environment(home))
+    os.environ.update({k: v for k, v in environment(home).items() if k != "PATH"})
     from solver_core.cli.common import local_owner
     from solver_core.db.migrate import upgrade
     from solver_core.models import IssueSpec, SolveRequest
@@ -62,11 +69,15 @@ def wall_s(argv: list[str], home: Path) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=9)
-    runs = parser.parse_args().runs
+    parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of the embedded SQLite")
+    args = parser.parse_args()
+    runs = args.runs
     header("Command-line start-up", ".venv/bin/python benchmarks/cli_startup.py")
     bindir = Path(sys.executable).parent
     solver = str(bindir / "solver")
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as stack:
+        if args.postgres:
+            DATABASE["SOLVER_DATABASE_URL"] = stack.enter_context(postgres_database())
         home = Path(scratch)
         solve_id = seed(home)
         commands = {
@@ -83,6 +94,7 @@ def main() -> None:
             met = "" if target is None else ("met" if median(times) <= target else "not met")
             rows.append([f"`{name}`", f"{min(times):.3f}", f"{median(times):.3f}", f"{percentile(times, 90):.3f}",
                          f"≤ {target}" if target else "—", met])  # fmt: skip
+    print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}\n")
     print(table(["command", "min (s)", "median (s)", "p90 (s)", "target (s)", ""], rows))
     load = os.getloadavg()[0]
     print(f"\nload average while measuring (1 min): {load:.1f}")
