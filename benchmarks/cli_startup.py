@@ -3,6 +3,10 @@
 migrated). Each command runs once to warm the page cache, then `--runs` times; the wall time is from
 starting the executable to its exit. And the import of `solver_core.cli` alone, for comparison.
 
+`solver solve`'s fixed cost: a 31-step replay (30 `echo` actions, then the exhausted replay ends the
+run) as a whole process, on the same home (the local sandbox, bubblewrap where installed), against
+bare mini-swe-agent replaying the same file with its LocalEnvironment in a process of its own.
+
     .venv/bin/python benchmarks/cli_startup.py [--runs 9] [--postgres]
 
 With --postgres the commands read a PostgreSQL database (the benchmarks' throwaway server) instead
@@ -22,16 +26,31 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import header, make_repo, median, percentile, postgres_database, table
+from benchlib import header, make_repo, median, percentile, postgres_database, table, write_replay
 
-TARGETS = {"solver --help": 0.3, "solver status ID": 0.5}
+TARGETS = {"solver --help": 0.3, "solver status ID": 0.5, "solver solve (31-step replay)": 1.15}
+ISSUE = "Append the numbers to f, one per line."
+BARE = """
+import sys
+from minisweagent.agents.default import DefaultAgent
+from minisweagent.environments.local import LocalEnvironment
+from solver_core.agent.config import agent_setup
+from solver_core.agent.replay import ReplayModel
+from solver_core.models import Limits
+setup = agent_setup("mini.yaml", {}, Limits(step_limit=41, time_limit_s=3600))
+model = ReplayModel(path=sys.argv[1], **setup.model)
+agent = DefaultAgent(model, LocalEnvironment(cwd=sys.argv[2], timeout=120), **setup.agent)
+agent.run(sys.argv[3])
+assert agent.n_calls == 31, agent.n_calls
+"""
 
 
 DATABASE: dict[str, str] = {}  # SOLVER_DATABASE_URL, with --postgres
 
 
 def environment(home: Path) -> dict[str, str]:
-    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "SOLVER_HOME": str(home / "solver"), **DATABASE}
+    quiet = {"MSWEA_SILENT_STARTUP": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "SOLVER_HOME": str(home / "solver"), **quiet, **DATABASE}
 
 
 def seed(home: Path) -> str:
@@ -80,12 +99,22 @@ def main() -> None:
             DATABASE["SOLVER_DATABASE_URL"] = stack.enter_context(postgres_database())
         home = Path(scratch)
         solve_id = seed(home)
+        repo = make_repo(home / "numbers", {"README.md": "numbers\n", "f": ""})
+        replay = write_replay(home / "replay.yaml", [f"echo {i} >> f" for i in range(1, 31)])
+        clone = home / "bare-clone"
+        subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
         commands = {
             "solver --help": [solver, "--help"],
             "solver status ID": [solver, "status", solve_id],
             "solver list": [solver, "list"],
             "python -c 'import solver_core.cli'": [sys.executable, "-c", "import solver_core.cli"],
-        }
+            "solver solve (31-step replay)": [
+                solver, "solve", str(repo), "--model", replay, "--issue", ISSUE, "--json",
+            ],
+            "bare mini-swe-agent (31-step replay)": [
+                sys.executable, "-c", BARE, replay.removeprefix("replay:"), str(clone), ISSUE,
+            ],
+        }  # fmt: skip
         rows = []
         for name, argv in commands.items():
             wall_s(argv, home)  # warm-up

@@ -8,6 +8,7 @@ start-up"). tests/unit/test_cli_commands.py checks that each one-line help is it
 
 from __future__ import annotations
 
+import gc
 import importlib
 from dataclasses import dataclass
 from functools import cached_property
@@ -161,4 +162,10 @@ def _root() -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # The process ends here. Python's exit would run the garbage collector over every object the
+        # imports made (SQLAlchemy's, the agent stack's): about 0.1 s of a short command, for nothing.
+        # Frozen objects are skipped; atexit handlers and flushes still run (BENCHMARKS.md §1).
+        gc.freeze()

@@ -4,7 +4,6 @@ champion's diff and where everything was stored."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
@@ -67,9 +66,9 @@ def runs_table(solve: SolveView, last: dict[str, str]) -> Table:
 
 
 def live_runs(container: Container, solve: SolveView, worker: threading.Thread, *, quiet: bool) -> None:
+    """Refresh the runs table and print solve-level events until the worker finishes."""
     from rich.live import Live  # here, not at import: `solver status` shows no live table
 
-    """Refresh the runs table and print solve-level events until the worker finishes."""
     after, last = 0, dict[str, str]()
     with Live(runs_table(solve, last), console=console, refresh_per_second=4, transient=True) as live:
         while True:
@@ -84,7 +83,7 @@ def live_runs(container: Container, solve: SolveView, worker: threading.Thread, 
                 live.update(runs_table(container.runs.solve(solve.id), last))
             if not alive:
                 return
-            time.sleep(POLL_S)
+            worker.join(POLL_S)  # the next refresh, or at once when the solve is done
 
 
 def _worth_a_line(event: EventView) -> bool:
