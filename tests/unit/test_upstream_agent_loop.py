@@ -43,3 +43,23 @@ def test_mini_swe_agent_is_pinned_to_one_minor_version() -> None:
     assert installed in requirement.specifier, f"installed {installed} is outside {requirement}"
     major, minor = (int(part) for part in installed.split(".")[:2])
     assert f"{major}.{minor + 1}.0" not in requirement.specifier, f"{requirement} admits the next minor version"
+
+
+def test_upstream_templates_are_compiled_once_and_render_as_jinja_does() -> None:
+    """agent/templates.py: every module it patches still builds templates with jinja2.Template (or
+    this raises), and a cached template renders exactly what a fresh one does."""
+    import importlib
+
+    from jinja2 import StrictUndefined, Template, UndefinedError
+
+    from solver_core.agent.templates import UPSTREAM_MODULES, cache_upstream_templates, cached_template
+
+    cache_upstream_templates()
+    assert all(importlib.import_module(name).Template is cached_template for name in UPSTREAM_MODULES)
+    source = "<returncode>{{ output.returncode }}</returncode>{% if output.output %}{{ output.output }}{% endif %}"
+    output = {"returncode": 2, "output": "boom <&>"}
+    first = cached_template(source, undefined=StrictUndefined)
+    assert cached_template(source, undefined=StrictUndefined) is first
+    assert first.render(output=output) == Template(source, undefined=StrictUndefined).render(output=output)
+    with pytest.raises(UndefinedError, match="returncode"):
+        first.render(output={})  # still strict: a missing variable is an error, not an empty string

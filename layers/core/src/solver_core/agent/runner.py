@@ -19,6 +19,7 @@ from minisweagent.agents.default import DefaultAgent
 from minisweagent.exceptions import FormatError, InterruptAgentFlow
 
 from solver_core.agent.checkpoint import AgentState, Checkpointer, Counters
+from solver_core.agent.templates import cache_upstream_templates
 
 # What `SolverAgent` mirrors of mini-swe-agent's `DefaultAgent` (the package is pinned to its minor
 # version in pyproject.toml): a SHA-256 prefix of each method's dedented source. A test compares
@@ -42,6 +43,10 @@ class StopReason(StrEnum):
 
 class SolverAgent(DefaultAgent):
     """mini-swe-agent's DefaultAgent, able to start fresh or continue from an AgentState."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cache_upstream_templates()  # each template compiled once, not at every step (agent/templates.py)
+        super().__init__(*args, **kwargs)
 
     def begin(self, task: str) -> list[dict[str, Any]]:
         """What `run()` does before its loop: the system and task messages."""
