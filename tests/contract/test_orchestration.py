@@ -17,6 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from solver_core.artifacts import keys
 from solver_core.db.migrate import upgrade
 from solver_core.models import SolveView
 from solver_core.orchestrators.local import LocalOrchestrator
@@ -39,6 +40,7 @@ ASL = Path(__file__).resolve().parents[2] / "statemachine" / "solve.asl.json"
 BUGGY = "def mean(values):\n    return sum(values) // len(values)\n"
 TESTS = "from calc import mean\nassert mean([1, 2]) == 1.5\n"
 FIX = ("cat calc.py", "sed -i 's|//|/|' calc.py", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
+SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
 WRONG = ("sed -i 's|def mean|def average|' calc.py", "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
 TIME_SCALE = 0.02  # retry intervals as configured, 50 times faster
 BUCKET = "solver-contract"
@@ -355,3 +357,47 @@ def test_a_replayed_judge_breaks_a_tie_and_its_cost_counts(kind: str, tmp_path: 
     assert [s.judge_vote for s in selection.runs] == [True, False]
     assert "the selector model picked it" in selection.reason
     assert judged.selection_cost_usd == pytest.approx(0.02)
+
+
+SCRIPT = (
+    "printf 'import sys\\nfrom calc import mean\\nsys.exit(0 if mean([1, 2]) == 1.5 else 1)\\n' > reproduce_issue.py"
+)
+
+
+def test_a_suite_that_misses_the_bug_reproduction_scripts_pick_the_true_fix(
+    kind: str, tmp_path: Path, postgres_url: str, repo: Path
+) -> None:
+    """The test command passes whatever the patch (it never calls mean), so a no-op that only adds a comment
+    would win on size. With `reproduce`, each attempt also writes a script; both scripts fail on the base
+    commit (validated), the true fix passes them and the no-op does not: the true fix is chosen, the scripts
+    stay out of the patches, and each check ran in a fresh sandbox that is gone."""
+    noop = write_replay(tmp_path / "noop.yaml", SCRIPT, "echo '# the mean of the values' >> calc.py", SUBMIT)
+    fix = write_replay(tmp_path / "fix.yaml", SCRIPT, "sed -i 's|//|/|' calc.py", SUBMIT)
+    with make_world(kind, tmp_path, postgres_url) as world:
+        solve = start_solve(
+            world.container, repo_url=str(repo), models=[noop, fix], max_parallel=2,
+            test_command="python3 -c 'import calc'", reproduce=True, reproduce_command="python3 reproduce_issue.py",
+        )  # fmt: skip
+        done = world.run(solve)
+        assert done.status.value == "succeeded", done.error
+        assert [r.tests.passed for r in done.runs if r.tests] == [True, True]
+        assert done.champion_run_id == done.runs[1].id
+        selection = done.selection
+        assert selection is not None
+        assert selection.reproduction is not None
+        assert (selection.reproduction.status, selection.reproduction.scripts, selection.reproduction.validated) == (
+            "checked", 2, 2,
+        )  # fmt: skip
+        assert [(s.index, s.reproduce_passed) for s in selection.runs] == [(1, 2), (0, 0)]
+        assert "reproduction script" in selection.reason
+        assert [(c.status.value, c.reproduction.target_run_id if c.reproduction else "-") for c in done.checks] == [
+            ("succeeded", None), ("succeeded", done.runs[0].id), ("succeeded", done.runs[1].id),
+        ]  # fmt: skip
+        for run in done.runs:
+            assert run.reproduce_script
+            patch = world.container.artifacts.get(keys.patch(done.id, run.id)).decode()
+            assert "reproduce_issue.py" not in patch
+            assert "calc.py" in patch
+        assert world.sandboxes.live == set()
+        if world.harness is not None:
+            assert world.outcome["status"] == "SUCCEEDED"

@@ -90,6 +90,25 @@ def test_the_patch_has_new_deleted_and_binary_files_but_not_setup_output(sandbox
     assert staged == ["app.py"]
 
 
+def test_the_reproduction_script_is_left_out_of_the_patch_and_read_apart(sandbox: Sandbox, repo: Path) -> None:
+    base = prepare(sandbox, repo)
+    assert repository.diff_without(sandbox, base, "checks/reproduce_issue.py")[1] is False  # nothing written there
+    script = "mkdir -p checks && printf 'import sys\\nsys.exit(1)\\n' > checks/reproduce_issue.py"
+    sandbox.run(f"{script} && printf 'print(3)\\n' > app.py", cwd=sandbox.workdir, timeout=30)
+    patch, wrote = repository.diff_without(sandbox, base, "checks/reproduce_issue.py")
+    assert wrote
+    assert "app.py" in patch.decode()
+    assert "reproduce_issue" not in patch.decode()
+    assert repository.read_script(sandbox, "checks/reproduce_issue.py") == b"import sys\nsys.exit(1)\n"
+    assert "reproduce_issue" in repository.diff(sandbox, base).decode()  # the partial diffs keep it (a resume needs it)
+    # A tracked file as the script's path: the agent's change stays out of the patch, as on the base commit.
+    patch, wrote = repository.diff_without(sandbox, base, "app.py")
+    assert wrote
+    assert "app.py" not in patch.decode()
+    sandbox.run("head -c 70000 /dev/zero > big.py", cwd=sandbox.workdir, timeout=30)
+    assert repository.read_script(sandbox, "big.py") is None  # over the size of a script
+
+
 @pytest.mark.parametrize("mode", ["fresh_sandbox", "same_sandbox"])
 def test_the_patch_applies_to_a_fresh_checkout_and_verify_runs_tests_there(
     backend: SandboxBackend, sandbox: Sandbox, repo: Path, mode: str

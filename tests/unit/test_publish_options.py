@@ -101,11 +101,13 @@ def test_the_fingerprint_of_a_request_without_publish_is_what_it_was_before_the_
     parsed = SolveRequest.model_validate(request(None))
     # Before the options existed (each excluded the same way when unset or at its default).
     options = {"publish", "sandbox_image", "verify_in", "detect_tests", "selector_model"}
+    options |= {"reproduce", "reproduce_path", "reproduce_command"}
     legacy = parsed.model_dump(mode="json", exclude=options)
     digest = hashlib.sha256(json.dumps(legacy, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     assert parsed.fingerprint() == digest
     assert SolveRequest.model_validate(request({"comment": True})).fingerprint() != digest
     assert parsed.model_copy(update={"detect_tests": False}).fingerprint() != digest
+    assert parsed.model_copy(update={"reproduce": True}).fingerprint() != digest
 
 
 @pytest.mark.parametrize(

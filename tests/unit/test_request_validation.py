@@ -160,6 +160,24 @@ def test_commands_are_bounded(field: str, value: str, rule: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "path", ["/etc/passwd", "../up.py", "a/../b.py", ".git/hooks/post-checkout", "a//b.py", "-rf", "sp ace.py", ""]
+)
+def test_the_reproduction_script_stays_inside_the_repository(path: str) -> None:
+    loc, rule = rejection(request(reproduce=True, reproduce_path=path))[:2]
+    assert loc == ("reproduce_path",)
+    assert rule in {"repo_file", "string_too_short"}
+
+
+def test_a_reproduction_script_in_a_folder_with_its_own_command_is_accepted() -> None:
+    parsed = SolveRequest.model_validate(
+        request(
+            reproduce=True, reproduce_path="tests/repro/issue_12.sh", reproduce_command="bash tests/repro/issue_12.sh"
+        )
+    )
+    assert (parsed.reproduce, parsed.reproduce_path) == (True, "tests/repro/issue_12.sh")
+
+
+@pytest.mark.parametrize(
     ("changes", "loc", "rule"),
     [
         ({"limits": {"step_limit": 0}}, ("limits", "step_limit"), "greater_than_equal"),

@@ -9,11 +9,22 @@ from typing import Any
 
 import pytest
 
-from solver_core.models import PatchStats, RunKind, RunView, SolveView, TestCounts, TestResult
+from solver_core.models import (
+    PatchStats,
+    Reproduction,
+    RunKind,
+    RunView,
+    ScriptAuthor,
+    ScriptResult,
+    SolveView,
+    TestCounts,
+    TestResult,
+)
 from solver_core.publish.render import comment_body
 from solver_core.publish.report import SolveReport
 from solver_core.selection.junit import CaseOutcome, case_outcomes
 from solver_core.selection.ranking import Baseline, Candidate, compare, select
+from solver_core.workflow.champion import pick_champion, reproduction
 
 pytestmark = pytest.mark.unit
 
@@ -191,3 +202,64 @@ def test_a_replayed_selector_model_is_refused_where_replays_are_not_allowed() ->
     assert SolveRequest.model_validate(body | {"selector_model": "openai/gpt-4o"}).selector_model == "openai/gpt-4o"
     with pytest.raises(ValidationError, match="selector_model"):
         SolveRequest.model_validate(body | {"selector_model": "replay:/tmp/judge.yaml"})  # the strictest policy
+
+
+def check(target: RunView | None, authors: list[RunView], exits: list[int | None], **changes: Any) -> RunView:
+    """A reproduction check run: each author's script's exit code on `target` (None: the base commit)."""
+    scripts = [
+        ScriptResult(author_run_id=a.id, author_index=a.index, exit_code=e, passed=e == 0, timed_out=e is None)
+        for a, e in zip(authors, exits, strict=True)
+    ]
+    plan = Reproduction(
+        target_run_id=target.id if target else None,
+        authors=[ScriptAuthor(run_id=a.id, index=a.index) for a in authors],
+        scripts=scripts,
+    )
+    index = -2 if target is None else -3 - target.index
+    return run(index, passed=None, kind=RunKind.CHECK, reproduction=plan, **changes)
+
+
+def solve_with(runs: list[RunView], checks: list[RunView], *, reproduce: bool = True) -> SolveView:
+    now = datetime.now(UTC)
+    return SolveView.model_validate({
+        "id": uuid.uuid4(), "owner": "o", "status": "running", "repo_url": "https://github.com/o/r", "ref": None,
+        "issue": {"title": "t"}, "models": ["m"], "attempts_per_model": 2, "max_parallel": 2, "agent_config": None,
+        "limits": {}, "setup_command": None, "test_command": None, "callback_url": None, "external_ref": None,
+        "execution_ref": None, "champion_run_id": None, "error": None, "created_at": now, "updated_at": now,
+        "started_at": None, "finished_at": None, "runs": runs, "checks": checks, "reproduce": reproduce,
+    })  # fmt: skip
+
+
+def test_only_scripts_that_fail_on_the_base_commit_count() -> None:
+    """Run 0's script passes on the base commit already (it reproduces nothing) and a timed-out one is not
+    validated either; only run 1's counts: the fix that passes it ranks first."""
+    authors = [run(0, passed=None, reproduce_script=True), run(1, passed=None, reproduce_script=True)]
+    timed_out = run(2, passed=None, reproduce_script=True)
+    everyone = [*authors, timed_out]
+    checks = [
+        check(None, everyone, [0, 1, None]),
+        check(authors[0], everyone, [0, 1, 0]),
+        check(authors[1], everyone, [0, 0, 0]),
+        check(timed_out, everyone, [0, 1, 0]),
+    ]
+    passed, summary = reproduction(solve_with(everyone, checks))
+    assert summary is not None
+    assert (summary.status, summary.scripts, summary.validated) == ("checked", 3, 1)
+    assert passed == {authors[0].id: 0, authors[1].id: 1, timed_out.id: 0}
+    choice = pick_champion(everyone, reproduced=passed)
+    assert choice.run == authors[1]
+    assert "reproduction script" in choice.reason
+
+
+def test_scripts_that_could_not_run_on_the_base_commit_decide_nothing() -> None:
+    authors = [run(0, passed=None, reproduce_script=True), run(1, passed=None, reproduce_script=True)]
+    failed_base = check(None, authors, [1, 1], status="failed", error="SandboxUnavailable: no sandbox")
+    checks = [failed_base, check(authors[0], authors, [0, 0]), check(authors[1], authors, [1, 1])]
+    passed, summary = reproduction(solve_with(authors, checks))
+    assert passed == {}
+    assert summary is not None
+    assert summary.status == "error"
+    assert "SandboxUnavailable" in (summary.error or "")
+    assert reproduction(solve_with(authors, [], reproduce=False)) == ({}, None)
+    passed, summary = reproduction(solve_with([run(0, passed=None)], []))
+    assert (passed, summary.status if summary else None) == ({}, "no_scripts")

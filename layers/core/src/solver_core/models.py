@@ -188,6 +188,14 @@ class Limits(Input):
     time_limit_s: int = Field(default=3600, ge=10, le=24 * 3600)
 
 
+DEFAULT_REPRODUCE_PATH = "reproduce_issue.py"
+
+
+def reproduce_command_of(path: str, command: str | None) -> str:
+    """The command that runs the reproduction script: the one given, else `python <path>`."""
+    return command or f"python {path}"
+
+
 class SolveRequest(Input):
     """POST /solves, and what `solver solve` builds from its options."""
 
@@ -217,6 +225,19 @@ class SolveRequest(Input):
         default=None,
         max_length=512,
         description="the sandbox image (docker) or template (e2b) for this solve; the deployment's by default",
+    )
+    reproduce: bool = Field(
+        default=False,
+        description="ask each attempt to write a reproduction script as well; scripts that fail on the base commit "
+        "are run against every candidate, and the number a candidate passes ranks it",
+    )
+    reproduce_path: Annotated[str, AfterValidator(rules.check_repo_file)] = Field(
+        default=DEFAULT_REPRODUCE_PATH,
+        max_length=255,
+        description="where the script goes, relative to the repository root; it is taken out of the patch",
+    )
+    reproduce_command: Command | None = Field(
+        default=None, description="how the script runs, from the repository root; default `python <reproduce_path>`"
     )
     # Last, so that its validator sees the validated repo_url and issue.
     publish: PublishOptions | None = Field(default=None, description="publish the result on GitHub when done")
@@ -279,7 +300,12 @@ class SolveRequest(Input):
         """A stable digest of the request, to tell a replayed Idempotency-Key from a reused one."""
         # Without options that are unset (or at their default), so requests made before they existed
         # keep their digest.
-        exclude = {name for name in ("publish", "sandbox_image", "selector_model") if getattr(self, name) is None}
+        exclude = {
+            name for name in ("publish", "sandbox_image", "selector_model", "reproduce_command")
+            if getattr(self, name) is None
+        }  # fmt: skip
+        if not self.reproduce and self.reproduce_path == DEFAULT_REPRODUCE_PATH:
+            exclude |= {"reproduce", "reproduce_path"}
         exclude |= {"detect_tests"} if self.detect_tests else set()
         if self.verify_in is VerifyIn.FRESH_SANDBOX:  # the default, as before the option existed
             exclude.add("verify_in")
@@ -349,6 +375,41 @@ class TestResult(View):
 class RunKind(StrEnum):
     ATTEMPT = "attempt"  # an agent's attempt: a candidate
     BASELINE = "baseline"  # the test command on the base commit, alongside the attempts
+    CHECK = "check"  # the attempts' reproduction scripts on one candidate's patch, or on the base commit
+
+
+class ScriptResult(View):
+    """One reproduction script run by a check (docs/architecture.md, "Reproduction scripts")."""
+
+    author_run_id: UUID = Field(description="the attempt that wrote the script")
+    author_index: int
+    exit_code: int | None = Field(description="null: it could not run (timed out or stopped)")
+    passed: bool = Field(description="it exited 0")
+    timed_out: bool = False
+
+
+class ScriptAuthor(View):
+    run_id: UUID
+    index: int
+
+
+class Reproduction(View):
+    """What a check run found: each script's result on its target (a candidate's patch, or the base commit)."""
+
+    target_run_id: UUID | None = Field(description="the candidate checked; null: the base commit (validation)")
+    authors: list[ScriptAuthor] = Field(default_factory=list, description="the attempts whose scripts it runs")
+    scripts: list[ScriptResult] = Field(default_factory=list, description="their results, once it ran")
+
+
+class ReproductionSummary(View):
+    """The reproduction scripts of a solve: how many the attempts wrote, and how many failed on the base commit."""
+
+    status: Literal["checked", "no_scripts", "error"] = Field(
+        description="no_scripts: no attempt left one; error: the scripts could not run on the base commit"
+    )
+    scripts: int = Field(description="scripts the attempts wrote")
+    validated: int = Field(description="scripts that failed on the base commit: the ones that count")
+    error: str | None = None
 
 
 # --- The `selection` record of a solve: how every candidate compared, and why the champion won
@@ -427,6 +488,7 @@ class Selection(View):
     baseline: BaselineSummary | None = None
     runs: list[RunSignals] = Field(default_factory=list, description="every candidate, best first")
     judge: JudgeVerdict | None = Field(default=None, description="null: no selector model, or no tie to break")
+    reproduction: ReproductionSummary | None = Field(default=None, description="null: not asked for (`reproduce`)")
 
 
 class RunView(View):
@@ -455,6 +517,8 @@ class RunView(View):
     detected_test_command: str | None = None
     outcome: Outcome = Outcome.PENDING
     kind: RunKind = RunKind.ATTEMPT
+    reproduce_script: bool = Field(default=False, description="the attempt left a reproduction script")
+    reproduction: Reproduction | None = Field(default=None, description="a check run's results")
     heartbeat_at: datetime | None
     created_at: datetime
     started_at: datetime | None
@@ -494,12 +558,19 @@ class SolveView(View):
     selector_model: str | None = None
     selection_cost_usd: float = Field(default=0.0, description="what the selector model's calls cost")
     baseline: RunView | None = Field(default=None, description="the baseline run, apart from the attempts")
+    reproduce: bool = False
+    reproduce_path: str = DEFAULT_REPRODUCE_PATH
+    reproduce_command: str | None = Field(default=None, description="null: `python <reproduce_path>`")
+    checks: list[RunView] = Field(
+        default_factory=list,
+        description="the reproduction checks: the scripts on the base commit and on each candidate",
+    )
     selection: Selection | None = None
 
     @property
     def all_runs(self) -> list[RunView]:
-        """The attempts and the baseline: every run whose lifecycle the orchestration manages."""
-        return [*self.runs, *([self.baseline] if self.baseline else [])]
+        """The attempts, the baseline and the checks: every run whose lifecycle the orchestration manages."""
+        return [*self.runs, *([self.baseline] if self.baseline else []), *self.checks]
 
 
 class SolvePage(View):

@@ -185,6 +185,23 @@ def _ref_problem(ref: str) -> str | None:
 _IMAGE = re.compile(r"^[a-z0-9][A-Za-z0-9._/:@-]{0,511}$")
 
 
+_REPO_PATH = re.compile(r"^[A-Za-z0-9._/+-]+$")
+
+
+def check_repo_file(path: str) -> str:
+    """A file path inside the repository (the reproduction script's): relative, no `..`, not in `.git`."""
+    parts = path.split("/")
+    if (
+        not _REPO_PATH.match(path)
+        or path.startswith("/")
+        or any(part in {"", ".", ".."} for part in parts)
+        or parts[0] == ".git"
+        or path.startswith("-")
+    ):
+        raise fail("repo_file", f"'{path[:80]}' is not a relative file path inside the repository")
+    return path
+
+
 def check_image_name(name: str) -> str:
     """A sandbox image or template name; it reaches the engine as one argument, never a shell."""
     if not _IMAGE.match(name) or ".." in name or name.startswith("-"):

@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     clone_timeout_s: int = Field(default=600, ge=10, le=7200)
     setup_timeout_s: int = Field(default=1200, ge=10, le=7200)
     verify_timeout_s: int = Field(default=1800, ge=10, le=7200)
+    reproduce_timeout_s: int = Field(default=300, ge=1)  # each reproduction script, in a check
     # A run whose patch is larger fails with PatchTooLarge; the size is measured in the sandbox.
     max_patch_bytes: int = Field(default=5_000_000, ge=1024, le=1_000_000_000)
     # A RunAgent invocation stops this long before its time budget ends (a step must fit in it).

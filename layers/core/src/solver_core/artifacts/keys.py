@@ -94,3 +94,8 @@ def batch_preds(batch_id: UUID) -> str:
 def test_cases(solve_id: UUID, run_id: UUID) -> str:
     """Per-test outcomes of a run's verification (id → passed/failed/skipped), from JUnit XML."""
     return f"{run_prefix(solve_id, run_id)}test-cases.json"
+
+
+def reproduce_script(solve_id: UUID, run_id: UUID) -> str:
+    """An attempt's reproduction script, kept apart from its patch."""
+    return f"{run_prefix(solve_id, run_id)}reproduce-script"

@@ -53,6 +53,7 @@ class BatchRequest(Input):
     max_concurrency: int = Field(default=10, ge=1, le=1000, description="instances solved at once")
     max_parallel: int = Field(default=3, ge=1, le=32, description="runs of one instance at once")
     limits: Limits = Field(default_factory=Limits)
+    reproduce: bool = Field(default=False, description="ask each attempt for a reproduction script (see POST /solves)")
     name: str | None = Field(
         default=None, min_length=1, max_length=256, description="preds.json's model_name_or_path; the models joined"
     )

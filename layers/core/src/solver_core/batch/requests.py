@@ -30,6 +30,7 @@ class BatchOptions:
     cost_limit_total: float | None = None
     redo: bool = False
     owner: str = "local:user"
+    reproduce: bool = False  # ask each attempt for a reproduction script (docs/architecture.md, "Reproduction scripts")
 
 
 def instance_models(models: list[str], instance_id: str) -> list[str]:
@@ -68,6 +69,7 @@ def build_request(
         "test_command": instance.test_command,
         "external_ref": {"instance_id": instance.instance_id, "batch": options.name[:256]},
         "sandbox_image": image,
+        "reproduce": options.reproduce,
     }
     return SolveRequest.model_validate(data, context=policy)
 

@@ -74,6 +74,10 @@ def batch(  # noqa: PLR0917 - a typer command takes its options as parameters
     filter_: Annotated[str | None, typer.Option("--filter", help="Only instance ids matching this regex.")] = None,
     slice_: Annotated[str | None, typer.Option("--slice", help="A:B, after --filter (Python slice bounds).")] = None,
     redo: Annotated[bool, typer.Option("--redo", help="Run every instance again, finished or not.")] = False,
+    reproduce: Annotated[
+        bool,
+        typer.Option("--reproduce", help="Ask each attempt for a reproduction script; rank by the scripts passed."),
+    ] = False,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Run the valid instances anyway.")] = False,
     evaluate: Annotated[
         bool, typer.Option("--evaluate", help="Run each champion against the hidden tests; write report.json.")
@@ -106,7 +110,7 @@ def batch(  # noqa: PLR0917 - a typer command takes its options as parameters
     if remote is not None:
         remote_options = remote_batch.RemoteOptions(
             models=model, attempts=attempts, max_concurrency=max_concurrency or workers, max_parallel=max_parallel,
-            limits=limits.model_dump(mode="json"), name=name, poll_s=poll_s,
+            limits=limits.model_dump(mode="json"), name=name, poll_s=poll_s, reproduce=reproduce,
         )  # fmt: skip
         instances = select(read_remote(instances_file, skip_invalid), pattern=filter_, window=slice_)
         run_remote(remote, remote_auth, region, instances, remote_options, output, cancel=cancel, as_json=as_json)
@@ -125,6 +129,7 @@ def batch(  # noqa: PLR0917 - a typer command takes its options as parameters
         cost_limit_total=cost_limit_total,
         redo=redo,
         owner=local_owner(),
+        reproduce=reproduce,
     )
     chosen = select(read_valid(instances_file, options, RequestPolicy.from_settings(settings), skip_invalid),
                     pattern=filter_, window=slice_)  # fmt: skip

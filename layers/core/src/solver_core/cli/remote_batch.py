@@ -105,6 +105,7 @@ class RemoteOptions:
     limits: dict[str, Any]
     name: str | None
     poll_s: float = 5.0
+    reproduce: bool = False
 
 
 def request_body(instances: list[Instance], options: RemoteOptions) -> dict[str, Any]:
@@ -116,6 +117,7 @@ def request_body(instances: list[Instance], options: RemoteOptions) -> dict[str,
         "max_parallel": options.max_parallel,
         "limits": options.limits,
         **({"name": options.name} if options.name else {}),
+        **({"reproduce": True} if options.reproduce else {}),
     }
 
 

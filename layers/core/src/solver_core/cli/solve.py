@@ -16,7 +16,7 @@ from solver_core.cli.render import print_summary, validation_message
 from solver_core.cli.session import champion_patch, execute
 from solver_core.errors import IllegalTransition, SolverError
 from solver_core.messages import join
-from solver_core.models import DEFAULT_BRANCH_PREFIX, SolveRequest, SolveView, VerifyIn
+from solver_core.models import DEFAULT_BRANCH_PREFIX, DEFAULT_REPRODUCE_PATH, SolveRequest, SolveView, VerifyIn
 from solver_core.presenters import SolveWithPatch, solve_out
 from solver_core.rules import RequestPolicy
 from solver_core.settings import Settings, local_cli_settings
@@ -64,6 +64,19 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
         str | None,
         typer.Option(help="A model that picks among candidates tied on the tests and consensus (replay:PATH too)."),
     ] = None,
+    reproduce: Annotated[
+        bool,
+        typer.Option(
+            "--reproduce",
+            help="Ask each attempt for a reproduction script too, and rank candidates by the scripts they pass.",
+        ),
+    ] = False,
+    reproduce_path: Annotated[
+        str, typer.Option(help="Where the script goes, relative to the repository root.")
+    ] = DEFAULT_REPRODUCE_PATH,
+    reproduce_command: Annotated[
+        str | None, typer.Option(help="How the script runs from the repository root (default: python PATH).")
+    ] = None,
 ) -> None:
     """Run agent attempts on REPO for an issue, in parallel, and show the champion's patch."""
     if sandbox not in {"local", "docker", "e2b"}:
@@ -83,6 +96,9 @@ def solve(  # noqa: PLR0917 - a typer command takes its options as parameters
         "verify_in": verify_in.value,
         "publish": publish_option(publish_comment, publish_pr, branch_prefix),
         "selector_model": selector_model,
+        "reproduce": reproduce,
+        "reproduce_path": reproduce_path,
+        "reproduce_command": reproduce_command,
     }
     request = build_request(data, RequestPolicy.from_settings(settings))
     raise typer.Exit(solve_and_report(settings, request, chunk_steps=chunk_steps, as_json=as_json))

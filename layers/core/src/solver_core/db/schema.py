@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
     text,
     true,
 )
@@ -117,6 +118,10 @@ class SolveRow(Timestamps, Base):
     sandbox_image: Mapped[str | None] = mapped_column(String(512))  # overrides the deployment's image
     selector_model: Mapped[str | None] = mapped_column(String(255))  # the judge of tied candidates
     selection_cost_usd: Mapped[float] = mapped_column(default=0.0, server_default="0")  # the judge's calls
+    # Reproduction scripts (docs/architecture.md, "Reproduction scripts").
+    reproduce: Mapped[bool] = mapped_column(default=False, server_default=false())
+    reproduce_path: Mapped[str | None] = mapped_column(String(255))
+    reproduce_command: Mapped[str | None] = mapped_column(Text)
     # The cloud batch this solve is an instance of (POST /batches); its execution starts it, not the sweeper.
     batch_id: Mapped[UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
@@ -207,6 +212,9 @@ class RunRow(Timestamps, Base):
     detected_test_command: Mapped[str | None] = mapped_column(Text)  # found in the repository by prepare
     # "attempt" (an agent's) or "baseline" (the tests on the base commit; models.RunKind).
     kind: Mapped[str] = mapped_column(String(20), default="attempt", server_default="attempt")
+    reproduce_key: Mapped[str | None] = mapped_column(String(1024))  # an attempt's reproduction script
+    target_run_id: Mapped[UUID | None] = mapped_column(Uuid)  # a check run's candidate (null: the base commit)
+    reproduction: Mapped[dict[str, Any] | None]  # a check run's results (models.Reproduction)
 
     __table_args__ = (
         UniqueConstraint("solve_id", "index"),

@@ -108,15 +108,16 @@ class LocalOrchestrator:
             self.flow.fail(solve_id, type(exc).__name__, str(exc))
 
     def execute(self, solve_id: UUID, run_ids: list[UUID] | None = None) -> SolveView:
-        """BeginSolve → every run (at most max_parallel at once) → PickChampion → FinishSolve →
-        PublishResults when the solve asked for it (it never fails the solve)."""
+        """BeginSolve → every run (at most max_parallel at once) → PlanChecks (and the checks' runs) →
+        PickChampion → FinishSolve → PublishResults when the solve asked for it (it never fails the solve)."""
         begun = self.flow.begin(solve_id, run_ids)
         # Names this process as the one running the solve: if it dies, others can tell.
         self.pipeline.deps.runs.set_solve_fields(solve_id, execution_ref=process_ref.execution_ref(solve_id))
-        ids = [UUID(item["run_id"]) for item in begun["runs"]]
-        if ids:
+        while begun["runs"]:  # the attempts (and baseline), then the reproduction checks if any
+            ids = [UUID(item["run_id"]) for item in begun["runs"]]
             with ThreadPoolExecutor(max_workers=begun["max_parallel"], thread_name_prefix="run") as pool:
                 list(pool.map(self._run_until_settled, ids))
+            begun = self.flow.plan_checks(solve_id)
         call_with_retries(lambda: self.flow.pick(solve_id), PICK_RULES, time_scale=self._time_scale)
         done = self.flow.finish(solve_id)
         if not self.flow.wants_publish(done):

@@ -27,7 +27,7 @@ from solver_core.workflow.pipeline import RunPipeline
 
 Step = Literal[
     "begin", "launch", "prepare", "run_agent", "collect", "verify", "release", "record_failure",
-    "pick_champion", "finish", "publish", "fail",
+    "plan_checks", "pick_champion", "finish", "publish", "fail",
 ]  # fmt: skip
 
 
@@ -189,6 +189,10 @@ def _record_failure(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
     return {"status": status.value, "cost_usd": ctx.pipeline.deps.runs.get(_run(event)).cost_usd}
 
 
+def _plan_checks(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
+    return ctx.flow.plan_checks(event.solve_id)
+
+
 def _pick(event: TaskEvent, ctx: TaskContext) -> dict[str, Any]:
     choice = ctx.flow.pick(event.solve_id)
     return {"champion_run_id": str(choice.run.id) if choice.run else None}
@@ -223,6 +227,7 @@ _HANDLERS: dict[str, Callable[[TaskEvent, TaskContext], dict[str, Any]]] = {
     "verify": _verify,
     "release": _release,
     "record_failure": _record_failure,
+    "plan_checks": _plan_checks,
     "pick_champion": _pick,
     "finish": _finish,
     "publish": _publish,

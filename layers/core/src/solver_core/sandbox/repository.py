@@ -233,10 +233,12 @@ class PatchFile:
     size: int
     sha256: str
     too_large: str | None = None
+    excluded_changed: bool = False  # the excluded path differs from the base commit
 
 
-def _compute_patch(sandbox: Sandbox, base: str, name: str, max_bytes: int) -> PatchFile:
-    """Run patch.sh (uploaded again: the agent may have changed its copy) in the repository."""
+def _compute_patch(sandbox: Sandbox, base: str, name: str, max_bytes: int, exclude: str | None = None) -> PatchFile:
+    """Run patch.sh (uploaded again: the agent may have changed its copy) in the repository;
+    `exclude`: a path left out (as it is on the base commit)."""
     package = resources.files("solver_core.sandbox") / "scripts"
     sandbox.write_file(f"{solver_dir(sandbox)}/patch.sh", (package / "patch.sh").read_bytes())
     env = {
@@ -245,6 +247,8 @@ def _compute_patch(sandbox: Sandbox, base: str, name: str, max_bytes: int) -> Pa
         "SOLVER_MAX_BYTES": str(max_bytes),
         "SOLVER_INDEX": ".solver/index",
     }
+    if exclude:
+        env["SOLVER_EXCLUDE"] = exclude
     result = sandbox.run(f"bash {SOLVER_DIR}/patch.sh", cwd=sandbox.workdir, env=env, timeout=300)
     if not result.ok:
         raise RepositoryError(_error_of(result, "could not compute the patch"))
@@ -252,8 +256,11 @@ def _compute_patch(sandbox: Sandbox, base: str, name: str, max_bytes: int) -> Pa
     path = f"{solver_dir(sandbox)}/{name}"
     if "SOLVER_PATCH_TOO_LARGE" in values:
         return PatchFile(path, max_bytes + 1, "", too_large=values["SOLVER_PATCH_TOO_LARGE"])
+    changed = values.get("SOLVER_PATCH_EXCLUDED") == "changed"
     try:
-        return PatchFile(path, int(values["SOLVER_PATCH_BYTES"]), values["SOLVER_PATCH_SHA256"])
+        return PatchFile(
+            path, int(values["SOLVER_PATCH_BYTES"]), values["SOLVER_PATCH_SHA256"], excluded_changed=changed
+        )
     except (KeyError, ValueError):
         raise RepositoryError(f"computing the patch reported no size: {result.output.strip()[-300:]}") from None
 
@@ -272,6 +279,47 @@ def diff(sandbox: Sandbox, base: str, *, max_bytes: int = DEFAULT_MAX_PATCH_BYTE
     """The working tree's changes against `base` (new, deleted and binary files included); a patch
     over `max_bytes` raises PatchTooLarge before any of it is read."""
     return _read_patch(sandbox, _compute_patch(sandbox, base, "patch.diff", max_bytes), max_bytes)
+
+
+def diff_without(
+    sandbox: Sandbox, base: str, path: str, *, max_bytes: int = DEFAULT_MAX_PATCH_BYTES
+) -> tuple[bytes, bool]:
+    """`diff` with `path` (relative to the repository) left as it is on the base commit, and whether
+    the working tree changed that path (the reproduction script: kept apart from the patch)."""
+    found = _compute_patch(sandbox, base, "patch.diff", max_bytes, path)
+    return _read_patch(sandbox, found, max_bytes), found.excluded_changed
+
+
+MAX_SCRIPT_BYTES = 64_000  # a reproduction script; a larger file is not one
+
+
+def read_script(sandbox: Sandbox, path: str) -> bytes | None:
+    """The reproduction script the agent left at `path` in the repository; None when there is none
+    (or it is a directory, unreadable, or over MAX_SCRIPT_BYTES)."""
+    try:
+        data = sandbox.read_file(f"{sandbox.workdir}/{path}", limit=MAX_SCRIPT_BYTES)
+    except (SolverError, OSError, ValueError):  # ValueError: a link out of the local sandbox
+        return None
+    return data if len(data) <= MAX_SCRIPT_BYTES else None
+
+
+def write_scripts(sandbox: Sandbox, checkout: Checkout, scripts: list[bytes]) -> list[str]:
+    """The reproduction scripts, each in Solver's directory of the checkout's HOME (outside the
+    repository); their paths, in order."""
+    paths = []
+    for number, script in enumerate(scripts):
+        path = f"{checkout.home}/.solver/reproduce-{number}"
+        sandbox.write_file(path, script)
+        paths.append(path)
+    return paths
+
+
+def script_spec(checkout: Checkout, script: str, path: str, command: str, timeout_s: int) -> CommandSpec:
+    """One reproduction script, copied to `path` in the checkout, run by `command` from the
+    repository's root, as a detached command."""
+    env = {**checkout.env, "SOLVER_SCRIPT": script, "SOLVER_SCRIPT_PATH": path}
+    run = f'mkdir -p "$(dirname -- "$SOLVER_SCRIPT_PATH")" && cp -- "$SOLVER_SCRIPT" "$SOLVER_SCRIPT_PATH" && {command}'
+    return CommandSpec(run, timeout_s, cwd=checkout.workdir, env=env)
 
 
 def diff_if_changed(

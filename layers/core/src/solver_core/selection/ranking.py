@@ -1,7 +1,8 @@
 """Ranking the candidates of a solve (docs/architecture.md, "Choosing the champion").
 
 Order, first difference wins: breaks no test that passed on the base commit > the test command
-passes > fixes more tests that failed on the base commit > leaves existing tests alone
+passes > fixes more tests that failed on the base commit > passes more of the attempts' validated
+reproduction scripts > leaves existing tests alone
 (`modifies_tests`) > a larger consensus group > the selector model's pick (only among candidates tied
 on all of those) > the agent submitted > a smaller patch > a lower cost > the lower index. Without a
 baseline the test signals reduce to today's pass/fail.
@@ -26,6 +27,7 @@ class Candidate:
     group_size: int = 1
     group: str | None = None  # its consensus group (selection/consensus.py)
     judge_vote: bool | None = None  # the selector model picked it (None: no judge asked)
+    reproduce_passed: int | None = None  # validated reproduction scripts it passes (None: none were run)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ def signals(candidate: Candidate, baseline: Baseline | None) -> RunSignals:
         modifies_tests=run.modifies_tests,
         group_size=candidate.group_size,
         group=candidate.group,
+        reproduce_passed=candidate.reproduce_passed,
         judge_vote=candidate.judge_vote,
         submitted=run.exit_status == "Submitted",
         patch_lines=(stats.added + stats.removed) if stats else 0,

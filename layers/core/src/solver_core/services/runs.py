@@ -7,11 +7,12 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from solver_core.db.schema import RunRow, SolveRow, utcnow
 from solver_core.errors import NotFound
-from solver_core.models import ModelSpec, RunView, SolveView
+from solver_core.models import ModelSpec, RunKind, RunView, ScriptAuthor, SolveView
 from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, RunStatus, SolveStatus
 from solver_core.store import records, registry
 from solver_core.store.outage import survives_outage
@@ -30,6 +31,7 @@ class RunContext:
     agent_overrides: dict[str, Any]
 
 
+CHECK_BASE_INDEX = -2  # the reproduction checks: the base commit's, then -3 - a candidate's index
 HOLDING_SANDBOX = (
     RunStatus.LAUNCHING, RunStatus.PREPARING, RunStatus.SOLVING, RunStatus.COLLECTING, RunStatus.VERIFYING,
 )  # fmt: skip
@@ -101,6 +103,30 @@ class RunService:
         with self._sessions() as session:
             row = records.solve_row(session, solve_id)
             return solve_view(row, row.runs)
+
+    @survives_outage
+    def add_checks(self, solve_id: UUID, authors: list[RunView], candidates: list[RunView]) -> bool:
+        """The reproduction checks of a solve, once: one on the base commit (index -2) and one per
+        candidate (index -3 - its index), each to run every author's script. False when they existed
+        already (another PlanChecks made them)."""
+        plan = [ScriptAuthor(run_id=a.id, index=a.index).model_dump(mode="json") for a in authors]
+        base = authors[0].base_commit
+        targets: list[RunView | None] = [None, *candidates]
+        rows = [
+            RunRow(
+                solve_id=solve_id, index=CHECK_BASE_INDEX if t is None else CHECK_BASE_INDEX - 1 - t.index,
+                model="check", agent_config=None, kind=RunKind.CHECK.value, target_run_id=t.id if t else None,
+                base_commit=(t.base_commit if t else None) or base,
+                reproduction={"target_run_id": str(t.id) if t else None, "authors": plan, "scripts": []},
+            )
+            for t in targets
+        ]  # fmt: skip
+        try:
+            with self._sessions.begin() as session:
+                session.add_all(rows)
+        except IntegrityError:  # (solve_id, index) is unique: made already
+            return False
+        return True
 
     @survives_outage
     def move_solve(self, solve_id: UUID, target: SolveStatus, *, error: str | None = None, **fields: Any) -> SolveView:

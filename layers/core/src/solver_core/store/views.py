@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from solver_core.models import (
+    DEFAULT_REPRODUCE_PATH,
     EventView,
     IssueSpec,
     Limits,
     PatchStats,
     Publication,
     PublishOptions,
+    Reproduction,
     RunKind,
     RunView,
     Selection,
@@ -163,6 +165,7 @@ ARTIFACT_COLUMNS = {
     "trajectory": "trajectory_key",
     "patch": "patch_key",
     "log": "log_key",
+    "reproduce": "reproduce_key",
 }
 
 
@@ -211,6 +214,8 @@ def run_view(row: RunFields) -> RunView:
         detected_test_command=row.detected_test_command,
         outcome=run_outcome(status, row.patch_stats, row.tests),
         kind=RunKind(row.kind or RunKind.ATTEMPT),
+        reproduce_script=row.reproduce_key is not None,
+        reproduction=Reproduction.model_validate(row.reproduction) if row.reproduction else None,
         heartbeat_at=row.heartbeat_at,
         created_at=row.created_at,
         started_at=row.started_at,
@@ -222,6 +227,7 @@ def solve_view(row: SolveFields, runs: Iterable[RunFields] = ()) -> SolveView:
     every = [run_view(r) for r in sorted(runs, key=lambda r: r.index)]
     run_views = [r for r in every if r.kind is RunKind.ATTEMPT]
     baseline = next((r for r in every if r.kind is RunKind.BASELINE), None)
+    checks = sorted((r for r in every if r.kind is RunKind.CHECK), key=lambda r: -r.index)  # the base commit's first
     return SolveView(
         id=row.id,
         owner=row.owner,
@@ -255,6 +261,10 @@ def solve_view(row: SolveFields, runs: Iterable[RunFields] = ()) -> SolveView:
         publish=PublishOptions.model_construct(**row.publish) if row.publish else None,
         publication=Publication.model_validate(row.publication) if row.publication else None,
         baseline=baseline,
+        reproduce=bool(row.reproduce),
+        reproduce_path=row.reproduce_path or DEFAULT_REPRODUCE_PATH,
+        reproduce_command=row.reproduce_command,
+        checks=checks,
         selection=Selection.model_validate(row.selection) if row.selection else None,
     )
 

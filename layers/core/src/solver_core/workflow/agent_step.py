@@ -93,7 +93,7 @@ class AgentStep:
         ctx = self.deps.runs.context(run_id)
         if ctx.run.status is not RunStatus.SOLVING:
             self.deps.runs.move(run_id, RunStatus.SOLVING)
-        if ctx.run.kind is RunKind.BASELINE:  # no agent: its (empty) patch and the tests follow at once
+        if ctx.run.kind is not RunKind.ATTEMPT:  # the baseline and the checks: no agent, VerifyPatch follows
             return True
         preflight_models([ctx.model.name])  # a missing key fails here, in one line, not in litellm
         try:

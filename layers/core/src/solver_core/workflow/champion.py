@@ -20,7 +20,15 @@ from pydantic import TypeAdapter, ValidationError
 
 from solver_core.artifacts import keys
 from solver_core.errors import ArtifactNotFound, IllegalTransition
-from solver_core.models import JudgeVerdict, Publication, RunKind, RunView, Selection, SolveView
+from solver_core.models import (
+    JudgeVerdict,
+    Publication,
+    ReproductionSummary,
+    RunKind,
+    RunView,
+    Selection,
+    SolveView,
+)
 from solver_core.ports import ArtifactStore
 from solver_core.publish.service import should_publish
 from solver_core.selection import consensus, judge, ranking
@@ -63,7 +71,9 @@ def pick_champion(
     baseline: ranking.Baseline | None = None,
     cases: Mapping[UUID, ranking.Cases] | None = None,
     groups: Mapping[UUID, str] | None = None,
+    *,
     votes: Mapping[UUID, bool] | None = None,
+    reproduced: Mapping[UUID, int] | None = None,
 ) -> Choice:
     """The best candidate by the ranking in selection/ranking.py, with the selection record."""
     candidates = [r for r in runs if _has_patch(r)]
@@ -75,13 +85,54 @@ def pick_champion(
     sizes = consensus.groups({r.id: keys_of[r.id] for r in candidates if r.id in keys_of})
     selection = ranking.select(
         [
-            ranking.Candidate(r, found.get(r.id), sizes.get(r.id, 1), keys_of.get(r.id), (votes or {}).get(r.id))
+            ranking.Candidate(
+                r,
+                found.get(r.id),
+                sizes.get(r.id, 1),
+                keys_of.get(r.id),
+                (votes or {}).get(r.id),
+                (reproduced or {}).get(r.id),
+            )
             for r in candidates
         ],
         baseline,
     )
     best = next(r for r in candidates if r.id == selection.champion_run_id)
     return Choice(best, f"champion is {describe(best)}; {selection.reason}", selection)
+
+
+def reproduction(solve: SolveView) -> tuple[dict[UUID, int], ReproductionSummary | None]:
+    """Per candidate, how many validated reproduction scripts it passes (validated: they failed on
+    the base commit), and the solve's summary; nothing when reproduction was not asked for."""
+    if not solve.reproduce:
+        return {}, None
+    written = sum(1 for r in solve.runs if r.reproduce_script)
+    if not solve.checks:
+        return {}, ReproductionSummary(status="no_scripts" if not written else "error", scripts=written, validated=0,
+                                       error=None if not written else "the checks were not made")  # fmt: skip
+    base = next((c for c in solve.checks if c.reproduction is None or c.reproduction.target_run_id is None), None)
+    if base is None or base.status is not RunStatus.SUCCEEDED or base.reproduction is None:
+        why = "no check" if base is None else base.error or base.status.value
+        error = f"the scripts could not run on the base commit: {why}"
+        return {}, ReproductionSummary(status="error", scripts=written, validated=0, error=error[:500])
+    validated = {s.author_run_id for s in base.reproduction.scripts if s.exit_code is not None and s.exit_code != 0}
+    summary = ReproductionSummary(status="checked", scripts=written, validated=len(validated))
+    if not validated:
+        return {}, summary
+    passed = {
+        check.reproduction.target_run_id: sum(
+            1 for s in check.reproduction.scripts if s.passed and s.author_run_id in validated
+        )
+        for check in solve.checks
+        if check.status is RunStatus.SUCCEEDED and check.reproduction and check.reproduction.target_run_id
+    }
+    return passed, summary
+
+
+def with_reproduction(choice: Choice, summary: ReproductionSummary | None) -> Choice:
+    if choice.selection is None or summary is None:
+        return choice
+    return replace(choice, selection=choice.selection.model_copy(update={"reproduction": summary}))
 
 
 def will_retry(run: RunView, max_attempts: int) -> bool:
@@ -136,6 +187,36 @@ class SolveFlow:
             "runs": [{"solve_id": str(solve_id), "run_id": str(r.id)} for r in queued],
         }
 
+    def plan_checks(self, solve_id: UUID) -> dict[str, Any]:
+        """PlanChecks, after the attempts: with `reproduce`, make the reproduction checks once (every
+        script on the base commit and on each candidate) and list those still to run, in BeginSolve's
+        shape; `more` says whether the runs' Map goes round again for them."""
+        solve = self._runs.solve(solve_id)
+        ready = solve.reproduce and solve.status is SolveStatus.RUNNING and not self.pending_retries(solve)
+        if ready and not solve.checks:
+            self._make_checks(solve)
+            solve = self._runs.solve(solve_id)
+        queued = [r for r in solve.checks if r.status is RunStatus.QUEUED]
+        return {
+            "solve_id": str(solve_id),
+            "max_parallel": max(1, min(solve.max_parallel, len(queued))),
+            "runs": [{"solve_id": str(solve_id), "run_id": str(r.id)} for r in queued],
+            "more": bool(queued),
+        }
+
+    def _make_checks(self, solve: SolveView) -> None:
+        authors = [r for r in solve.runs if r.status is RunStatus.SUCCEEDED and r.reproduce_script]
+        candidates = [r for r in solve.runs if _has_patch(r)]
+        if not authors or not candidates:
+            what = "no attempt left a reproduction script" if not authors else "no candidate to check"
+            self._events.append(solve.id, EventKind.LOG, f"reproduction: {what}")
+            return
+        if self._runs.add_checks(solve.id, authors, candidates):
+            self._events.append(
+                solve.id, EventKind.LOG,
+                f"reproduction: {len(authors)} script(s) to run on the base commit and {len(candidates)} candidate(s)",
+            )  # fmt: skip
+
     def pending_retries(self, solve: SolveView) -> list[RunView]:
         return [r for r in solve.all_runs if will_retry(r, self.max_run_attempts)]
 
@@ -164,14 +245,17 @@ class SolveFlow:
         if solve.baseline is not None:
             baseline = ranking.Baseline(solve.baseline, cases.get(solve.baseline.id))
         groups = {r.id: self._group(r) for r in candidates}
-        choice = pick_champion(solve.runs, baseline, cases, groups)
+        reproduced, summary = reproduction(solve)
+        choice = with_reproduction(pick_champion(solve.runs, baseline, cases, groups, reproduced=reproduced), summary)
         if solve.selector_model is None or choice.selection is None:
             return choice
         verdict, votes = self._ask_judge(solve, choice.selection)
         if verdict is None:
             return choice
         self._runs.set_solve_fields(solve.id, selection_cost_usd=verdict.cost_usd)
-        judged = pick_champion(solve.runs, baseline, cases, groups, votes)
+        judged = with_reproduction(
+            pick_champion(solve.runs, baseline, cases, groups, votes=votes, reproduced=reproduced), summary
+        )
         assert judged.selection is not None
         return replace(judged, selection=judged.selection.model_copy(update={"judge": verdict}))
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from solver_core.agent.redact import Redactor
@@ -25,7 +26,7 @@ from solver_core.errors import (
     SolverError,
     is_retryable,
 )
-from solver_core.models import RunKind, TestCounts, TestResult, VerifyIn
+from solver_core.models import RunKind, ScriptResult, TestCounts, TestResult, VerifyIn, reproduce_command_of
 from solver_core.ports import ArtifactStore, Sandbox, SandboxBackend
 from solver_core.sandbox import repository
 from solver_core.sandbox.base import SandboxSpec
@@ -48,6 +49,7 @@ CLONE_LOG_CHARS = 4000  # what the prepare log keeps of the clone's output (a fe
 # and tests for verification: they happen outside the agent's clock) and this margin. The lifetime
 # is the leak backstop if every cleanup path fails.
 SANDBOX_LIFETIME_MARGIN_S = 1800
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ class RunSteps:
         if not self.deps.runs.claim_sandbox_slot(run_id, cap, share):
             raise SandboxCapacityExceeded(f"no sandbox slot: at most {cap} may be live, {share} of them per owner")
         self._start_solve(ctx)
+        if ctx.run.kind is RunKind.CHECK:  # its one sandbox is VerifyPatch's, under the slot claimed here
+            return ""
         spec = SandboxSpec(
             metadata=self._metadata(ctx, ctx.run.kind.value if ctx.run.kind is RunKind.BASELINE else "agent"),
             lifetime_s=ctx.solve.limits.time_limit_s + self._commands_budget_s() + SANDBOX_LIFETIME_MARGIN_S,
@@ -146,6 +150,8 @@ class RunSteps:
         self._check_cancelled(run_id)
         ctx = self.deps.runs.context(run_id)
         self._advance(ctx, RunStatus.PREPARING)
+        if ctx.run.kind is RunKind.CHECK:  # VerifyPatch clones and sets up in its own fresh sandbox
+            return True
         sandbox = self.sandbox(ctx)
         settings = self.deps.settings
         repo = ctx.solve.repo_url
@@ -232,11 +238,18 @@ class RunSteps:
         """CollectArtifacts: the patch (computed by us), its stats, the trajectory and the log."""
         ctx = self.deps.runs.context(run_id)
         self._advance(ctx, RunStatus.COLLECTING)
+        if ctx.run.kind is RunKind.CHECK:
+            return self._collect_check(ctx)
         base = ctx.run.base_commit
         if not base:
             raise SandboxGone("the run has no base commit; its repository was never prepared")
         sandbox = self.sandbox(ctx)
-        patch = repository.diff(sandbox, base, max_bytes=self.deps.settings.max_patch_bytes)
+        limit = self.deps.settings.max_patch_bytes
+        if ctx.solve.reproduce and ctx.run.kind is RunKind.ATTEMPT:
+            patch, wrote = repository.diff_without(sandbox, base, ctx.solve.reproduce_path, max_bytes=limit)
+            self._keep_script(ctx, sandbox, ctx.solve.reproduce_path if wrote else None)
+        else:
+            patch = repository.diff(sandbox, base, max_bytes=limit)
         stats = repository.patch_stats(patch)
         patch_key = keys.patch(ctx.solve.id, run_id)
         self.deps.artifacts.put(patch_key, patch, content_type="text/x-diff")
@@ -251,6 +264,34 @@ class RunSteps:
         self.log(ctx, f"patch: {stats.files} files, +{stats.added} -{stats.removed}", data=vars(stats))
         return stats.files > 0
 
+    def _keep_script(self, ctx: RunContext, sandbox: Sandbox, path: str | None) -> None:
+        """The attempt's reproduction script (`path`; None: it wrote none there), stored apart from
+        its patch (which leaves it out)."""
+        script = repository.read_script(sandbox, path) if path is not None else None
+        if script is None:
+            where = ctx.solve.reproduce_path
+            self.log(ctx, f"reproduction: no script written at {where} (or over {repository.MAX_SCRIPT_BYTES} bytes)")
+            return
+        key = keys.reproduce_script(ctx.solve.id, ctx.run.id)
+        self.deps.artifacts.put(key, script, content_type="text/plain")
+        self.deps.runs.set_fields(ctx.run.id, reproduce_key=key)
+        self.log(ctx, f"reproduction: kept {path} ({len(script)} bytes), left out of the patch")
+
+    def _collect_check(self, ctx: RunContext) -> bool:
+        """A check's patch is its candidate's (the base commit's check: none)."""
+        plan = ctx.run.reproduction
+        target = plan.target_run_id if plan is not None else None
+        patch = self.deps.artifacts.get(keys.patch(ctx.solve.id, target)) if target is not None else b""
+        patch_key = keys.patch(ctx.solve.id, ctx.run.id)
+        self.deps.artifacts.put(patch_key, patch, content_type="text/x-diff")
+        stats = repository.patch_stats(patch)
+        self.deps.runs.set_fields(
+            ctx.run.id,
+            patch_key=patch_key,
+            patch_stats={"files": stats.files, "added": stats.added, "removed": stats.removed},
+        )
+        return True
+
     def verify(self, run_id: UUID, window: Window = UNLIMITED) -> bool:
         """VerifyPatch: the test command on the base commit with the stored patch applied, in a new
         sandbox (or, with `verify_in: same_sandbox`, a hardened checkout in the agent's); then the
@@ -259,7 +300,12 @@ class RunSteps:
         ctx = self.deps.runs.context(run_id)
         command, detected = test_command_of(ctx)
         has_patch = bool(ctx.run.patch_stats and ctx.run.patch_stats.files)
-        if command and (has_patch or ctx.run.kind is RunKind.BASELINE):  # the baseline tests the base commit
+        if ctx.run.kind is RunKind.CHECK:
+            self._check_cancelled(run_id)
+            self._advance(ctx, RunStatus.VERIFYING)
+            if not self._run_scripts(ctx, window):
+                return False
+        elif command and (has_patch or ctx.run.kind is RunKind.BASELINE):  # the baseline tests the base commit
             self._check_cancelled(run_id)
             self._advance(ctx, RunStatus.VERIFYING)
             if not self._run_tests(ctx, command, window, detected=detected):
@@ -300,6 +346,50 @@ class RunSteps:
         self._record_tests(ctx, outcome, detected=detected)
         self.commands.clear(ctx.run.id)
         return True
+
+    def _run_scripts(self, ctx: RunContext, window: Window) -> bool:
+        """A check: every attempt's reproduction script on its target, in a fresh sandbox (clone at
+        the base commit, the candidate's patch, setup, then each script in turn)."""
+        assert ctx.run.base_commit is not None
+        assert ctx.run.reproduction is not None
+        if window.left() <= 0:
+            return False
+        settings, plan = self.deps.settings, ctx.run.reproduction
+        job = repository.VerifyJob(
+            base=ctx.run.base_commit,
+            patch=self.deps.artifacts.get(keys.patch(ctx.solve.id, ctx.run.id)),
+            test_command=reproduce_command_of(ctx.solve.reproduce_path, ctx.solve.reproduce_command),
+            setup_command=ctx.solve.setup_command,
+            timeout_s=settings.reproduce_timeout_s,
+            setup_timeout_s=settings.setup_timeout_s,
+            clone_timeout_s=settings.clone_timeout_s,
+        )
+        scripts = [self.deps.artifacts.get(keys.reproduce_script(ctx.solve.id, a.run_id)) for a in plan.authors]
+        phases = PhasedVerification(self.commands, ctx.run.id, window)
+        results = self._in_fresh_sandbox(
+            ctx, lambda progress, box, source: phases.advance_scripts(
+                progress, box, job, scripts, ctx.solve.reproduce_path, clone_from=source
+            )
+        )  # fmt: skip
+        if results is None:
+            return False
+        found = [
+            ScriptResult(
+                author_run_id=author.run_id, author_index=author.index, exit_code=None if r.timed_out else r.returncode,
+                passed=r.ok, timed_out=r.timed_out,
+            )
+            for author, r in zip(plan.authors, results, strict=True)
+        ]  # fmt: skip
+        done = plan.model_copy(update={"scripts": found})
+        self.deps.runs.set_fields(ctx.run.id, reproduction=done.model_dump(mode="json"))
+        self.commands.clear(ctx.run.id)
+        target = "the base commit" if plan.target_run_id is None else f"run {self._index_of(ctx, plan.target_run_id)}"
+        outcomes = ", ".join(f"run {s.author_index}'s {'passes' if s.passed else 'fails'}" for s in found)
+        self.log(ctx, f"reproduction on {target}: {outcomes}", data=done.model_dump(mode="json"))
+        return True
+
+    def _index_of(self, ctx: RunContext, run_id: UUID) -> int:
+        return self.deps.runs.get(run_id).index
 
     def _record_tests(self, ctx: RunContext, outcome: repository.Verification, *, detected: bool) -> TestResult:
         command = outcome.command
@@ -345,8 +435,15 @@ class RunSteps:
     def _verify_in_fresh_sandbox(
         self, ctx: RunContext, job: repository.VerifyJob, phases: PhasedVerification
     ) -> repository.Verification | None:
-        """In the verification sandbox this step made earlier (still the run's sandbox), or a new
-        one. It is killed with the run's sandbox: at the end of VerifyPatch, or on failure."""
+        return self._in_fresh_sandbox(
+            ctx, lambda progress, box, source: phases.advance(progress, box, job, clone_from=source)
+        )
+
+    def _in_fresh_sandbox(
+        self, ctx: RunContext, advance: Callable[[Progress, Sandbox, CloneFrom], T | None]
+    ) -> T | None:
+        """`advance` in the verification sandbox this step made earlier (still the run's sandbox), or
+        a new one. It is killed with the run's sandbox: at the end of VerifyPatch, or on failure."""
         progress = self.commands.stored(ctx.run.id, VERIFY_STEP)
         if progress is not None and progress.sandbox_id == ctx.run.sandbox_id:
             box = self.deps.sandboxes.connect(progress.sandbox_id)
@@ -355,7 +452,7 @@ class RunSteps:
             progress = Progress(step=VERIFY_STEP, sandbox_id=box.id)
             self.commands.save(ctx.run.id, progress)
         token, _withheld = self._clone_token(ctx)  # the owner's allowlist governs this clone too
-        return phases.advance(progress, box, job, clone_from=CloneFrom(ctx.solve.repo_url, token))
+        return advance(progress, box, CloneFrom(ctx.solve.repo_url, token))
 
     def _launch_verification(self, ctx: RunContext) -> Sandbox:
         """A new sandbox for verification. The run hands its slot of the global cap over: the
@@ -445,4 +542,17 @@ def issue_text(ctx: RunContext) -> str:
     parts = [f"# {issue.title}", "", issue.body.strip()]
     if issue.url:
         parts += ["", f"Issue: {issue.url}"]
+    if ctx.solve.reproduce and ctx.run.kind is RunKind.ATTEMPT:
+        parts += ["", reproduce_instructions(ctx.solve.reproduce_path, ctx.solve.reproduce_command)]
     return "\n".join(parts).strip() + "\n"
+
+
+def reproduce_instructions(path: str, command: str | None) -> str:
+    """What an attempt is asked to write besides its fix (docs/architecture.md, "Reproduction scripts")."""
+    runs = reproduce_command_of(path, command)
+    return (
+        f"Besides fixing the issue, write a reproduction script at `{path}` (relative to the repository "
+        f"root). Run from the repository root with `{runs}`, it must exit with a non-zero status while the "
+        "issue is present and with status 0 once it is fixed. Keep it small and self-contained, and leave it "
+        "in place: it is kept apart from your patch and run against every candidate fix."
+    )

@@ -53,6 +53,62 @@ class PhasedVerification:
     ) -> Verification | None:
         """`clone_from`: clone into this sandbox, which the agent never used; None: an isolated
         worktree in the agent's sandbox (`verify_in: same_sandbox`)."""
+        checkout = self._ready(progress, sandbox, job, clone_from)
+        if checkout is None:
+            return None
+        # The report's path is kept with the command (saved when it starts), so the invocation that
+        # finds the tests ended reads the report they wrote.
+        report = progress.facts.setdefault("junit_report", repository.junit_report(checkout))
+        tests = self._detached(progress, "tests", sandbox, lambda: repository.test_spec(job, checkout, report))
+        if tests is None:
+            return None
+        changes = json.loads(progress.facts["test_changes"])
+        return repository.verification(job, tests, changes, repository.read_junit(sandbox, report))
+
+    def advance_scripts(
+        self,
+        progress: Progress,
+        sandbox: Sandbox,
+        job: VerifyJob,
+        scripts: list[bytes],
+        path: str,
+        *,
+        clone_from: CloneFrom,
+    ) -> list[JobResult] | None:
+        """A reproduction check: the same checkout, patch and setup, then each script copied to
+        `path` and run with the job's command (`job.test_command`), one detached phase each; their
+        results in order once the last one ended."""
+        checkout = self._ready(progress, sandbox, job, clone_from)
+        if checkout is None:
+            return None
+        if not progress.finished("scripts"):
+            if self._sync(lambda _limit: repository.write_scripts(sandbox, checkout, scripts)) is None:
+                return None
+            self.commands.complete(self.run_id, progress, "scripts")
+        results: list[JobResult] = []
+        for number in range(len(scripts)):
+            phase = f"reproduce-{number}"
+            if progress.finished(phase):
+                found = json.loads(progress.facts[phase])
+                results.append(JobResult(output="", returncode=found["returncode"], timed_out=found["timed_out"]))
+                continue
+            script = f"{checkout.home}/.solver/reproduce-{number}"
+
+            def spec(script: str = script) -> CommandSpec:
+                return repository.script_spec(checkout, script, path, job.test_command, job.timeout_s)
+
+            result = self._detached(progress, phase, sandbox, spec)
+            if result is None:
+                return None
+            outcome = json.dumps({"returncode": result.returncode, "timed_out": result.timed_out})
+            self.commands.complete(self.run_id, progress, phase, **{phase: outcome})
+            results.append(result)
+        return results
+
+    def _ready(
+        self, progress: Progress, sandbox: Sandbox, job: VerifyJob, clone_from: CloneFrom | None
+    ) -> Checkout | None:
+        """The checkout with the patch applied and set up; None: not yet."""
         checkout = self._checkout(progress, sandbox, job, clone_from)
         if checkout is None:
             return None
@@ -68,14 +124,7 @@ class PhasedVerification:
                 return None
             repository.set_up(setup)
             self.commands.complete(self.run_id, progress, "setup")
-        # The report's path is kept with the command (saved when it starts), so the invocation that
-        # finds the tests ended reads the report they wrote.
-        report = progress.facts.setdefault("junit_report", repository.junit_report(checkout))
-        tests = self._detached(progress, "tests", sandbox, lambda: repository.test_spec(job, checkout, report))
-        if tests is None:
-            return None
-        changes = json.loads(progress.facts["test_changes"])
-        return repository.verification(job, tests, changes, repository.read_junit(sandbox, report))
+        return checkout
 
     def _checkout(
         self, progress: Progress, sandbox: Sandbox, job: VerifyJob, clone_from: CloneFrom | None

@@ -172,6 +172,7 @@ def solve_requests(d: ApiDeps, owner: str, request: BatchRequest) -> list[tuple[
         max_parallel=request.max_parallel,
         limits=request.limits,
         sandbox=d.settings.sandbox,
+        reproduce=request.reproduce,
     )
     details = [_problem(field, str(p), p.instance_id) for p in loaded.problems]
     solves: list[tuple[Instance, SolveRequest]] = []

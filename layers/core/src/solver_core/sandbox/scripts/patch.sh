@@ -22,6 +22,18 @@ fail() {
 cp .git/index "$index" 2>/dev/null
 export GIT_INDEX_FILE="$index"
 "${git[@]}" add -A || fail "git add failed"
+# $SOLVER_EXCLUDE (optional): one path left as it is on the base commit (the reproduction script,
+# which is kept apart from the patch).
+if [ -n "${SOLVER_EXCLUDE:-}" ]; then
+  if "${git[@]}" diff --cached --quiet --no-ext-diff --no-textconv "$base" -- ":(literal)$SOLVER_EXCLUDE"; then
+    echo "SOLVER_PATCH_EXCLUDED=unchanged"
+  else
+    echo "SOLVER_PATCH_EXCLUDED=changed"
+  fi
+  "${git[@]}" reset -q "$base" -- ":(literal)$SOLVER_EXCLUDE" > /dev/null 2>&1 \
+    || "${git[@]}" rm -q --cached --ignore-unmatch -- ":(literal)$SOLVER_EXCLUDE" > /dev/null \
+    || fail "could not leave $SOLVER_EXCLUDE out of the patch"
+fi
 
 # Sizes first, from the object database: a file whose change is larger than the limit ends the
 # check before git renders it (a binary diff holds the whole file in memory).
