@@ -76,12 +76,15 @@ def finish_runs(sessions: sessionmaker[Session], solve_id: UUID) -> None:
             at + timedelta(seconds=5),
             at + timedelta(seconds=9),
         )
+        first.reproduce_key = "solves/x/0.reproduce.py"
         second.status, second.error = "failed", "AgentError: the model said no"
+        second.reproduction = {"target_run_id": str(first.id), "authors": [], "scripts": []}
         second.started_at, second.finished_at = at, at + timedelta(seconds=3)
         solve = session.get(SolveRow, solve_id)
         assert solve is not None
         solve.status, solve.champion_run_id, solve.started_at = "running", first.id, at
         solve.detect_tests, solve.selection_cost_usd = False, 0.5
+        solve.reproduce, solve.reproduce_command = True, "python reproduce.py"
         solve.publication = {"comment_url": "https://github.com/org/repo/issues/1#issuecomment-2"}
 
 
@@ -96,6 +99,9 @@ def test_the_direct_read_is_the_services_view(services: Services, sessions: Any,
     assert direct.runs[0].started_at == datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
     assert direct.publication is not None
     assert direct.publish is not None
+    assert direct.reproduce is True
+    assert direct.runs[0].reproduce_script is True
+    assert direct.runs[1].reproduction is not None
 
 
 def test_another_owners_solve_and_an_unknown_one_are_not_read(services: Services, reader: DirectReader) -> None:

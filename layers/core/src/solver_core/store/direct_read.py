@@ -33,23 +33,24 @@ SOLVE_COLUMNS = (
     "id", "owner", "status", "repo_url", "ref", "issue_title", "issue_body", "issue_url", "external_ref",
     "models", "attempts_per_model", "max_parallel", "agent_config", "limits", "setup_command",
     "test_command", "detect_tests", "verify_in", "callback_url", "sandbox_image", "selector_model",
-    "selection_cost_usd", "execution_ref", "champion_run_id", "error", "publish", "publication",
-    "selection", "created_at", "updated_at", "started_at", "finished_at",
+    "selection_cost_usd", "reproduce", "reproduce_path", "reproduce_command", "execution_ref",
+    "champion_run_id", "error", "publish", "publication", "selection", "created_at", "updated_at",
+    "started_at", "finished_at",
 )  # fmt: skip
 RUN_COLUMNS = (
     "id", "solve_id", "index", "model", "agent_config", "status", "exit_status", "attempt", "retryable",
     "sandbox_id", "base_commit", "steps", "cost_usd", "tokens", "heartbeat_at", "error", "checkpoint_key",
     "trajectory_key", "patch_key", "log_key", "patch_stats", "tests", "detected_test_command", "kind",
-    "created_at", "started_at", "finished_at",
+    "reproduce_key", "reproduction", "created_at", "started_at", "finished_at",
 )  # fmt: skip
 # How SQLite stores the columns whose Python value is not what sqlite3 returns (db/schema.py's types:
 # Uuid as 32 hex digits, JSON as text, UTCDateTime as naive UTC text, booleans as 0/1).
 UUID_COLUMNS = frozenset({"id", "solve_id", "champion_run_id"})
 JSON_COLUMNS = frozenset(
-    {"external_ref", "models", "limits", "publish", "publication", "selection", "patch_stats", "tests"}
+    {"external_ref", "models", "limits", "publish", "publication", "selection", "patch_stats", "tests", "reproduction"}
 )
 DATETIME_COLUMNS = frozenset({"created_at", "updated_at", "started_at", "finished_at", "heartbeat_at"})
-BOOL_COLUMNS = frozenset({"detect_tests", "retryable"})
+BOOL_COLUMNS = frozenset({"detect_tests", "retryable", "reproduce"})
 OPEN_STATUSES = (SolveStatus.QUEUED.value, SolveStatus.RUNNING.value, SolveStatus.CANCELLING.value)
 PG_CONNECT_TIMEOUT_S = 10
 SQLITE_BUSY_TIMEOUT_S = 30
