@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,11 +65,31 @@ def bare_run(repo: Path, model: str, steps: int, scratch: Path, isolation: str) 
         environment_class(cwd=str(clone), timeout=120),
         **setup.agent,
     )
-    started = time.perf_counter()
-    agent.run(ISSUE)
-    elapsed = time.perf_counter() - started
+    with upstream_templates():
+        started = time.perf_counter()
+        agent.run(ISSUE)
+        elapsed = time.perf_counter() - started
     assert agent.n_calls == steps + 1, agent.n_calls  # every action, then the exhausted replay ends it
     return elapsed
+
+
+@contextlib.contextmanager
+def upstream_templates() -> Iterator[None]:
+    """(a) is mini-swe-agent as it ships, its templates compiled at every use, even after Solver's
+    runs in this process pointed them at its cache (agent/templates.py)."""
+    from jinja2 import Template
+
+    from solver_core.agent.templates import UPSTREAM_MODULES
+
+    modules = [importlib.import_module(name) for name in UPSTREAM_MODULES]
+    saved = [getattr(module, "Template") for module in modules]  # noqa: B009 - untyped module attribute
+    for module in modules:
+        setattr(module, "Template", Template)  # noqa: B010
+    try:
+        yield
+    finally:
+        for module, template in zip(modules, saved, strict=True):
+            setattr(module, "Template", template)  # noqa: B010
 
 
 @contextlib.contextmanager
