@@ -6,12 +6,14 @@ verified runs:
 
 - today: tests passed > leaves the tests alone > submitted > smaller patch > cost (one exit code);
 - baseline: the candidates compared with the test command on the base commit, per test (JUnit XML);
+- + reproduction: the above, then how many of the attempts' reproduction scripts a candidate passes,
+  counting only scripts that fail on the base commit (each candidate's agent writes the script its
+  understanding of the issue suggests: the true fixes and the fix that breaks another test a correct
+  one, the wrong fixes one that already passes on the base commit, the no-op none);
 - + consensus: the above, then the larger group of candidates making the same change;
 - + judge: the above, then a replayed selector model among candidates still tied (what Solver
   records as the champion). The replay names the first true fix, so this column shows where a judge
   is consulted and that it never overrides a test signal, not how well a real model judges.
-
-Reproduction tests are not built yet, so they have no column.
 
     .venv/bin/python benchmarks/selection.py
 
@@ -30,7 +32,7 @@ import benchlib
 from solver_core.models import SolveView
 from solver_core.selection.ranking import Baseline
 from solver_core.wiring import Container
-from solver_core.workflow.champion import pick_champion
+from solver_core.workflow.champion import pick_champion, reproduction
 
 SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
 PYTEST = f"{sys.executable} -m pytest -q -p no:cacheprovider"
@@ -41,17 +43,34 @@ TEST_HALF = "from calc import half\n\n\ndef test_half():\n    assert half(5) == 
 TEST_ENV = "import os\n\n\ndef test_environment():\n    assert os.environ.get('BENCH_NEVER_SET') == 'yes'\n"
 WEAK_MEAN = "from calc import mean\n\n\ndef test_mean_even():\n    assert mean([2, 4]) == 3\n"  # misses the bug
 
-# Candidates: shell actions writing the change, and whether it truly fixes mean().
+
+def script(check: str) -> str:
+    """The action writing a reproduction script that exits 0 when `check` holds."""
+    body = f"import sys\\nfrom calc import mean\\nsys.exit(0 if {check} else 1)\\n"
+    return f"printf '{body}' > reproduce_issue.py"
+
+
+RIGHT_SCRIPT = script("mean([1, 2]) == 1.5")  # fails on the base commit: it reproduces the issue
+WEAK_SCRIPT = script("mean([2, 4]) == 3")  # passes on the base commit already: validation drops it
+
+# Candidates: shell actions writing the change (and the agent's reproduction script), and whether it
+# truly fixes mean().
 TRUE_FIX = (
-    ("sed -i 's|return sum(values) // len(values)|total = sum(values)\\n    return total / len(values)|' calc.py",),
+    (
+        RIGHT_SCRIPT,
+        "sed -i 's|return sum(values) // len(values)|total = sum(values)\\n    return total / len(values)|' calc.py",
+    ),
     True,
 )
-TRUE_FIX_ALIKE = (("sed -i 's|sum(values) // len(values)|sum(values)/len(values)  # true division|' calc.py",), True)
-TRUE_FIX_SAME = (("sed -i 's|sum(values) // len(values)|sum(values) / len(values)|' calc.py",), True)
-BREAKS_OTHER = (("sed -i 's|//|/|g' calc.py",), False)  # fixes mean, breaks half
+TRUE_FIX_ALIKE = (
+    (RIGHT_SCRIPT, "sed -i 's|sum(values) // len(values)|sum(values)/len(values)  # true division|' calc.py"),
+    True,
+)
+TRUE_FIX_SAME = ((RIGHT_SCRIPT, "sed -i 's|sum(values) // len(values)|sum(values) / len(values)|' calc.py"), True)
+BREAKS_OTHER = ((RIGHT_SCRIPT, "sed -i 's|//|/|g' calc.py"), False)  # fixes mean, breaks half
 NO_OP = (("echo '# looked at it' >> calc.py",), False)
-EDITS_TEST = (("sed -i 's|== 1.5|== 1|' tests/test_mean.py",), False)  # makes the test agree with the bug
-WRONG_PASSES_WEAK = (("sed -i 's|// len(values)|// max(len(values), 1)|' calc.py",), False)
+EDITS_TEST = ((WEAK_SCRIPT, "sed -i 's|== 1.5|== 1|' tests/test_mean.py"), False)  # the test agrees with the bug
+WRONG_PASSES_WEAK = ((WEAK_SCRIPT, "sed -i 's|// len(values)|// max(len(values), 1)|' calc.py"), False)
 
 
 @dataclass(frozen=True)
@@ -89,12 +108,12 @@ SETS = (
         (NO_OP, BREAKS_OTHER, EDITS_TEST, TRUE_FIX, TRUE_FIX_ALIKE, TRUE_FIX_SAME),
     ),
     Set(
-        "suite misses the bug: a wrong fix that passes, one true fix (a tie only a judge breaks)",
+        "suite misses the bug: a wrong fix that passes, one true fix (without scripts, only a judge breaks the tie)",
         repo_files(weak=True),
         (WRONG_PASSES_WEAK, TRUE_FIX_SAME),
     ),
 )
-STRATEGIES = ("today", "baseline", "+ consensus", "+ judge (replayed; Solver)")
+STRATEGIES = ("today", "baseline", "+ reproduction", "+ consensus", "+ judge (replayed; Solver)")
 
 
 def solve_set(container: Container, workdir: Path, number: int, case: Set) -> SolveView:
@@ -112,7 +131,7 @@ def solve_set(container: Container, workdir: Path, number: int, case: Set) -> So
     judge.write_text(f"actions:\n  - command: 'CHOICE: {first_true}'\n")
     solve = start_solve(
         container, repo_url=str(repo), models=models, max_parallel=len(models), test_command=PYTEST,
-        selector_model=f"replay:{judge}",
+        selector_model=f"replay:{judge}", reproduce=True, reproduce_command="python3 reproduce_issue.py",
     )  # fmt: skip
     container.local_orchestrator().execute(solve.id)
     return container.runs.solve(solve.id)
@@ -123,10 +142,12 @@ def picks(container: Container, solve: SolveView) -> dict[str, int | None]:
     cases = {r.id: c for r in [*solve.runs, *filter(None, [solve.baseline])] if (c := flow.per_test(r))}
     baseline = Baseline(solve.baseline, cases.get(solve.baseline.id)) if solve.baseline else None
     groups = {r.id: r.patch_stats.group for r in solve.runs if r.patch_stats and r.patch_stats.group}
+    reproduced, _summary = reproduction(solve)
     chosen = {
         "today": pick_champion(solve.runs).run,
         "baseline": pick_champion(solve.runs, baseline, cases).run,
-        "+ consensus": pick_champion(solve.runs, baseline, cases, groups).run,
+        "+ reproduction": pick_champion(solve.runs, baseline, cases, reproduced=reproduced).run,
+        "+ consensus": pick_champion(solve.runs, baseline, cases, groups, reproduced=reproduced).run,
         "+ judge (replayed; Solver)": next((r for r in solve.runs if r.id == solve.champion_run_id), None),
     }
     return {name: (run.index if run else None) for name, run in chosen.items()}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from solver_core.wiring import Container, build_container
 from solver_core.workflow.pipeline import RunPipeline
 from tests.fakes.sandboxes import WatchedSandboxes
 from tests.support.aws import use_fake_credentials
-from tests.support.runtime import make_repo, runtime_settings, start_solve, write_replay
+from tests.support.runtime import command_running, make_repo, runtime_settings, start_solve, write_replay
 from tests.support.selection import PYTEST, scenario_models, scenario_repo
 from tests.support.stepfunctions import StepFunctionsHarness
 
@@ -401,3 +402,36 @@ def test_a_suite_that_misses_the_bug_reproduction_scripts_pick_the_true_fix(
         assert world.sandboxes.live == set()
         if world.harness is not None:
             assert world.outcome["status"] == "SUCCEEDED"
+
+
+def test_cancel_while_a_reproduction_script_runs(kind: str, tmp_path: Path, postgres_url: str, repo: Path) -> None:
+    """The checks are runs like any other: a cancel while one's script runs stops it, every run ends
+    cancelled or finished, and no sandbox is left."""
+    token = f"solver-test-{uuid.uuid4().hex}"
+    fix = write_replay(tmp_path / "fix.yaml", SCRIPT, "sed -i 's|//|/|' calc.py", SUBMIT)
+    with make_world(kind, tmp_path, postgres_url) as world:
+        solve = start_solve(
+            world.container, repo_url=str(repo), models=[fix], reproduce=True,
+            reproduce_command=f"sleep 60; : {token}; python3 reproduce_issue.py",
+        )  # fmt: skip
+        world.start(solve)
+        deadline = time.monotonic() + 90
+        while not command_running(token):
+            assert time.monotonic() < deadline, "no reproduction script started"
+            time.sleep(0.1)
+        cancel = CancelService(
+            solves=world.container.solves, runs=world.container.runs, events=world.container.events,
+            sandboxes=world.sandboxes, orchestrator=world.orchestrator, champion=world.container.flow(),
+        )  # fmt: skip
+        started = time.monotonic()
+        assert cancel.cancel("tester", solve.id).changed
+        done = world.wait(solve)
+        assert time.monotonic() - started < 20
+        assert done.status.value == "cancelled"
+        assert done.checks
+        assert all(r.status.value in {"cancelled", "succeeded"} for r in done.all_runs)
+        assert world.sandboxes.live == set()
+        deadline = time.monotonic() + 10
+        while command_running(token):
+            assert time.monotonic() < deadline, "the cancelled script still runs"
+            time.sleep(0.1)

@@ -78,6 +78,21 @@ def test_without_a_token_loopback_clients_are_the_local_owner(world: ApiWorld) -
         assert world.deps.solves.list(local_owner()).items[0].owner == local_owner()
 
 
+def test_a_solve_that_asks_for_reproduction_scripts_says_so_and_a_bad_path_is_422(world: ApiWorld) -> None:
+    for server in running_server(world, token=None):
+        client = HttpClient(server.url, owner=local_owner(), token=None, world=world)
+        body = solve_body(reproduce=True, reproduce_path="checks/repro.sh", reproduce_command="bash checks/repro.sh")
+        created = client.call("POST", "/solves", body=body)
+        assert created.status == 202
+        shown = client.call("GET", f"/solves/{created.json['id']}").json
+        assert (shown["reproduce"], shown["reproduce_path"], shown["reproduce_command"], shown["checks"]) == (
+            True, "checks/repro.sh", "bash checks/repro.sh", [],
+        )  # fmt: skip
+        refused = client.call("POST", "/solves", body=solve_body(reproduce=True, reproduce_path="../outside.py"))
+        assert refused.status == 422
+        assert "reproduce_path" in json.dumps(refused.json)
+
+
 def test_a_declared_oversized_body_is_refused_before_it_is_read(server: ApiServer) -> None:
     host, port = server.server_address[:2]
     connection = http.client.HTTPConnection(str(host), port, timeout=10)

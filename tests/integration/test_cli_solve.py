@@ -153,3 +153,29 @@ def test_a_pre_existing_failure_the_true_fix_wins_and_the_output_says_why(tmp_pa
     assert "run 1: #3, tests failed, fixed 1, broke 1, still failing 1 (per test)" in text
     assert "why: run 0 (" in text
     assert "fixes 1 test(s) that failed on the base commit (test_calc::test_mean)" in text
+
+
+def test_reproduce_asks_for_scripts_and_the_one_that_passes_them_wins(tmp_path: Path, repo: Path) -> None:
+    """`--reproduce` with a suite that never calls mean(): the no-op is smaller, the true fix passes the
+    validated scripts; the output says so, and the scripts are not in the champion's patch."""
+    check = "import sys\\nfrom calc import mean\\nsys.exit(0 if mean([1, 2]) == 1.5 else 1)\\n"
+    script = f"printf '{check}' > reproduce_issue.py"
+    submit = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
+    noop = write_replay(tmp_path / "noop.yaml", script, "echo '# mean' >> calc.py", submit)
+    fix = write_replay(tmp_path / "fix.yaml", script, "sed -i 's|//|/|' calc.py", submit)
+    common = (
+        str(repo), "--model", noop, "--model", fix, "--issue", "mean() floors",
+        "--test-command", "python3 -c 'import calc'",
+        "--reproduce", "--reproduce-command", "python3 reproduce_issue.py",
+    )  # fmt: skip
+    done = solver("solve", *common, "--json", home=tmp_path / "json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["champion_run_id"] == out["runs"][1]["id"]
+    assert out["selection"]["reproduction"] == {"status": "checked", "scripts": 2, "validated": 2, "error": None}
+    assert [(s["index"], s["reproduce_passed"]) for s in out["selection"]["runs"]] == [(1, 2), (0, 0)]
+    assert "reproduce_issue.py" not in out["patch"]
+    shown = solver("solve", *common, home=tmp_path / "human")
+    text = " ".join(shown.stderr.split())
+    assert "reproduction: 2 script(s) written, 2 fail on the base commit (those count)" in text
+    assert "it passes 2 reproduction script(s), run 0 0" in text

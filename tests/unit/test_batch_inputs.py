@@ -96,3 +96,23 @@ def test_a_solve_names_its_image_only_with_safe_characters() -> None:
     for bad in ("--privileged", "img; rm -rf /", "a/../b", "UPPER"):
         with pytest.raises(ValidationError, match="image_name"):
             SolveRequest.model_validate(data | {"sandbox_image": bad})
+
+
+def test_reproduce_reaches_every_instances_solve_and_the_remote_batch() -> None:
+    from pathlib import Path
+
+    from solver_core.batch.instances import Instance
+    from solver_core.batch.requests import BatchOptions, build_request
+    from solver_core.cli.remote_batch import RemoteOptions, request_body
+    from solver_core.rules import RequestPolicy
+    from solver_core.settings import Settings
+
+    instance = Instance.model_validate(
+        {"instance_id": "o__r-1", "repo": "o/r", "base_commit": "a" * 40, "problem_statement": "it breaks"}
+    )
+    policy = RequestPolicy.from_settings(Settings())
+    for reproduce in (False, True):
+        options = BatchOptions(models=["m"], output=Path(), name="n", reproduce=reproduce)
+        assert build_request(instance, options, policy).reproduce is reproduce
+        remote = RemoteOptions(["m"], 1, 1, 1, {}, None, reproduce=reproduce)
+        assert request_body([instance], remote).get("reproduce", False) is reproduce

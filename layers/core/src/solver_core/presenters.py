@@ -13,6 +13,7 @@ from solver_core.models import (
     PatchStats,
     Publication,
     PublishOptions,
+    Reproduction,
     RunView,
     Selection,
     SolveView,
@@ -49,6 +50,8 @@ class RunOut(Out):
     )
     error: str | None
     artifacts: dict[str, str]
+    reproduce_script: bool = Field(default=False, description="the attempt left a reproduction script")
+    reproduction: Reproduction | None = Field(default=None, description="a reproduction check's results")
     started_at: datetime | None
     finished_at: datetime | None
 
@@ -76,6 +79,13 @@ class SolveOut(Out):
         description="how the candidates ranked (the baseline comparison, consensus, …) and why the champion won; "
         "null until the champion is chosen",
     )
+    reproduce: bool = Field(default=False, description="the attempts were asked for reproduction scripts")
+    reproduce_path: str | None = None
+    reproduce_command: str | None = None
+    checks: list[RunOut] = Field(
+        default_factory=list,
+        description="the reproduction checks: every script on the base commit, then on each candidate",
+    )
 
 
 class SolveWithPatch(SolveOut):
@@ -88,5 +98,6 @@ def run_out(run: RunView, store: ArtifactStore) -> RunOut:
 
 
 def solve_out(solve: SolveView, store: ArtifactStore) -> SolveOut:
-    fields = solve.model_dump(include=set(SolveOut.model_fields) - {"runs"})
-    return SolveOut(**fields, runs=[run_out(r, store) for r in solve.runs])
+    fields = solve.model_dump(include=set(SolveOut.model_fields) - {"runs", "checks"})
+    checks = [run_out(r, store) for r in solve.checks]
+    return SolveOut(**fields, runs=[run_out(r, store) for r in solve.runs], checks=checks)

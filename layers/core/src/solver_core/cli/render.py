@@ -133,6 +133,8 @@ def print_selection(solve: SolveView) -> None:
         console.print(f"  baseline: {escape(summary.baseline_line(selection.baseline))}")
     for signals in selection.runs:
         console.print(f"  run {signals.index}: {escape(summary.signals_line(signals))}")
+    if selection.reproduction is not None:
+        console.print(f"  reproduction: {escape(summary.reproduction_line(selection.reproduction))}")
     if selection.judge is not None:
         console.print(f"  judge: {escape(summary.judge_line(selection.judge))}")
     console.print(f"  [bold]why:[/] {escape(selection.reason)}")

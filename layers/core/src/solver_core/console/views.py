@@ -59,6 +59,8 @@ def selection_of(solve: SolveView) -> dict[str, str] | None:
         return None
     lines = {"baseline": summary.baseline_line(selection.baseline)} if selection.baseline else {}
     lines |= {f"run {s.index}": summary.signals_line(s) for s in selection.runs}
+    if selection.reproduction is not None:
+        lines["reproduction"] = summary.reproduction_line(selection.reproduction)
     return lines | ({"judge": summary.judge_line(selection.judge)} if selection.judge else {})
 
 

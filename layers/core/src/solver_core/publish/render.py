@@ -9,7 +9,7 @@ import re
 from solver_core.gitdiff.parse import FilePatch
 from solver_core.models import PublishedPull, RunView
 from solver_core.publish.report import SolveReport
-from solver_core.selection.summary import baseline_line
+from solver_core.selection.summary import baseline_line, reproduction_line
 
 MAX_COMMENT_CHARS = 65_000  # GitHub refuses bodies over 65,536 characters
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>|~])")
@@ -108,6 +108,8 @@ def _headline(report: SolveReport, pull: PublishedPull | None) -> str:
         if selection is not None:  # test ids come from reports the patched code wrote: escaped
             if selection.baseline is not None:
                 lines += ["", f"Baseline: {cell(baseline_line(selection.baseline))}."]
+            if selection.reproduction is not None:
+                lines += ["", f"Reproduction scripts: {cell(reproduction_line(selection.reproduction))}."]
             lines += ["", f"Why: {cell(selection.reason)}."]
     if pull is not None:
         lines.append(f"Draft pull request: [#{pull.number}]({pull.url})")

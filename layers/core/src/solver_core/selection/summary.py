@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from solver_core.models import BaselineSummary, JudgeVerdict, RunSignals
+from solver_core.models import BaselineSummary, JudgeVerdict, ReproductionSummary, RunSignals
 
 
 def baseline_line(baseline: BaselineSummary) -> str:
@@ -33,6 +33,14 @@ def signals_line(signals: RunSignals) -> str:
     parts.append("submitted" if signals.submitted else "not submitted")
     parts.append(f"{signals.patch_lines} lines")
     return ", ".join(parts)
+
+
+def reproduction_line(found: ReproductionSummary) -> str:
+    if found.status == "no_scripts":
+        return "no attempt wrote a script"
+    if found.status == "error":
+        return f"{found.scripts} script(s) written, none counted: {found.error or 'unknown error'}"
+    return f"{found.scripts} script(s) written, {found.validated} fail on the base commit (those count)"
 
 
 def judge_line(verdict: JudgeVerdict) -> str:
