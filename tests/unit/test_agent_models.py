@@ -54,6 +54,16 @@ def test_agent_setup_applies_the_solves_limits_and_ignores_the_configs_cwd() -> 
     assert setup.environment.timeout == 60
 
 
+def test_a_runs_overrides_never_reach_the_next_runs_config() -> None:
+    """The bundled YAML is parsed once per process; each caller gets its own copy."""
+    first = agent_setup("mini.yaml", {"model": {"observation_template": "mine"}}, Limits(step_limit=3))
+    assert first.model["observation_template"] == "mine"
+    bundled_config("mini.yaml")["model"]["observation_template"] = "changed in place"
+    again = agent_setup("mini.yaml", {}, Limits(step_limit=3))
+    assert again.model["observation_template"] not in {"mine", "changed in place"}
+    assert "{{" in again.model["observation_template"]
+
+
 @pytest.mark.parametrize("base", ["../../etc/passwd", "nope.yaml", "mini.py"])
 def test_only_bundled_configs_can_be_named(base: str) -> None:
     with pytest.raises(ConfigurationError):

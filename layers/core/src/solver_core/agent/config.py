@@ -6,6 +6,8 @@ template, and the format-error template matches the agent's instructions.
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,14 @@ class AgentSetup:
 
 
 def bundled_config(base: str) -> dict[str, Any]:
-    """One of mini-swe-agent's bundled YAML configs, by its path under the package's config dir."""
+    """One of mini-swe-agent's bundled YAML configs, by its path under the package's config dir: a
+    copy of its parsed form, which a process parses once (it ships with the package; parsing took
+    about 7 ms of CPU per run, BENCHMARKS.md §6)."""
+    return copy.deepcopy(_parsed_config(base))
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_config(base: str) -> dict[str, Any]:
     path = (CONFIG_DIR / base).resolve()
     if not path.is_relative_to(CONFIG_DIR.resolve()) or path.suffix not in {".yaml", ".yml"} or not path.is_file():
         raise ConfigurationError(f"no bundled mini-swe-agent config named {base!r}")
