@@ -83,6 +83,36 @@ def per_run(world: World, step: str, run_id: object) -> int:
     return sum(1 for _, e in world.harness.invocations if e.get("step") == step and e.get("run_id") == str(run_id))
 
 
+def test_reproduction_checks_longer_than_an_invocation_finish_with_their_true_results(
+    kind: str, tmp_path: Path, *, postgres_url: str, repo: Path, timed: list[tuple[str, float]]
+) -> None:
+    """Each check's setup and each script (8 s) outlast an invocation (3 s): they run detached and
+    are checked on across invocations, and the ranking gets their true exit codes."""
+    script = "printf 'import sys\\nfrom calc import mean\\nsys.exit(0 if mean([1, 2]) == 1.5 else 1)\\n' > repro.py"
+    with make_world(kind, tmp_path, postgres_url, **SHORT_INVOCATIONS) as world:
+        models = [write_replay(tmp_path / "fix.yaml", script, *FIX), write_replay(tmp_path / "wrong.yaml", *WRONG)]
+        solve = start_solve(
+            world.container, repo_url=str(repo), models=models, max_parallel=2, setup_command=SETUP,
+            detect_tests=False, reproduce=True, reproduce_path="repro.py",
+            reproduce_command=f"sleep {COMMAND_S}; python3 repro.py",
+        )  # fmt: skip
+        done = world.run(solve)
+        assert done.status.value == "succeeded"
+        assert done.champion_run_id == done.runs[0].id
+        assert done.selection is not None
+        assert done.selection.reproduction is not None
+        assert done.selection.reproduction.validated == 1
+        assert [(s.index, s.reproduce_passed) for s in done.selection.runs] == [(0, 1), (1, 0)]
+        assert len(done.checks) == 3
+        assert world.sandboxes.live == set()
+        if world.harness is not None:
+            assert world.outcome["status"] == "SUCCEEDED"
+            for check in done.checks:  # clone, setup (8 s) and the script (8 s), across invocations
+                assert per_run(world, "verify", check.id) >= 2 * COMMAND_S // INVOCATION_S
+            overruns = [(step, round(s, 2)) for step, s in timed if s > INVOCATION_S + OVERRUN_SLACK_S]
+            assert overruns == [], "an invocation ran past its budget"
+
+
 @pytest.mark.parametrize("verify_in", ["fresh_sandbox", "same_sandbox"])
 def test_setup_and_tests_longer_than_an_invocation_finish_with_their_true_results(
     kind: str, verify_in: str, tmp_path: Path, *, postgres_url: str, repo: Path, timed: list[tuple[str, float]]
