@@ -20,7 +20,6 @@ from solver_core.errors import SandboxUnavailable
 from solver_core.orchestrators.tasks import TaskContext, handle
 from solver_core.ports import Sandbox, SandboxBackend
 from solver_core.sandbox.base import TIMEOUT_EXIT_CODE, SandboxSpec
-from solver_core.services.cancel import CancelService
 from tests.contract.test_orchestration import (
     BUGGY,
     FIX,
@@ -34,7 +33,7 @@ from tests.contract.test_orchestration import (
 )
 from tests.fakes.sandboxes import WatchedSandboxes
 from tests.support.aws import use_fake_credentials
-from tests.support.runtime import command_running, make_repo, start_solve, write_replay
+from tests.support.runtime import make_repo, start_solve, wait_for_command, write_replay
 
 pytestmark = pytest.mark.contract
 
@@ -237,14 +236,8 @@ def test_cancelling_during_a_long_command_stops_it(
         models = [write_replay(tmp_path / "fix.yaml", *FIX)]
         solve = start_solve(world.container, repo_url=str(repo), models=models, **request)
         world.start(solve)
-        deadline = time.monotonic() + 60
-        while not command_running(token):
-            assert time.monotonic() < deadline, f"the {phase} command never started"
-            time.sleep(0.1)
-        cancel = CancelService(
-            solves=world.container.solves, runs=world.container.runs, events=world.container.events,
-            sandboxes=world.sandboxes, orchestrator=world.orchestrator, champion=world.container.flow(),
-        )  # fmt: skip
+        wait_for_command(token, what=f"the {phase} command")
+        cancel = world.canceller()
         started = time.monotonic()
         assert cancel.cancel("tester", solve.id).changed
         world.wait(solve)
@@ -255,10 +248,7 @@ def test_cancelling_during_a_long_command_stops_it(
             run_state("cancelled", exit_status, error="cancelled", files=files)
         ]
         assert world.container.runs.solve(solve.id).runs[0].tests is None  # a stopped command is no verdict
-        deadline = time.monotonic() + 10
-        while command_running(token):
-            assert time.monotonic() < deadline, f"the cancelled {phase} command still runs"
-            time.sleep(0.1)
+        wait_for_command(token, running=False, timeout_s=10, what=f"the cancelled {phase} command")
         assert world.sandboxes.live == set()
 
 
