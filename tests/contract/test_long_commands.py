@@ -20,7 +20,6 @@ from solver_core.errors import SandboxUnavailable
 from solver_core.orchestrators.tasks import TaskContext, handle
 from solver_core.ports import Sandbox, SandboxBackend
 from solver_core.sandbox.base import TIMEOUT_EXIT_CODE, SandboxSpec
-from solver_core.services.cancel import CancelService
 from tests.contract.test_orchestration import (
     BUGGY,
     FIX,
@@ -34,7 +33,7 @@ from tests.contract.test_orchestration import (
 )
 from tests.fakes.sandboxes import WatchedSandboxes
 from tests.support.aws import use_fake_credentials
-from tests.support.runtime import command_running, make_repo, start_solve, write_replay
+from tests.support.runtime import make_repo, start_solve, wait_for_command, write_replay
 
 pytestmark = pytest.mark.contract
 
@@ -81,6 +80,36 @@ def per_run(world: World, step: str, run_id: object) -> int:
     if world.harness is None:
         return world.invocations(step)
     return sum(1 for _, e in world.harness.invocations if e.get("step") == step and e.get("run_id") == str(run_id))
+
+
+def test_reproduction_checks_longer_than_an_invocation_finish_with_their_true_results(
+    kind: str, tmp_path: Path, *, postgres_url: str, repo: Path, timed: list[tuple[str, float]]
+) -> None:
+    """Each check's setup and each script (8 s) outlast an invocation (3 s): they run detached and
+    are checked on across invocations, and the ranking gets their true exit codes."""
+    script = "printf 'import sys\\nfrom calc import mean\\nsys.exit(0 if mean([1, 2]) == 1.5 else 1)\\n' > repro.py"
+    with make_world(kind, tmp_path, postgres_url, **SHORT_INVOCATIONS) as world:
+        models = [write_replay(tmp_path / "fix.yaml", script, *FIX), write_replay(tmp_path / "wrong.yaml", *WRONG)]
+        solve = start_solve(
+            world.container, repo_url=str(repo), models=models, max_parallel=2, setup_command=SETUP,
+            detect_tests=False, reproduce=True, reproduce_path="repro.py",
+            reproduce_command=f"sleep {COMMAND_S}; python3 repro.py",
+        )  # fmt: skip
+        done = world.run(solve)
+        assert done.status.value == "succeeded"
+        assert done.champion_run_id == done.runs[0].id
+        assert done.selection is not None
+        assert done.selection.reproduction is not None
+        assert done.selection.reproduction.validated == 1
+        assert [(s.index, s.reproduce_passed) for s in done.selection.runs] == [(0, 1), (1, 0)]
+        assert len(done.checks) == 3
+        assert world.sandboxes.live == set()
+        if world.harness is not None:
+            assert world.outcome["status"] == "SUCCEEDED"
+            for check in done.checks:  # clone, setup (8 s) and the script (8 s), across invocations
+                assert per_run(world, "verify", check.id) >= 2 * COMMAND_S // INVOCATION_S
+            overruns = [(step, round(s, 2)) for step, s in timed if s > INVOCATION_S + OVERRUN_SLACK_S]
+            assert overruns == [], "an invocation ran past its budget"
 
 
 @pytest.mark.parametrize("verify_in", ["fresh_sandbox", "same_sandbox"])
@@ -207,14 +236,8 @@ def test_cancelling_during_a_long_command_stops_it(
         models = [write_replay(tmp_path / "fix.yaml", *FIX)]
         solve = start_solve(world.container, repo_url=str(repo), models=models, **request)
         world.start(solve)
-        deadline = time.monotonic() + 60
-        while not command_running(token):
-            assert time.monotonic() < deadline, f"the {phase} command never started"
-            time.sleep(0.1)
-        cancel = CancelService(
-            solves=world.container.solves, runs=world.container.runs, events=world.container.events,
-            sandboxes=world.sandboxes, orchestrator=world.orchestrator, champion=world.container.flow(),
-        )  # fmt: skip
+        wait_for_command(token, what=f"the {phase} command")
+        cancel = world.canceller()
         started = time.monotonic()
         assert cancel.cancel("tester", solve.id).changed
         world.wait(solve)
@@ -225,10 +248,7 @@ def test_cancelling_during_a_long_command_stops_it(
             run_state("cancelled", exit_status, error="cancelled", files=files)
         ]
         assert world.container.runs.solve(solve.id).runs[0].tests is None  # a stopped command is no verdict
-        deadline = time.monotonic() + 10
-        while command_running(token):
-            assert time.monotonic() < deadline, f"the cancelled {phase} command still runs"
-            time.sleep(0.1)
+        wait_for_command(token, running=False, timeout_s=10, what=f"the cancelled {phase} command")
         assert world.sandboxes.live == set()
 
 

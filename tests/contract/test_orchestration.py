@@ -24,13 +24,14 @@ from solver_core.models import SolveView
 from solver_core.orchestrators.local import LocalOrchestrator
 from solver_core.orchestrators.stepfunctions import SfnOrchestrator
 from solver_core.orchestrators.tasks import TaskContext, handle
+from solver_core.ports import SandboxBackend
 from solver_core.sandbox.local import LocalSandboxBackend
 from solver_core.services.cancel import CancelService
 from solver_core.wiring import Container, build_container
 from solver_core.workflow.pipeline import RunPipeline
 from tests.fakes.sandboxes import WatchedSandboxes
 from tests.support.aws import use_fake_credentials
-from tests.support.runtime import command_running, make_repo, runtime_settings, start_solve, write_replay
+from tests.support.runtime import make_repo, runtime_settings, start_solve, wait_for_command, write_replay
 from tests.support.selection import PYTEST, scenario_models, scenario_repo
 from tests.support.stepfunctions import StepFunctionsHarness
 
@@ -75,6 +76,13 @@ class World:
             assert execution
             self.outcome = self.harness.wait(execution, timeout_s=120)
         return self.container.runs.solve(solve.id)
+
+    def canceller(self, sandboxes: SandboxBackend | None = None) -> CancelService:
+        """The cancel service over this world (as the API's), killing through `sandboxes` if given."""
+        return CancelService(
+            solves=self.container.solves, runs=self.container.runs, events=self.container.events,
+            sandboxes=sandboxes or self.sandboxes, orchestrator=self.orchestrator, champion=self.container.flow(),
+        )  # fmt: skip
 
     def invocations(self, step: str) -> int:
         if self.harness is not None:
@@ -274,10 +282,7 @@ def test_cancel_in_the_middle_of_a_run(
         started = time.monotonic()
         cancels_kills = WatchedSandboxes(world.sandboxes)
         cancels_kills.kill_delay_s = kill_delay_s  # a provider slow to answer: the killed command fails meanwhile
-        cancel = CancelService(
-            solves=world.container.solves, runs=world.container.runs, events=world.container.events,
-            sandboxes=cancels_kills, orchestrator=world.orchestrator, champion=world.container.flow(),
-        )  # fmt: skip
+        cancel = world.canceller(cancels_kills)
         outcome = cancel.cancel("tester", solve.id)
         assert outcome.changed
         world.wait(solve)
@@ -415,14 +420,8 @@ def test_cancel_while_a_reproduction_script_runs(kind: str, tmp_path: Path, post
             reproduce_command=f"sleep 60; : {token}; python3 reproduce_issue.py",
         )  # fmt: skip
         world.start(solve)
-        deadline = time.monotonic() + 90
-        while not command_running(token):
-            assert time.monotonic() < deadline, "no reproduction script started"
-            time.sleep(0.1)
-        cancel = CancelService(
-            solves=world.container.solves, runs=world.container.runs, events=world.container.events,
-            sandboxes=world.sandboxes, orchestrator=world.orchestrator, champion=world.container.flow(),
-        )  # fmt: skip
+        wait_for_command(token, timeout_s=90, what="the reproduction script")
+        cancel = world.canceller()
         started = time.monotonic()
         assert cancel.cancel("tester", solve.id).changed
         done = world.wait(solve)
@@ -431,7 +430,4 @@ def test_cancel_while_a_reproduction_script_runs(kind: str, tmp_path: Path, post
         assert done.checks
         assert all(r.status.value in {"cancelled", "succeeded"} for r in done.all_runs)
         assert world.sandboxes.live == set()
-        deadline = time.monotonic() + 10
-        while command_running(token):
-            assert time.monotonic() < deadline, "the cancelled script still runs"
-            time.sleep(0.1)
+        wait_for_command(token, running=False, timeout_s=10, what="the cancelled script")

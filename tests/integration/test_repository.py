@@ -109,6 +109,29 @@ def test_the_reproduction_script_is_left_out_of_the_patch_and_read_apart(sandbox
     assert repository.read_script(sandbox, "big.py") is None  # over the size of a script
 
 
+@pytest.mark.parametrize("kind", ["local-bwrap", "local-plain", "docker"])
+def test_a_reproduction_script_linked_out_of_the_sandbox_is_not_read(kind: str, repo: Path, tmp_path: Path) -> None:
+    """The agent controls the script's path: a link to a file of the machine running Solver yields no
+    script (and no error), never that file's content. (Not on e2b: the loopback fake runs its commands
+    on this machine, where a real e2b sandbox is a machine of its own.)"""
+    secret = tmp_path / "host-only.txt"
+    secret.write_text("host secret 7f3a\n")
+    with sandbox_backend(kind, tmp_path) as (backend, _service):
+        sandbox = backend.create(SandboxSpec(metadata={"app": "solver"}, lifetime_s=600))
+        try:
+            _linked_script_is_not_read(sandbox, repo, secret)
+        finally:
+            backend.kill(sandbox.id)
+
+
+def _linked_script_is_not_read(sandbox: Sandbox, repo: Path, secret: Path) -> None:
+    base = prepare(sandbox, repo)
+    sandbox.run(f"ln -s {secret} reproduce_issue.py && printf 'print(3)\\n' > app.py", cwd=sandbox.workdir, timeout=30)
+    patch, _wrote = repository.diff_without(sandbox, base, "reproduce_issue.py")
+    assert "app.py" in patch.decode()
+    assert b"host secret" not in (repository.read_script(sandbox, "reproduce_issue.py") or b"")
+
+
 @pytest.mark.parametrize("mode", ["fresh_sandbox", "same_sandbox"])
 def test_the_patch_applies_to_a_fresh_checkout_and_verify_runs_tests_there(
     backend: SandboxBackend, sandbox: Sandbox, repo: Path, mode: str

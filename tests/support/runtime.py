@@ -7,6 +7,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -148,6 +149,14 @@ def command_running(token: str) -> bool:
         ["pgrep", "-f", f"^bash (--noprofile --norc )?-l?c [^#]*{token}"], capture_output=True, check=False
     )
     return found.returncode == 0
+
+
+def wait_for_command(token: str, *, running: bool = True, timeout_s: float = 60, what: str = "the command") -> None:
+    """Wait until a command naming `token` runs (or, with `running=False`, no longer does)."""
+    deadline = time.monotonic() + timeout_s
+    while command_running(token) is not running:
+        assert time.monotonic() < deadline, f"{what} {'never started' if running else 'still runs'}"
+        time.sleep(0.05)
 
 
 def write_replay(path: Path, *commands: str) -> str:

@@ -44,7 +44,7 @@ from solver_core.secrets import FUNCTION_SECRETS
 from tests.support.api import ALICE, LambdaContextStub, rest_event
 from tests.support.aws_calls import CallRecorder
 from tests.support.deployment import ACCOUNT, Call, Role, Stack, sam_template, translate
-from tests.support.runtime import command_running, git, make_repo, write_replay
+from tests.support.runtime import git, make_repo, wait_for_command, write_replay
 from tests.support.stepfunctions import StepFunctionsHarness, substitute
 
 API_FUNCTIONS = ("StartSolveFunction", "StatusFunction", "CancelFunction", "BatchesFunction")
@@ -333,13 +333,6 @@ class DeployedStack:
                 answer = call(batches_app.handler, rest_event(method, path, owner=ALICE))
             assert answer["statusCode"] == 200, (path, answer)
 
-    @staticmethod
-    def _wait_for_command(token: str) -> None:
-        deadline = time.monotonic() + 60
-        while not command_running(token):
-            assert time.monotonic() < deadline, f"the command naming {token} never started"
-            time.sleep(0.05)
-
     def _cancel(self, solve_id: UUID) -> None:
         with self.recorder.acting_as("CancelFunction"):
             answer = call(cancel_app.handler, rest_event("POST", f"/solves/{solve_id}/cancel", owner=ALICE))
@@ -355,7 +348,7 @@ class DeployedStack:
         tokens = {name: f"solver-iam-{uuid.uuid4().hex[:12]}" for name in ("slow", "orphan", "resumed")}
         cancelled = self._start("slow", tuple(action.format(**tokens) for action in SLOW))
         execution = self._execution(cancelled)
-        self._wait_for_command(tokens["slow"])
+        wait_for_command(tokens["slow"])
         self._cancel(cancelled)
         self._assert_aborted(execution)
 
@@ -363,7 +356,7 @@ class DeployedStack:
         # ExecutionEnded (retryable) and kills their sandboxes; the sweeper then resumes them in a new execution.
         orphan = self._start("orphan", tuple(action.format(**tokens) for action in ORPHAN))
         ended = self._execution(orphan)
-        self._wait_for_command(tokens["orphan"])
+        wait_for_command(tokens["orphan"])
         self.harness.stop(ended, error="Aborted", cause="stopped outside Solver")
         self._assert_aborted(ended)
         with self.recorder.acting_as("ReconcilerFunction"):
@@ -374,6 +367,6 @@ class DeployedStack:
         assert report["requeued"], report
         resumed = [arn for arn in self._executions() if str(orphan) in arn and arn != ended]
         assert resumed, "the sweeper started no resume execution"
-        self._wait_for_command(tokens["resumed"])
+        wait_for_command(tokens["resumed"])
         self._cancel(orphan)
         self._assert_aborted(resumed[0])
