@@ -47,10 +47,16 @@ def test_start_from_the_form_and_watch_it_succeed_without_reloading(served: Serv
     page.get_by_label("Models, one per line").fill(fix)
     page.get_by_label("Test command").fill("python3 test_calc.py")
     page.get_by_label("Steps").fill("10")
+    page.get_by_label("Ask each attempt for a reproduction script").check()
+    page.get_by_label("Script command").fill("python3 reproduce_issue.py")
     page.screenshot(path=str(shots / "new-filled.png"))
     page.get_by_role("button", name="Start the solve").click()
 
     page.wait_for_url(re.compile(r"/ui/solves/[0-9a-f-]{36}$"))
+    created = served.client.call("GET", f"/solves/{page.url.rsplit('/', 1)[1]}").json
+    assert (created["reproduce"], created["reproduce_path"], created["reproduce_command"]) == (
+        True, "reproduce_issue.py", "python3 reproduce_issue.py",
+    )  # fmt: skip
     head = page.locator("#solve-head header .status").first
     expect(head).to_have_text(re.compile("queued|running"))
     page.evaluate("window.stillTheSamePage = true")
@@ -190,8 +196,10 @@ def test_validation_errors_are_shown_beside_their_fields(served: Served, page: A
     page.get_by_label("Repository URL or path").fill("https://evil.example.com/x/y")
     page.get_by_label("Models, one per line").fill("replay:/nope.yaml")
     page.get_by_label("Steps").fill("0")
+    page.get_by_label("Script path").fill("../outside.py")
     page.get_by_role("button", name="Start the solve").click()
     expect(page.locator("#issue_title-error")).to_be_visible()
+    expect(page.locator("#reproduce_path-error")).to_contain_text("inside the repository")
     expect(page.locator("#issue_title-error")).to_contain_text("Field required")
     expect(page.locator("#repo_url-error")).to_contain_text("evil.example.com")
     expect(page.locator("#step_limit-error")).to_contain_text("greater than or equal to 1")
