@@ -63,3 +63,36 @@ def test_upstream_templates_are_compiled_once_and_render_as_jinja_does() -> None
     assert first.render(output=output) == Template(source, undefined=StrictUndefined).render(output=output)
     with pytest.raises(UndefinedError, match="returncode"):
         first.render(output={})  # still strict: a missing variable is an error, not an empty string
+
+
+RACE = """
+import importlib, threading, time
+from solver_core.agent import templates
+real = importlib.import_module
+def slow(name):  # widen the window between a thread's check and its patch
+    module = real(name)
+    time.sleep(0.01)
+    return module
+templates.importlib = type("I", (), {"import_module": staticmethod(slow)})
+errors, start = [], threading.Barrier(8)
+def agent_starts():
+    start.wait()
+    try:
+        templates.cache_upstream_templates()
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=agent_starts) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(errors or "ok")
+"""
+
+
+def test_runs_starting_their_agents_at_once_all_find_the_templates_cached() -> None:
+    """Several runs start their agents from threads at the same moment (a fresh process): none may
+    mistake another thread's patch for an upstream change (a run failed with RunError that way)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", RACE], capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout.strip() == "ok", done.stdout + done.stderr

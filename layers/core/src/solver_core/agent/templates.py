@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import threading
 
 from jinja2 import Template, Undefined
 
@@ -32,11 +33,19 @@ def cached_template(source: str, undefined: type[Undefined] = Undefined) -> Temp
     return compiled
 
 
-@functools.cache
+_PATCHING = threading.Lock()
+
+
 def cache_upstream_templates() -> None:
-    """Point each upstream module's `Template` at `cached_template` (once per process)."""
-    for name in UPSTREAM_MODULES:
-        module = importlib.import_module(name)
-        if getattr(module, "Template", None) is not Template:
-            raise RuntimeError(f"{name} no longer builds its templates with jinja2.Template: re-read it")
-        module.Template = cached_template  # type: ignore[attr-defined]
+    """Point each upstream module's `Template` at `cached_template`, once per process. Runs start
+    their agents from several threads at once, so the check and the patch happen under one lock: a
+    second thread must find the modules patched, not mistake the patch for an upstream change."""
+    with _PATCHING:
+        for name in UPSTREAM_MODULES:
+            module = importlib.import_module(name)
+            found = getattr(module, "Template", None)
+            if found is cached_template:
+                continue
+            if found is not Template:
+                raise RuntimeError(f"{name} no longer builds its templates with jinja2.Template: re-read it")
+            module.Template = cached_template  # type: ignore[attr-defined]
