@@ -24,7 +24,7 @@ from solver_core.ports import ArtifactStore
 from solver_core.status import RunStatus, SolveStatus
 from solver_core.workflow import agent_step
 from tests.faults import invariants
-from tests.faults.world import FIX, SUBMIT, TEST_COMMAND, FaultWorld, fault_world
+from tests.faults.world import FIX, OWNER, SUBMIT, TEST_COMMAND, FaultWorld, fault_world
 
 pytestmark = pytest.mark.faults
 
@@ -123,3 +123,28 @@ def test_a_champion_patch_put_failing_once_is_retried(tmp_path: Path, canaries: 
         assert final.champion_run_id == final.runs[0].id
         assert world.container.artifacts.exists(keys.champion_patch(final.id))
         assert final.runs[0].attempt == 0  # the run itself was never disturbed
+
+
+def test_a_retried_pick_champion_asks_the_judge_once_and_counts_its_cost_once(
+    tmp_path: Path, canaries: list[str]
+) -> None:
+    """Two passing fixes of one size tie, so the selector model is asked; then storing the champion's
+    patch fails once and PickChampion runs again. The judge's recorded pick is reused, not bought
+    twice, and the solve's cost counts that one call."""
+    judge_file = tmp_path / "judge.yaml"
+    judge_file.write_text("actions:\n  - thought: run 1 divides floats\n    command: 'CHOICE: 1'\n    cost: 0.02\n")
+    floats = "sed -i 's|sum(values) // len(values)|float(sum(values)) / len(values)|' calc.py"
+    for world, store in world_failing_on(tmp_path, canaries, "champion.diff"):
+        models = [world.replay("plain", FIX, SUBMIT), world.replay("floats", floats, SUBMIT)]
+        solve = world.start(models=models, max_parallel=2, selector_model=f"replay:{judge_file}")
+        final = world.check(world.run(solve))
+        assert store.failed is not None, "champion.diff was never written"
+        assert final.status is SolveStatus.SUCCEEDED, final.error
+        assert final.selection is not None
+        assert final.selection.judge is not None
+        assert final.selection.judge.choice == 1
+        assert final.champion_run_id == final.runs[1].id
+        events = world.container.events.read(OWNER, final.id, limit=1000)
+        asked = [e for e in events if e.message.startswith("selector model")]
+        assert len(asked) == 1, [e.message for e in asked]
+        assert final.selection_cost_usd == pytest.approx(0.02)

@@ -148,6 +148,19 @@ class RunService:
             )
         return updated == 1
 
+    def add_selection_cost(self, solve_id: UUID, cost_usd: float) -> None:
+        """Add what one call to the selector model cost to the solve's selection cost (added, never
+        replaced: a retried PickChampion that asks again has paid twice)."""
+        with self._sessions.begin() as session:
+            session.execute(
+                update(SolveRow)
+                .where(SolveRow.id == solve_id)
+                .values(
+                    updated_at=utcnow(),
+                    selection_cost_usd=func.coalesce(SolveRow.selection_cost_usd, 0.0) + cost_usd,
+                )
+            )
+
     @survives_outage
     def record_progress(self, run_id: UUID, *, steps: int, cost_usd: float, tokens: int = 0) -> bool:
         """Update counters and the heartbeat of a live run; False when the run is already terminal."""

@@ -50,6 +50,15 @@ class Choice:
     selection: Selection | None = None
 
 
+def _earlier_verdict(solve: SolveView, indexes: list[int]) -> JudgeVerdict | None:
+    """The selector model's pick recorded by an earlier PickChampion of this solve among the same
+    candidates, if it made one: asked again, it would cost again and might answer otherwise."""
+    verdict = solve.selection.judge if solve.selection is not None else None
+    if verdict is None or verdict.choice is None:
+        return None
+    return verdict if (verdict.model, verdict.candidates) == (solve.selector_model, indexes) else None
+
+
 def _has_patch(run: RunView) -> bool:
     return run.status is RunStatus.SUCCEEDED and bool(run.patch_stats and run.patch_stats.files)
 
@@ -252,7 +261,6 @@ class SolveFlow:
         verdict, votes = self._ask_judge(solve, choice.selection)
         if verdict is None:
             return choice
-        self._runs.set_solve_fields(solve.id, selection_cost_usd=verdict.cost_usd)
         judged = with_reproduction(
             pick_champion(solve.runs, baseline, cases, groups, votes=votes, reproduced=reproduced), summary
         )
@@ -271,6 +279,8 @@ class SolveFlow:
         if len(tied) < 2:
             return None, {}
         indexes = [s.index for s in tied]
+        if (earlier := _earlier_verdict(solve, indexes)) is not None:  # a retried PickChampion: asked already
+            return earlier, {s.run_id: s.index == earlier.choice for s in tied}
         diffs = [(s.index, self._artifacts.get(keys.patch(solve.id, s.run_id)).decode(errors="replace")) for s in tied]
         question = judge.prompt(f"# {solve.issue.title}\n\n{solve.issue.body}", diffs)
         try:
@@ -282,7 +292,13 @@ class SolveFlow:
                 error=f"{type(exc).__name__}: {str(exc)[:300]}",
             )  # fmt: skip
             return verdict, {}
+        self._runs.add_selection_cost(solve.id, answer.cost_usd)
         choice = judge.parse(answer.text, indexes)
+        self._events.append(
+            solve.id, EventKind.LOG,
+            f"selector model {solve.selector_model} asked to choose among runs {', '.join(map(str, indexes))}"
+            f" (${answer.cost_usd:.4f})",
+        )  # fmt: skip
         verdict = JudgeVerdict(
             model=solve.selector_model,
             candidates=indexes,
