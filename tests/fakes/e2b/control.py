@@ -11,12 +11,13 @@ from urllib.parse import parse_qsl, unquote
 
 from .httpio import Json, Request, Responder
 from .state import CapacityExceeded, IdempotencyMismatch, Registry, Sandbox
+from .templates import TemplateBuilds, is_template_path, parse_name
 
 _SANDBOX_PATH = re.compile(r"^/(?:v2/)?sandboxes/(?P<id>[^/]+)(?P<rest>/[a-z]+)?$")
 
 
 def is_control_path(path: str) -> bool:
-    return path.startswith(("/sandboxes", "/v2/sandboxes"))
+    return path.startswith(("/sandboxes", "/v2/sandboxes")) or is_template_path(path)
 
 
 def error(code: int, message: str) -> Json:
@@ -44,8 +45,18 @@ class FailureInjector:
 
 
 class ControlPlane:
-    def __init__(self, registry: Registry, api_key: str, failures: FailureInjector) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        api_key: str,
+        failures: FailureInjector,
+        templates: TemplateBuilds,
+        *,
+        templates_must_exist: bool = False,
+    ) -> None:
         self._registry = registry
+        self._templates = templates
+        self._templates_must_exist = templates_must_exist
         self._api_key = api_key
         self._failures = failures
         self.create_requests: list[dict[str, Any]] = []
@@ -64,6 +75,9 @@ class ControlPlane:
         self._route(request, out)
 
     def _route(self, request: Request, out: Responder) -> None:
+        if is_template_path(request.path):
+            self._templates.handle(request, out)
+            return
         if request.path in ("/v2/sandboxes", "/sandboxes"):
             if request.method == "POST":
                 self._create(request, out)
@@ -103,6 +117,13 @@ class ControlPlane:
             )
 
     def _create(self, request: Request, out: Responder) -> None:
+        template = str(request.json().get("templateID") or "base")
+        if parse_name(template) is None:  # e2b's API answers so for a name that cannot be a template
+            out.send_json(400, error(400, f"invalid template ID: {template}"))
+            return
+        if self._templates_must_exist and template != "base" and not self._templates.is_ready(template):
+            out.send_json(404, error(404, f"template '{template}' not found"))
+            return
         try:
             sandbox = self._registry.create(request.json(), request.header("Idempotency-Key"))
         except CapacityExceeded as e:

@@ -12,6 +12,7 @@ from .envd import Envd
 from .httpio import Request, Responder
 from .server import LoopbackServer
 from .state import Registry
+from .templates import TemplateBuilds
 
 _REAP_INTERVAL_S = 0.05
 
@@ -19,17 +20,30 @@ _REAP_INTERVAL_S = 0.05
 class FakeE2BService:
     """A loopback e2b for driving the real, unmodified e2b SDK in tests.
 
-    Both planes share one port: the control plane's paths (``/sandboxes``, ``/v2/sandboxes``)
+    Both planes share one port: the control plane's paths (``/sandboxes``, ``/v2/sandboxes``, the
+    template builds' ``/templates``, ``/v2/templates``, ``/v3/templates``)
     and envd's (``/health``, ``/files``, ``/process.Process/*``, ``/filesystem.Filesystem/*``)
     never overlap, so ``api_url == sandbox_url``.
     """
 
-    def __init__(self, root: Path, api_key: str = "e2b_test_key", capacity: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        api_key: str = "e2b_test_key",
+        capacity: int | None = None,
+        *,
+        templates_must_exist: bool = False,
+    ) -> None:
+        """`templates_must_exist`: creating a sandbox from a template that was not built here (other
+        than e2b's `base`) is answered 404, as e2b answers it."""
         self.root = Path(root)
         self.api_key = api_key
         self._registry = Registry(self.root, capacity)
         self._failures = FailureInjector()
-        self._control = ControlPlane(self._registry, api_key, self._failures)
+        self.templates = TemplateBuilds()
+        self._control = ControlPlane(
+            self._registry, api_key, self._failures, self.templates, templates_must_exist=templates_must_exist
+        )
         self._envd = Envd(self._registry)
         self._server: LoopbackServer | None = None
         self._stopping = threading.Event()

@@ -120,6 +120,13 @@ class PreflightFailed(SolverError):
     hint = "run `solver doctor` for more"
 
 
+class TemplateBuildFailed(SolverError):
+    """e2b refused or failed to build a sandbox template (`solver template build`)."""
+
+    code = "template_build_failed"
+    hint = "read the build's log above, fix the image or its name, then build again"
+
+
 class ArtifactError(SolverError):
     """The artifact store failed to read or write an object."""
 

@@ -113,6 +113,12 @@ def swebench_image(instance_id: str, namespace: str = SWEBENCH_NAMESPACE) -> str
     return f"{namespace}/{key}".replace("__", "_1776_")
 
 
+def instance_image(instance: Instance) -> str:
+    """The image an instance runs on with the docker and e2b backends: its own, else SWE-bench's
+    (on e2b, the template `solver template build --from-image` makes of it)."""
+    return instance.image or swebench_image(instance.instance_id)
+
+
 @dataclass(frozen=True)
 class Problem:
     """A bad instance: where it is (`line N` of JSONL, `item N` of a JSON list) and what is wrong."""

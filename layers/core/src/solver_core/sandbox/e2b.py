@@ -34,6 +34,7 @@ from solver_core.sandbox.base import (
     SandboxInfo,
     SandboxSpec,
 )
+from solver_core.sandbox.template import e2b_template_name
 
 HOME = "/home/user"
 # The login shell the SDK starts reads `$HOME/.bash_profile`, `.bash_login` or `.profile`: pointed
@@ -109,9 +110,12 @@ class E2BSandboxBackend:
 
     def create(self, spec: SandboxSpec) -> E2BSandbox:
         key = _IDEMPOTENCY_KEY.sub("-", spec.idempotency_key.lower())[:255] if spec.idempotency_key else None
+        image = spec.template or self.template
         with map_errors():
             sandbox = Sandbox.create(
-                template=spec.template or self.template,
+                # e2b starts sandboxes from templates only: an image is asked for as the template
+                # `solver template build --from-image` makes of it (docs/architecture.md).
+                template=e2b_template_name(image) if image else None,
                 timeout=spec.lifetime_s,
                 metadata=dict(spec.metadata),
                 envs=dict(spec.envs),
