@@ -224,7 +224,8 @@ class SolveRequest(Input):
     sandbox_image: str | None = Field(
         default=None,
         max_length=512,
-        description="the sandbox image (docker) or template (e2b) for this solve; the deployment's by default",
+        description="the sandbox image (docker) or template (e2b) for this solve; the deployment's by default. "
+        "Only images the deployment allows the caller (422 `image_not_allowed` otherwise)",
     )
     reproduce: bool = Field(
         default=False,

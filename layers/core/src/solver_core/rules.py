@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -48,6 +50,11 @@ class RequestPolicy:
     allow_unregistered_models: bool = False
     max_runs: int = 16
     max_parallel: int = 8  # the deployment's bound on a solve's concurrent runs (SOLVER_MAX_PARALLEL)
+    # The sandbox images a caller may name: glob patterns for everyone, and more per owner; any for
+    # the trusted owner (SOLVER_ALLOWED_SANDBOX_IMAGES, SOLVER_OWNER_SANDBOX_IMAGES).
+    sandbox_images: tuple[str, ...] = ("swebench/sweb.eval.*",)
+    owner_sandbox_images: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    trusted_owner: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RequestPolicy:
@@ -59,7 +66,20 @@ class RequestPolicy:
             allow_unregistered_models=settings.allow_unregistered_models,
             max_runs=settings.max_runs_per_solve,
             max_parallel=settings.max_parallel,
+            sandbox_images=(
+                *settings.allowed_sandbox_images,
+                *filter(None, [settings.sandbox_template, settings.docker_image]),
+            ),
+            owner_sandbox_images={o: tuple(p) for o, p in settings.owner_sandbox_images.items()},
+            trusted_owner=settings.trusted_owner,
         )
+
+    def image_allowed(self, owner: str, image: str) -> bool:
+        """Whether `owner` may run its solve on `image` (a docker image or an e2b template)."""
+        if self.trusted_owner is not None and owner == self.trusted_owner:
+            return True
+        patterns = (*self.sandbox_images, *self.owner_sandbox_images.get(owner, ()))
+        return any(fnmatchcase(image, pattern) for pattern in patterns)
 
 
 STRICT_POLICY = RequestPolicy()

@@ -19,6 +19,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_REPO_HOSTS = ("github.com", "gitlab.com", "bitbucket.org", "codeberg.org")
+# SWE-bench's public per-instance images, the ones a batch names by default.
+DEFAULT_SANDBOX_IMAGES = ("swebench/sweb.eval.*",)
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -68,6 +70,13 @@ class Settings(BaseSettings):
     # The share of max_live_sandboxes one owner may hold (at least one sandbox), so that one owner
     # cannot take every slot. The CLI and `solver serve` have a single owner and default to all.
     owner_sandbox_share: float = Field(default=0.5, gt=0, le=1)
+    # The images (docker) or templates (e2b) a caller may name (`sandbox_image`, a batch instance's
+    # `image`), as glob patterns (`*` allows any). The deployment's own (sandbox_template,
+    # docker_image) is always allowed, and any is for the trusted owner (the CLI's and serve's user).
+    allowed_sandbox_images: CommaList = Field(default_factory=lambda: list(DEFAULT_SANDBOX_IMAGES))
+    # More patterns for particular owners, e.g. the templates built for one team's repositories:
+    # {"owner": ["pattern", ...]} (JSON in the environment).
+    owner_sandbox_images: dict[str, list[str]] = Field(default_factory=dict)
     e2b_api_key: SecretStr | None = None
     e2b_api_url: str | None = None
     e2b_sandbox_url: str | None = None
@@ -152,7 +161,7 @@ class Settings(BaseSettings):
             return [part.strip().lower() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("sandbox_read_paths", mode="before")
+    @field_validator("sandbox_read_paths", "allowed_sandbox_images", mode="before")
     @classmethod
     def _split_paths(cls, value: object) -> object:
         if isinstance(value, str):

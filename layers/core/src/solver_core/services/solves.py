@@ -217,6 +217,7 @@ class SolveService:
         batch_id: UUID | None = None,
     ) -> SolveView:
         registry.check_models(session, [*request.models, *filter(None, [request.selector_model])], self._policy)
+        registry.check_image(self._policy, owner, request.sandbox_image)
         agent_config = registry.resolve_agent_config(session, request.agent_config)
         now = utcnow()
         solve = SolveRow(

@@ -37,6 +37,19 @@ def check_models(session: Session, models: Sequence[str], policy: RequestPolicy)
         raise ValidationFailed("the request names models that are not available", details=details)
 
 
+def check_image(policy: RequestPolicy, owner: str, image: str | None) -> None:
+    """The solve's sandbox image must be one the deployment allows this owner: a template built for
+    one team's private repository is not another's to run."""
+    if image is None or policy.image_allowed(owner, image):
+        return
+    message = (
+        f"sandbox image '{image[:200]}' is not allowed for this caller; the deployment's operator allows "
+        "images with SOLVER_ALLOWED_SANDBOX_IMAGES or SOLVER_OWNER_SANDBOX_IMAGES"
+    )
+    detail = {"field": "sandbox_image", "rule": "image_not_allowed", "message": message}
+    raise ValidationFailed(message, details=[detail])
+
+
 def resolve_agent_config(session: Session, name: str | None) -> str | None:
     """The named configuration, or the registry's default when none is named."""
     if name is None:

@@ -37,6 +37,7 @@ from solver_core.errors import ArtifactError, ArtifactNotFound, SolverError, Val
 from solver_core.models import SolveRequest
 from solver_core.services.solves import CostBudget
 from solver_core.status import SOLVE_TERMINAL
+from solver_core.store import registry
 
 if TYPE_CHECKING:
     from solver_core.api.deps import ApiDeps
@@ -179,7 +180,9 @@ def solve_requests(d: ApiDeps, owner: str, request: BatchRequest) -> list[tuple[
     for where, instance in loaded.instances:
         try:
             models = instance_models(options.models, instance.instance_id)
-            solves.append((instance, build_request(instance, options, d.policy, models=models)))
+            solve_request = build_request(instance, options, d.policy, models=models)
+            registry.check_image(d.policy, owner, solve_request.sandbox_image)
+            solves.append((instance, solve_request))
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in exc.errors())
             details.append(_problem(field, f"{where} ({instance.instance_id}): {problems}", instance.instance_id))
