@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from solver_core.artifacts import keys
-from solver_core.batch.instances import Instance, instance_image
+from solver_core.batch.instances import Instance, swebench_image
 from solver_core.batch.outputs import (
     BatchState,
     InstanceRecord,
@@ -110,7 +110,7 @@ class Evaluator:
     def _run(self, instance: Instance, patch: bytes, owner: str) -> InstanceReport:
         settings = self.container.settings
         sandboxes = self.container.pipeline().deps.sandboxes
-        image = instance_image(instance) if settings.sandbox in IMAGE_BACKENDS else None
+        image = instance.image or (swebench_image(instance.instance_id) if settings.sandbox in IMAGE_BACKENDS else None)
         spec = SandboxSpec(
             metadata={"app": "solver", "stack": settings.stack_name, "evaluation": instance.instance_id},
             lifetime_s=settings.setup_timeout_s + settings.verify_timeout_s + EVAL_LIFETIME_MARGIN_S,

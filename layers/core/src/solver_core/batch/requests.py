@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from solver_core import rules
-from solver_core.batch.instances import Instance, instance_image
+from solver_core.batch.instances import Instance, swebench_image
 from solver_core.batch.outputs import Outcome
 from solver_core.errors import ReplayNotFound
 from solver_core.models import Limits, SolveRequest, SolveView
@@ -56,7 +56,7 @@ def build_request(
     source = instance.source
     if not source.startswith(("https://", "http://")) and Path(source).exists():
         source = str(Path(source).resolve())
-    image = instance_image(instance) if options.sandbox in IMAGE_BACKENDS else None
+    image = instance.image or (swebench_image(instance.instance_id) if options.sandbox in IMAGE_BACKENDS else None)
     data: dict[str, Any] = {
         "repo_url": source,
         "ref": instance.base_commit,
