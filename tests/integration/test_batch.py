@@ -346,6 +346,16 @@ def test_e2b_instances_run_on_the_templates_built_from_their_images(world: World
             "SOLVER_E2B_API_URL": service.api_url,
             "SOLVER_E2B_SANDBOX_URL": service.sandbox_url,
         }
+        command = world.command(instances, "--sandbox", "e2b", "--evaluate")
+        early = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert early.returncode == 2, early.stdout + early.stderr  # nothing built yet: nothing starts
+        first = swebench_image(ids[0])
+        assert (
+            f"2 of 2 e2b template(s) do not exist ({first} -> {e2b_template_name(first)}); "
+            f"build them: solver template build --from-instances {instances}"
+        ) in early.stderr
+        assert service.create_requests == []
+
         build = [sys.executable, "-m", "solver_core.cli", "template", "build", "--from-instances", str(instances)]
         built = subprocess.run(build, env=env, capture_output=True, text=True, timeout=120, check=False)
         assert built.returncode == 0, built.stdout + built.stderr
@@ -353,7 +363,6 @@ def test_e2b_instances_run_on_the_templates_built_from_their_images(world: World
             assert f"{swebench_image(iid)} -> {e2b_template_name(swebench_image(iid))}" in built.stdout
         assert {b.from_image for b in service.templates.builds()} == {swebench_image(iid) for iid in ids}
 
-        command = world.command(instances, "--sandbox", "e2b", "--evaluate")
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
         asked = [request["template"] for request in service.create_requests]

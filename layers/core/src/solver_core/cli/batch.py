@@ -20,7 +20,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from solver_core.batch.evaluate import Evaluator, pending_evaluations
-from solver_core.batch.instances import Instance, InstancesFileError, Problem, load_instances, parse_slice, select
+from solver_core.batch.instances import (
+    Instance,
+    InstancesFileError,
+    Problem,
+    instance_image,
+    load_instances,
+    parse_slice,
+    select,
+)
 from solver_core.batch.outputs import InstanceRecord, Outcome
 from solver_core.batch.requests import BatchOptions, build_request
 from solver_core.batch.runner import BatchRunner
@@ -136,6 +144,8 @@ def batch(  # noqa: PLR0917 - a typer command takes its options as parameters
     if not chosen:
         console.print("[yellow]no instances to run (check --filter and --slice)[/]")
     ensure_ready(settings, model)  # a missing key stops here, before any instance starts
+    if sandbox == "e2b" and chosen:
+        require_templates(settings, chosen, instances_file)
     container = open_container(settings)
     # --processes: one process per attempt's agent loop (all its steps in one invocation), so the
     # loops of many attempts are not bound by one interpreter's GIL.
@@ -165,6 +175,28 @@ def batch(  # noqa: PLR0917 - a typer command takes its options as parameters
         _print_summary(runner, evaluator is not None)
     unfinished = [r for r in state.instances.values() if not r.outcome.final]
     raise typer.Exit(1 if unfinished else 0)
+
+
+def require_templates(settings: Settings, instances: list[Instance], path: Path) -> None:
+    """On e2b each instance starts from the template built from its image (docs/architecture.md,
+    "e2b templates from images"): a missing one stops the batch here, before anything starts."""
+    from solver_core.sandbox import template
+
+    images = {template.e2b_template_name(image): image for image in (instance_image(i) for i in instances)}
+    key = settings.e2b_api_key.get_secret_value() if settings.e2b_api_key else None
+    try:
+        absent = template.missing(list(images), api_key=key, api_url=settings.e2b_api_url)
+    except SolverError as exc:
+        console.print(f"[red]{escape(exc.message)}[/]", soft_wrap=True)
+        raise typer.Exit(2) from exc
+    if absent:
+        example = f"{images[absent[0]]} -> {absent[0]}"
+        console.print(
+            f"[red]{len(absent)} of {len(images)} e2b template(s) do not exist ({escape(example)}); build them: "
+            f"solver template build --from-instances {escape(str(path))}[/]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
 
 
 def check_options(sandbox: str, filter_: str | None, slice_: str | None) -> None:

@@ -14,6 +14,7 @@ import hashlib
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -177,6 +178,19 @@ def exists(name: str, *, api_key: str | None, api_url: str | None = None) -> boo
     connection = _connection(api_key, api_url)
     with _mapped(name):
         return bool(Template.exists(name, **connection))
+
+
+def missing(names: Sequence[str], *, api_key: str | None, api_url: str | None = None, workers: int = 8) -> list[str]:
+    """The names, among `names`, of templates e2b does not have (a tagged name: its template)."""
+    connection = _connection(api_key, api_url)
+
+    def absent(name: str) -> bool:
+        with _mapped(name):
+            return not Template.exists(name.partition(":")[0], **connection)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names)))) as pool:
+        flags = list(pool.map(absent, names))
+    return [name for name, flag in zip(names, flags, strict=True) if flag]
 
 
 def build_images(
