@@ -92,6 +92,7 @@ class GitHTTPServer(LoopbackFake):
     ):
         self.root = Path(root)
         self.delay_s = delay_s  # per request: a slow remote, so a clone lasts long enough to watch
+        self.unavailable = False  # answer every request 503, as a host in an outage does
         self.username = username
         self.token = token
         self.auth_headers_seen: list[str] = []
@@ -180,6 +181,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.fake.record(self.path, authorization)
         user = self.fake.authenticate(authorization)
         body = self._read_body()
+        if self.fake.unavailable:
+            self._send(_Response(503, [("Content-Type", "text/plain")], b"Service Unavailable\n"))
+            return
         if user is None:
             challenge = [("WWW-Authenticate", 'Basic realm="git"'), ("Content-Type", "text/plain")]
             self._send(_Response(401, challenge, b"Authentication required\n"))

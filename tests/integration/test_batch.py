@@ -21,6 +21,7 @@ import yaml
 from solver_core.batch.instances import swebench_image
 from solver_core.sandbox.template import e2b_template_name
 from tests.fakes.e2b import FakeE2BService
+from tests.fakes.git_server import GitHTTPServer
 from tests.support.runtime import DOCKER_TEST_IMAGE, GIT_ENV, commit_files, git, make_repo, require_docker
 
 pytestmark = pytest.mark.integration
@@ -241,6 +242,35 @@ def test_ctrl_c_then_the_same_command_resumes_the_instance_from_its_checkpoints(
     missing = set(range(8)) - set(added)
     assert len(missing) <= 1
     assert not missing or "This command was interrupted" in trajectory
+
+
+def test_an_unreachable_repository_is_run_again_never_an_empty_prediction(world: World, tmp_path: Path) -> None:
+    """The repository's host answers 503: an infrastructure failure, absent from preds.json; the same
+    command, once the host answers again, runs that instance again and produces its patch."""
+    ids = ["org__calc-1", "org__calc-2"]
+    for iid in ids:
+        world.replay(iid, FIX, SUBMIT)
+    world.env["SOLVER_ALLOWED_HTTP_HOSTS"] = "127.0.0.1"
+    with GitHTTPServer(tmp_path / "git", token=None).start() as server:
+        url = server.add_repo("org/calc", world.repo)
+        instances = world.write("instances.jsonl", [world.instance(ids[0]), world.instance(ids[1], repo_url=url)])
+        server.unavailable = True
+        first = world.batch(instances)
+        assert first.returncode == 1, first.stderr
+        state = world.json("batch.json")["instances"]
+        assert state[ids[0]]["outcome"] == "patch"
+        assert state[ids[1]]["outcome"] == "infra_error"
+        assert "CloneFailed" in state[ids[1]]["error"]
+        assert "503" in state[ids[1]]["error"]
+        assert set(world.json("preds.json")) == {ids[0]}  # never recorded with an empty patch
+
+        server.unavailable = False
+        second = world.batch(instances, "--json")
+        assert second.returncode == 0, second.stderr
+    events = [json.loads(line) for line in second.stdout.splitlines()]
+    assert [e["instance_id"] for e in events if e["event"] == "instance"] == [ids[1]]
+    assert world.json("batch.json")["instances"][ids[1]]["outcome"] == "patch"
+    assert "+    return sum(values) / len(values)" in world.json("preds.json")[ids[1]]["model_patch"]
 
 
 def test_the_total_cost_limit_stops_starting_new_instances(world: World) -> None:

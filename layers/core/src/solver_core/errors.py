@@ -183,6 +183,15 @@ class RepositoryError(RunError):
     hint = "check the repository URL, ref and setup command (details in the run's log artifact)"
 
 
+class CloneFailed(RepositoryError):
+    """Cloning failed for a reason that may pass (network unreachable, DNS, a server error, a timeout,
+    throttling): the run is retried. A missing repository or ref stays a RepositoryError."""
+
+    code = "clone_failed"
+    hint = "the run is retried; check the repository host's status if it keeps failing"
+    retryable = True
+
+
 class CommandLost(RunError):
     """A detached command in the sandbox ended without recording its outcome (its runner was killed
     from outside, or never started); the run resumes in a new sandbox."""

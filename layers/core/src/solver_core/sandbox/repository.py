@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from solver_core.errors import PatchTooLarge, RepositoryError, SolverError
+from solver_core.errors import CloneFailed, PatchTooLarge, RepositoryError, SolverError
 from solver_core.ports import Sandbox
 from solver_core.sandbox import detached, test_changes
 from solver_core.sandbox.base import CommandResult
@@ -127,6 +127,23 @@ def _error_of(result: CommandResult, fallback: str) -> str:
     return f"{fallback} (exit code {result.returncode}): {result.output.strip()[-300:]}"
 
 
+# What git (or clone.sh) says when the repository or the ref does not exist, or access is refused:
+# trying again cannot help. Any other clone failure (unreachable host, DNS, a 5xx, a timeout, an early
+# EOF, throttling) may pass, so it is retryable: a retry costs little, a wrong verdict is silent.
+_DEFINITIVE_CLONE = re.compile(
+    r"^ref '.*' not found in |has no commits on its default branch|repository '.*' (not found|does not exist)"
+    r"|repository not found|does not appear to be a git repository|authentication failed"
+    r"|could not read (username|password)|returned error: (401|404|410)\b",
+    re.IGNORECASE,
+)
+
+
+def clone_failure(result: CommandResult, fallback: str) -> RepositoryError:
+    """A failed clone's error: definitive (RepositoryError) or one that may pass (CloneFailed)."""
+    message = _error_of(result, fallback)
+    return RepositoryError(message) if _DEFINITIVE_CLONE.search(message) else CloneFailed(message)
+
+
 def _local_bundle(sandbox: Sandbox, path: str) -> str:
     """Local repositories travel as a git bundle of all their refs: the same path on every backend."""
     with tempfile.TemporaryDirectory(prefix="solver-bundle-") as scratch:
@@ -159,7 +176,7 @@ def clone_spec(sandbox: Sandbox, *, repo: str, ref: str | None, token: str | Non
 def cloned(result: CommandResult, repo: str) -> str:
     """The base commit a finished clone reports, or the reason it failed."""
     if not result.ok:
-        raise RepositoryError(_error_of(result, f"could not clone {repo}"))
+        raise clone_failure(result, f"could not clone {repo}")
     base = next((ln.split("=", 1)[1] for ln in result.output.splitlines() if ln.startswith("BASE_COMMIT=")), "")
     if not base:
         raise RepositoryError(f"cloning {repo} reported no base commit")
@@ -482,7 +499,7 @@ def verify_clone_spec(sandbox: Sandbox, job: VerifyJob, *, repo: str, token: str
 def verify_cloned(result: CommandResult, job: VerifyJob, repo: str) -> None:
     """A finished verification clone is at the base commit, or the reason it is not."""
     if not result.ok:
-        raise RepositoryError(_error_of(result, f"could not clone {repo} for verification"))
+        raise clone_failure(result, f"could not clone {repo} for verification")
     if f"BASE_COMMIT={job.base}" not in result.output.splitlines():
         raise RepositoryError(f"the verification clone of {repo} is not at the base commit {job.base}")
 

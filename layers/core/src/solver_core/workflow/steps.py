@@ -207,7 +207,7 @@ class RunSteps:
         try:
             return repository.cloned(result, repo)
         except RepositoryError as exc:
-            if withheld and exc.message.startswith("could not clone"):
+            if withheld and not exc.retryable and exc.message.startswith("could not clone"):
                 raise RepositoryNotAllowed(
                     "not on the owner's allowlist, so cloned without the deployment's credentials, and that "
                     f"failed (if the repository is private, an administrator adds it with `solver owners add`): "

@@ -40,13 +40,21 @@ resolve() {
     git rev-parse --verify --quiet "FETCH_HEAD^{commit}"
     return $?
   fi
-  return 1
+  # Only a remote that answered "no such ref" says the ref is missing; anything else (the network,
+  # the server) may pass, and is reported as a failed fetch (exit 4) rather than a missing ref.
+  grep -qiE "couldn't find remote ref|not our ref|bad object|unadvertised object|did not send all necessary objects|invalid refspec|not a valid" "$errors" && return 1
+  return 4
 }
 
 if [ -z "$ref" ]; then
   commit="$(git rev-parse --verify --quiet 'HEAD^{commit}')" || fail "$shown has no commits on its default branch"
 else
-  commit="$(resolve "$ref")" || fail "ref '$ref' not found in $shown"
+  commit="$(resolve "$ref")"
+  case $? in
+    0) ;;
+    4) fail "could not fetch '$ref' from $shown: $(last_error)" ;;
+    *) fail "ref '$ref' not found in $shown" ;;
+  esac
 fi
 
 git checkout --quiet --detach "$commit" 2>"$errors" || fail "could not check out '$ref' of $shown: $(last_error)"
