@@ -16,7 +16,7 @@ import pytest
 
 from solver_core.cli.demo import demo_assets, make_repository
 from solver_core.sandbox.base import CommandResult
-from solver_core.sandbox.repository import parse_detected
+from solver_core.sandbox.repository import DetectedTests, parse_detected
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +26,25 @@ PYTHON_BIN = str(Path(sys.executable).parent)
 
 
 def detect(tmp_path: Path, files: dict[str, str], executable: tuple[str, ...] = ()) -> tuple[str, str] | None:
+    found = detected(tmp_path, files, executable)
+    return (found.command, found.reason) if found else None
+
+
+def without_pytest(bin_dir: Path) -> str:
+    """A PATH whose python3 has no pytest (and no pytest executable on it), as a bare sandbox has."""
+    bin_dir.mkdir(parents=True)
+    stub = bin_dir / "python3"
+    stub.write_text(
+        '#!/bin/sh\nif [ "$1" = "-m" ] && [ "$2" = "pytest" ]; then echo "No module named pytest" >&2; exit 1; fi\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    stub.chmod(0o755)
+    return f"{bin_dir}:/usr/bin:/bin"
+
+
+def detected(
+    tmp_path: Path, files: dict[str, str], executable: tuple[str, ...] = (), path: str | None = None
+) -> DetectedTests | None:
     repo = tmp_path / "repo"
     for name, text in files.items():
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
@@ -33,10 +52,9 @@ def detect(tmp_path: Path, files: dict[str, str], executable: tuple[str, ...] = 
     for name in executable:
         (repo / name).chmod(0o755)
     repo.mkdir(exist_ok=True)
-    env = {"HOME": str(tmp_path), "SOLVER_WORKDIR": "repo", "PATH": f"{PYTHON_BIN}:/usr/bin:/bin"}
-    done = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60, check=False)
-    found = parse_detected(CommandResult(returncode=done.returncode, output=done.stdout + done.stderr))
-    return (found.command, found.reason) if found else None
+    env = {"HOME": str(tmp_path), "SOLVER_WORKDIR": "repo", "PATH": path or f"{PYTHON_BIN}:/usr/bin:/bin"}
+    done = subprocess.run(["/bin/bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    return parse_detected(CommandResult(returncode=done.returncode, output=done.stdout + done.stderr))
 
 
 PYTEST = "python3 -m pytest -q"
@@ -81,16 +99,26 @@ def test_the_repository_virtualenv_runs_pytest_when_it_has_it(tmp_path: Path) ->
     assert detect(tmp_path, {"pytest.ini": "[pytest]\n"}) == (".venv/bin/python -m pytest -q", "pytest.ini")
 
 
+def test_pytest_missing_from_the_sandbox_is_a_warning_beside_the_command(tmp_path: Path) -> None:
+    found = detected(tmp_path, {"pytest.ini": "[pytest]\n"}, path=without_pytest(tmp_path / "bin"))
+    assert found is not None
+    assert (found.command, found.reason) == (PYTEST, "pytest.ini")
+    assert found.warnings == (
+        "the repository uses pytest (pytest.ini) but pytest is not installed in the sandbox; "
+        "install it in the setup command",
+    )
+
+
 # --- solver solve on the bundled calculator ---------------------------------------------------------
 
 
-def solver(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def solver(home: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOLVER_") and not k.endswith("_API_KEY")}
     env |= {
         "SOLVER_HOME": str(home),
         "SOLVER_SANDBOX_DIR": str(home / "sandboxes"),
         "SOLVER_SANDBOX_ISOLATION": "none",
-        "PATH": f"{PYTHON_BIN}:{env.get('PATH', '/usr/bin:/bin')}",
+        "PATH": path or f"{PYTHON_BIN}:{env.get('PATH', '/usr/bin:/bin')}",
     }
     command = [sys.executable, "-m", "solver_core.entry", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -133,12 +161,34 @@ def test_the_calculator_without_a_test_command_detects_and_runs_pytest(tmp_path:
     assert any("tests passed (detected: python3 -m pytest -q)" in m for m in messages)  # the champion's reason
 
 
-def test_the_output_says_the_tests_wereparse_detected(tmp_path: Path, calculator: Path) -> None:
+def test_the_output_says_the_tests_were_detected(tmp_path: Path, calculator: Path) -> None:
     issue = str(demo_assets() / "calculator.issue.md")
     done = solver(tmp_path / "home", "solve", str(calculator), "--issue-file", issue, "--model", replay("fix"))
     assert done.returncode == 0, done.stderr
     assert f"tests: {PYTEST} (detected from the repository)" in done.stderr
     assert "passed, detected" in done.stderr
+
+
+def test_without_pytest_in_the_sandbox_the_command_stays_a_command_and_the_warning_is_shown(
+    tmp_path: Path, calculator: Path
+) -> None:
+    """The warning used to be taken for the detected command and run as shell code."""
+    issue = str(demo_assets() / "calculator.issue.md")
+    path = without_pytest(tmp_path / "bin")
+    done = solver(tmp_path / "home", "solve", str(calculator), "--issue-file", issue, "--json",
+                  "--model", replay("fix"), path=path)  # fmt: skip
+    assert done.stdout, done.stderr
+    (run,) = json.loads(done.stdout)["runs"]
+    assert run["tests"]["command"] == PYTEST
+    assert run["tests"]["detected"] is True
+    output = Path(run["artifacts"]["tests"].removeprefix("file://")).read_text()
+    assert "No module named pytest" in output
+    assert "command not found" not in output
+    messages = events(tmp_path, json.loads(done.stdout)["id"])
+    assert (
+        "tests: warning: the repository uses pytest (pytest.ini) but pytest is not installed in the sandbox; "
+        "install it in the setup command"
+    ) in messages
 
 
 def test_no_tests_turns_detection_off_and_an_explicit_command_wins(tmp_path: Path, calculator: Path) -> None:

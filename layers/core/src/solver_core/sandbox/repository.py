@@ -52,6 +52,7 @@ class PrepareTimeouts:
 class DetectedTests:
     command: str
     reason: str  # what gave it away: "pytest.ini", "package.json scripts.test", …
+    warnings: tuple[str, ...] = ()  # e.g. the runner is not installed in the sandbox
 
 
 @dataclass(frozen=True)
@@ -220,9 +221,11 @@ def parse_detected(result: CommandResult | None) -> DetectedTests | None:
     """The command detect_tests.sh printed (it runs the base commit's files, before the agent)."""
     if result is None or not result.ok:
         return None
-    found = dict(ln.split("=", 1) for ln in result.output.splitlines() if ln.startswith("SOLVER_TEST_") and "=" in ln)
+    lines = result.output.splitlines()
+    found = dict(ln.split("=", 1) for ln in lines if ln.startswith("SOLVER_TEST_") and "=" in ln)
     command = found.get("SOLVER_TEST_COMMAND", "").strip()
-    return DetectedTests(command, found.get("SOLVER_TEST_REASON", "").strip()) if command else None
+    warnings = tuple(ln.removeprefix(WARNING_PREFIX) for ln in lines if ln.startswith(WARNING_PREFIX))
+    return DetectedTests(command, found.get("SOLVER_TEST_REASON", "").strip(), warnings) if command else None
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,8 @@ class RunSteps:
         else:
             data = {"test_command": found.command, "detected": True, "reason": found.reason}
             self.log(ctx, f"tests: detected `{found.command}` ({found.reason})", data=data)
+            for warning in found.warnings:
+                self.log(ctx, f"tests: warning: {warning}")
 
     def _clone_token(self, ctx: RunContext) -> tuple[str | None, bool]:
         """The deployment's token for the repository's host, only where the owner's allowlist covers

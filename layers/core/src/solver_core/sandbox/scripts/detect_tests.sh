@@ -22,13 +22,11 @@ pytest_marker() {
 }
 
 pytest_command() {
-  # The repository's own virtualenv (made by setup) first, then whatever python has pytest.
+  # The repository's own virtualenv (made by setup) first, then whatever python has pytest; nothing
+  # when none has it.
   if [ -x .venv/bin/python ] && .venv/bin/python -m pytest --version >/dev/null 2>&1; then echo ".venv/bin/python -m pytest -q"
   elif have python3 && python3 -m pytest --version >/dev/null 2>&1; then echo "python3 -m pytest -q"
   elif have pytest; then echo "pytest -q"
-  else
-    warn "the repository uses pytest but pytest is not installed in the sandbox; install it in the setup command"
-    echo "python3 -m pytest -q"
   fi
 }
 
@@ -45,7 +43,14 @@ sys.exit(0 if script and "no test specified" not in script else 1)' 2>/dev/null
 }
 
 marker=$(pytest_marker)
-if [ -n "$marker" ]; then found "$(pytest_command)" "$marker"; fi
+if [ -n "$marker" ]; then
+  command=$(pytest_command)
+  if [ -z "$command" ]; then
+    warn "the repository uses pytest ($marker) but pytest is not installed in the sandbox; install it in the setup command"
+    command="python3 -m pytest -q"
+  fi
+  found "$command" "$marker"
+fi
 if npm_test_script; then found "npm test" "package.json scripts.test"; fi
 if [ -f go.mod ]; then found "go test ./..." "go.mod"; fi
 if [ -f Cargo.toml ]; then found "cargo test" "Cargo.toml"; fi
