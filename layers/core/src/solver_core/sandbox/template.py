@@ -39,7 +39,7 @@ _TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*(?::[a-z0-9][a-z0-9._-]*)?")
 _UNSAFE_RUN = re.compile(r"[^a-z0-9_-]+")
 _DIGEST = re.compile(r"@([a-z0-9]+):([0-9a-f]{12})[0-9a-f]*$")
 MAX_NAME_LENGTH = 63
-HASH_LENGTH = 10
+HASH_LENGTH = 16  # 64 bits: no image can be crafted to land on the template of another
 
 # What Solver's commands call in every sandbox: `bash --noprofile --norc`, `/usr/bin/env`, coreutils'
 # `timeout` around each command (sandbox/e2b.py), git in the repository scripts (sandbox/scripts).
@@ -61,7 +61,7 @@ def e2b_template_name(image: str) -> str:
     A valid e2b template name (`name` or `name:tag`, lowercase letters, digits, `-` and `_`) is kept
     as it is. Any other reference (a registry host, `/`, `.`, uppercase, a digest) becomes: the
     reference lowercased, without a `:latest` tag, a digest cut to 12 hex digits, each run of other
-    characters replaced by `-`, its end (from a word's start) kept when too long, then `-` and 10
+    characters replaced by `-`, its end (from a word's start) kept when too long, then `-` and 16
     hex digits of the SHA-256 of the whole reference (so two images never share a template); at
     most 63 characters."""
     if _TEMPLATE_NAME.fullmatch(image):
