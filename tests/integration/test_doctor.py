@@ -167,6 +167,30 @@ def test_a_missing_key_fails_before_anything_is_created_in_one_line(tmp_path: Pa
     assert not (tmp_path / "sandboxes").exists()  # no sandbox
 
 
+def test_a_local_batch_without_its_key_fails_at_once_and_a_remote_one_is_not_asked_for_it(tmp_path: Path) -> None:
+    """A local batch runs the models here, so a missing key fails it in one line with nothing created;
+    with --remote the deployment's keys run them, so this machine's are not asked for."""
+    instances = tmp_path / "instances.jsonl"
+    instances.write_text(
+        json.dumps({"instance_id": "o__r-1", "repo": "o/r", "base_commit": "a" * 40, "problem_statement": "x"}) + "\n"
+    )
+    env = scrubbed_env(tmp_path)
+    output = tmp_path / "out"
+    done = solver(env, "batch", str(instances), "--model", ANTHROPIC, "--output", str(output))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"model {ANTHROPIC} has no API key: set ANTHROPIC_API_KEY; run `solver doctor` for more"
+    )
+    assert not output.exists()
+    assert not (tmp_path / "solver-home").exists()
+
+    remote = "http://127.0.0.1:9/stage"  # the discard port: nothing answers
+    env |= {"SOLVER_SERVE_TOKEN": "t" * 32}
+    done = solver(env, "batch", str(instances), "--model", ANTHROPIC, "--remote", remote, "--remote-auth", "token")
+    assert "has no API key" not in done.stderr
+    assert done.stderr.startswith("could not reach 127.0.0.1")  # it went on to reach the deployment
+
+
 def test_an_unreachable_repository_fails_before_anything_is_created(tmp_path: Path) -> None:
     env = scrubbed_env(tmp_path, SOLVER_ALLOWED_HTTP_HOSTS="127.0.0.1")
     replay = tmp_path / "idle.yaml"
