@@ -79,6 +79,18 @@ def test_doctor_names_exactly_what_is_missing_on_a_bare_machine(tmp_path: Path) 
     assert errors == [f"{ANTHROPIC} key"]  # nothing else is reported missing
 
 
+def test_a_fresh_machine_without_any_key_is_warned_not_told_all_good(tmp_path: Path) -> None:
+    """No --model and an empty registry (a fresh home): doctor still says whether a real model could run."""
+    code, checks = doctor_json(scrubbed_env(tmp_path))
+    assert checks["model keys"]["level"] == "warning"
+    assert "no LLM provider key is set" in checks["model keys"]["detail"]
+    assert "ANTHROPIC_API_KEY" in checks["model keys"]["fix"]
+    done = solver(scrubbed_env(tmp_path), "doctor")
+    assert "all good" not in done.stderr + done.stdout
+    _, checks = doctor_json(scrubbed_env(tmp_path, OPENAI_API_KEY="sk-test-0000"))
+    assert checks["model keys"] == {"name": "model keys", "level": "ok", "detail": "set for openai", "fix": None}
+
+
 def test_with_the_key_and_bubblewrap_the_doctor_is_happy(tmp_path: Path) -> None:
     require_bwrap()  # skips without bubblewrap; fails under CI
     env = scrubbed_env(tmp_path, "bwrap", ANTHROPIC_API_KEY="sk-ant-test-0000")
