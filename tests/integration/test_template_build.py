@@ -138,6 +138,16 @@ def test_one_failed_build_does_not_stop_the_others(service: FakeE2BService) -> N
     assert service.templates.is_ready(e2b_template_name(other))
 
 
+def test_builds_beyond_e2bs_limit_wait_for_a_running_one_to_end(service: FakeE2BService) -> None:
+    images = [f"ghcr.io/org/image-{n}:1" for n in range(3)]
+    service.templates.max_running = 1
+    result = solver(service, *(arg for image in images for arg in ("--from-image", image)), "--parallel", "3")
+    assert result.exit_code == 0, result.output
+    assert service.templates.refused > 0  # e2b said no; those builds waited and then ran
+    assert sorted(b.from_image or "" for b in service.templates.builds()) == images
+    assert all(b.status == "ready" for b in service.templates.builds())
+
+
 @pytest.mark.parametrize(
     ("deployment", "image", "asked"),
     [
