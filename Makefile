@@ -44,9 +44,9 @@ DEPLOY_TESTS = tests/contract/test_iam.py tests/contract/test_template.py tests/
 
 # CI=1: the IAM contract and the long-command scenarios need PostgreSQL (initdb/pg_ctl on PATH); a
 # machine without it fails the check instead of skipping them.
-deploy-check: setup lint
+# `build` ends with the package-size check (every function within Lambda's limit).
+deploy-check: setup lint build
 	CI=1 $(BIN)/pytest -q -p no:cacheprovider $(DEPLOY_TESTS)
-	@if [ -d .aws-sam/build ]; then $(MAKE) sizes; else echo "deploy-check: no .aws-sam/build, package sizes not checked (make build)"; fi
 
 # ---- deployment build: `sam build` without Docker ------------------------------------------------
 # SAM's makefile builder runs the build-<LogicalId> targets below with ARTIFACTS_DIR set. Wheels are
