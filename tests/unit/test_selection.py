@@ -145,6 +145,48 @@ def test_junit_test_ids_and_outcomes() -> None:
     }
 
 
+# Reports as the other runners the issue names write them (shapes taken from their documentation).
+JEST_JUNIT = b"""<?xml version="1.0" encoding="UTF-8"?>
+<testsuites name="jest tests" tests="3" failures="1" errors="0" time="1.2">
+  <testsuite name="calc" errors="0" failures="1" skipped="1" timestamp="2026-12-04T05:00:00" time="0.5" tests="3">
+    <testcase classname="calc mean divides" name="calc mean divides" time="0.002"></testcase>
+    <testcase classname="calc mean rounds" name="calc mean rounds" time="0.001">
+      <failure>Error: expect(received).toBe(expected) // Object.is equality</failure>
+    </testcase>
+    <testcase classname="calc later" name="calc later" time="0"><skipped/></testcase>
+  </testsuite>
+</testsuites>"""
+GOTESTSUM = b"""<?xml version="1.0" encoding="UTF-8"?>
+<testsuites tests="3" failures="1" errors="0" time="0.010">
+  <testsuite tests="3" failures="1" time="0.005" name="example.com/calc" timestamp="2026-12-04T05:00:00Z">
+    <properties><property name="go.version" value="go1.22.0 linux/amd64"></property></properties>
+    <testcase classname="example.com/calc" name="TestMean" time="0.000"></testcase>
+    <testcase classname="example.com/calc" name="TestMean/empty" time="0.000">
+      <failure message="Failed" type="">calc_test.go:12: got 0, want error</failure>
+    </testcase>
+    <testcase classname="example.com/calc" name="TestLater" time="0.000"><skipped message="later"></skipped></testcase>
+  </testsuite>
+</testsuites>"""
+
+
+@pytest.mark.parametrize(
+    ("xml", "ids"),
+    [
+        (JEST_JUNIT, tuple(f"calc {t}::calc {t}" for t in ("mean divides", "mean rounds", "later"))),
+        (GOTESTSUM, ("example.com/calc::TestMean", "example.com/calc::TestMean/empty", "example.com/calc::TestLater")),
+    ],
+    ids=["jest-junit", "gotestsum"],
+)  # fmt: skip
+def test_jest_junit_and_gotestsum_reports_are_read_per_test(xml: bytes, ids: tuple[str, str, str]) -> None:
+    passing, failing, skipped = ids
+    assert case_outcomes(xml) == {passing: P, failing: F, skipped: S}
+    # Against a baseline where the failing test passed, the candidate broke exactly that one.
+    before = {passing: P, failing: P, skipped: S}
+    delta = compare(baseline(before), Candidate(run(0, passed=False), case_outcomes(xml)))
+    assert delta is not None
+    assert (delta.basis, delta.broken_tests, delta.fixed_tests) == ("per_test", [failing], [])
+
+
 def test_the_github_comment_says_why_and_escapes_test_ids_the_patched_code_wrote() -> None:
     """Test ids come from a JUnit report the patched code wrote: Markdown in them is shown as text."""
     hostile = "t::test_[click](https://evil.example)<img src=x>"
