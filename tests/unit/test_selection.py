@@ -212,6 +212,50 @@ def test_the_github_comment_says_why_and_escapes_test_ids_the_patched_code_wrote
     assert "Baseline: tests failed on the base commit (exit 1, 1 passed, 1 failed)" in body
 
 
+def test_the_github_comment_shows_each_runs_signals_and_the_judges_verdict_escaped() -> None:
+    """As `solver solve` and GET /solves/{id} show them; the judge's answer is a model's text: escaped."""
+    from solver_core.models import JudgeVerdict, RunSignals, Selection, TestDelta
+
+    hostile = "pick <img src=x onerror=alert(1)> | [x](https://evil.example)"
+    won, lost, empty = run(0, passed=True), run(1, passed=False), run(2, passed=None, patch_stats=None)
+    delta = TestDelta(basis="per_test", fixed=2, broken=0, still_failing=1)
+    selection = Selection(
+        champion_run_id=won.id, reason="run 0 (m0) won: the judge picked it", baseline=None,
+        runs=[
+            RunSignals(run_id=won.id, index=0, model="m0", rank=1, tests="passed", baseline_delta=delta,
+                       modifies_tests=False, group_size=2, reproduce_passed=3, judge_vote=True, submitted=True,
+                       patch_lines=2, cost_usd=1.0),
+            RunSignals(run_id=lost.id, index=1, model="m1", rank=2, tests="failed", baseline_delta=None,
+                       modifies_tests=True, group_size=1, reproduce_passed=0, judge_vote=False, submitted=True,
+                       patch_lines=4, cost_usd=1.0),
+        ],
+        judge=JudgeVerdict(model="judge-model", candidates=[0, 1], choice=0, reasoning=hostile, cost_usd=0.01),
+    )  # fmt: skip
+    now = datetime.now(UTC)
+    solve = SolveView(
+        id=uuid.uuid4(), owner="o", status="succeeded", repo_url="https://github.com/o/r", ref=None,
+        issue={"title": "t", "body": "", "url": "https://github.com/o/r/issues/1"}, models=["m0", "m1", "m2"],
+        attempts_per_model=1, max_parallel=3, agent_config=None, limits={}, setup_command=None,
+        test_command="pytest -q", callback_url=None, external_ref=None, execution_ref=None,
+        champion_run_id=won.id, error=None, created_at=now, updated_at=now, started_at=now, finished_at=now,
+        runs=[won, lost, empty], selection=selection,
+    )  # fmt: skip
+    body = comment_body(SolveReport(solve=solve, champion=won, patch=b""), None)
+    rows = {line.split(" | ")[0]: line for line in body.splitlines() if line.startswith("| ") and "`m" in line}
+    assert (
+        "| finished (Submitted) | passed | #1, tests passed, fixed 2, broke 0, still failing 1 (per test), "
+        "same change as 1 other(s), reproduction scripts passed: 3, judge's pick, submitted, 2 lines | 3 |"
+    ) in rows["| 0 🏆"]
+    assert "#2, tests failed, modifies tests, reproduction scripts passed: 0, not the judge's pick" in rows["| 1"]
+    assert "| not run | - |" in rows["| 2"]  # no patch: nothing ranked it
+    judge = next(line for line in body.splitlines() if line.startswith("Judge: "))
+    assert judge.startswith("Judge: judge-model picked run 0 among runs 0, 1: pick \\<img src=x onerror=alert(1)\\>")
+    assert "\\| \\[x\\](https://evil.example)" in judge
+    assert "<img" not in body.replace(r"\<img", "")
+    assert "](https" not in body.replace(r"\](https", "")
+    assert "succeeded" not in body
+
+
 def test_the_judge_only_orders_candidates_the_other_signals_tie() -> None:
     passing_a = Candidate(run(0, passed=True, lines=2), group="a", judge_vote=False)
     passing_b = Candidate(run(1, passed=True, lines=6), group="b", judge_vote=True)
