@@ -48,11 +48,10 @@ def test_a_large_trajectory_download_is_a_303_to_a_presigned_link(
         app.include_router(console_router(lambda: deps))  # as the status function serves it
 
         def get(path: str, owner: str = ALICE) -> dict[str, Any]:
-            return app.resolve(rest_event("GET", path, owner=owner), LambdaContextStub())  # type: ignore[arg-type,no-any-return]
+            return app.resolve(rest_event("GET", path, owner=owner), LambdaContextStub())  # type: ignore[arg-type]
 
-        created = json.loads(
-            app.resolve(rest_event("POST", "/solves", body=solve_body(), owner=ALICE), LambdaContextStub())["body"]
-        )  # type: ignore[arg-type]
+        started = rest_event("POST", "/solves", body=solve_body(), owner=ALICE)
+        created = json.loads(app.resolve(started, LambdaContextStub())["body"])  # type: ignore[arg-type]
         solve_id = UUID(created["id"])
         winner = finish_solve(world, solve_id)
         key = keys.trajectory(solve_id, winner)
