@@ -60,8 +60,9 @@ def test_start_from_the_form_and_watch_it_succeed_without_reloading(served: Serv
     head = page.locator("#solve-head header .status").first
     expect(head).to_have_text(re.compile("queued|running"))
     page.evaluate("window.stillTheSamePage = true")
-    expect(head).to_have_text("succeeded", timeout=180_000)
+    expect(head).to_have_text("finished", timeout=180_000)
     assert page.evaluate("window.stillTheSamePage") is True  # updated in place, never reloaded
+    expect(page.locator("#solve-head header .outcome")).to_have_text("patch, tests passed")
     expect(page.locator("#champion")).to_contain_text("run 0")
     expect(page.locator("#reason")).to_contain_text("tests passed")
     expect(page.locator("#events")).to_contain_text("solve finished")  # the live feed followed it
@@ -71,6 +72,34 @@ def test_start_from_the_form_and_watch_it_succeed_without_reloading(served: Serv
     page.screenshot(path=str(shots / "solve-live.png"), full_page=True)
 
 
+def test_a_solve_whose_tests_failed_never_reads_succeeded(served: Served, page: Any) -> None:
+    """Followed live from running to its end: the outcome is the badge, the state says "finished"."""
+    breaks = write_replay(served.tmp / "breaks.yaml", "sleep 2", "sed -i 's|//|%|' calc.py", SUBMIT)
+    solve_id = start(served, breaks, "tests fail after this")
+    page.goto(f"{served.url}/ui/solves/{solve_id}")
+    head = page.locator("#solve-head header")
+    expect(head.locator(".status")).to_have_text(re.compile("queued|running"))
+    expect(head.locator(".outcome")).to_have_count(0)  # no outcome while it runs
+    expect(head.locator(".outcome")).to_have_text("patch, tests failed", timeout=180_000)
+    expect(head.locator(".status")).to_have_text("finished")
+    row = page.locator("#runs tbody tr").first
+    expect(row.locator(".outcome")).to_have_text("patch, tests failed")
+    expect(row.locator(".status")).to_have_text("finished")
+    expect(row.locator("td", has_text="failed (1)")).to_have_count(1)
+    expect(page.locator("#run-counts")).to_have_text("1 failed")
+    expect(page.locator("#solve-head")).not_to_contain_text("succeeded")
+
+    page.goto(f"{served.url}/ui")
+    listed = page.locator(f'tr[data-solve="{solve_id}"]')
+    expect(listed.locator(".outcome")).to_have_text("patch, tests failed")
+    expect(listed.locator("td.runs")).to_have_text("1 failed")
+    expect(listed).not_to_contain_text("succeeded")
+    page.locator(f'tr[data-solve="{solve_id}"] a').click()
+    page.locator("#runs tbody tr").first.get_by_role("link", name="steps").click()
+    expect(page.locator("#run-head .outcome")).to_have_text("patch, tests failed")
+    expect(page.locator("#run-head")).not_to_contain_text("succeeded")
+
+
 def test_the_list_follows_a_running_solve(served: Served, page: Any, shots: Path) -> None:
     fix = write_replay(served.tmp / "fix.yaml", *FIX)
     page.goto(f"{served.url}/ui")
@@ -78,8 +107,9 @@ def test_the_list_follows_a_running_solve(served: Served, page: Any, shots: Path
     solve_id = start(served, fix, "listed while it runs")
     row = page.locator(f'tr[data-solve="{solve_id}"]')
     expect(row).to_contain_text("listed while it runs")  # appeared without a reload
-    expect(row.locator(".status")).to_have_text("succeeded", timeout=180_000)
-    expect(row.locator("td.num").first).to_have_text("1")  # one run passed
+    expect(row.locator(".status")).to_have_text("finished", timeout=180_000)
+    expect(row.locator(".outcome")).to_have_text("patch, tests passed")
+    expect(row.locator("td.runs")).to_have_text("1 passed")
     page.screenshot(path=str(shots / "solves-live.png"))
 
     page.select_option("#f-status", "failed")
@@ -223,7 +253,8 @@ def test_a_running_runs_trajectory_is_read_from_its_checkpoint_and_followed(serv
     page.evaluate("window.stillTheSamePage = true")
     expect(page.locator("#step-3 pre.out")).to_have_text("third\n", timeout=60_000)
     expect(page.locator("li.step")).to_have_count(5, timeout=60_000)
-    expect(page.locator("#run-head .status")).to_have_text("succeeded", timeout=60_000)
+    expect(page.locator("#run-head .status")).to_have_text("finished", timeout=60_000)
+    expect(page.locator("#run-head .outcome")).to_have_text("no patch")  # it only echoed
     assert page.evaluate("window.stillTheSamePage") is True
 
 
@@ -255,7 +286,7 @@ def test_the_pages_read_without_javascript(served: Served, browser: Any) -> None
         page = context.new_page()
         page.goto(f"{served.url}/ui")
         page.get_by_role("link", name="no script").click()
-        expect(page.locator("#solve-head header .status").first).to_have_text("succeeded")
+        expect(page.locator("#solve-head header .status").first).to_have_text("finished")
         expect(page.locator("#champion-diff tr.added")).to_contain_text("/ len(values)")
         page.get_by_role("link", name="Side by side").click()
         expect(page.locator("#champion-diff table.split td.added")).to_contain_text("/ len(values)")

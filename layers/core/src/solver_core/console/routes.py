@@ -25,7 +25,7 @@ from solver_core.console.render import HTML, SECURITY_HEADERS, page, static_file
 from solver_core.errors import ArtifactNotFound, BadRequest, NotFound, ValidationFailed
 from solver_core.models import EventView, RunView, SolveView
 from solver_core.services.events import MAX_EVENTS_PAGE
-from solver_core.status import RUN_TERMINAL, SolveStatus
+from solver_core.status import RUN_TERMINAL, SolveStatus, state_label
 
 PAGE_SIZE = 25
 MAX_EVENTS = 20_000  # the timeline reads at most this many events of one solve
@@ -83,7 +83,7 @@ def router(deps: DepsGetter) -> Router:
                 paged=cursor is not None,
                 status=wanted.value if wanted else "",
                 repo=repo or "",
-                statuses=[s.value for s in SolveStatus],
+                statuses=[(s.value, state_label(s)) for s in SolveStatus],
                 repos=d.solves.repositories(owner),
                 live=any(r["live"] for r in rows) or cursor is None,
             )
