@@ -39,7 +39,7 @@ _TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*(?::[a-z0-9][a-z0-9._-]*)?")
 _UNSAFE_RUN = re.compile(r"[^a-z0-9_-]+")
 _DIGEST = re.compile(r"@([a-z0-9]+):([0-9a-f]{12})[0-9a-f]*$")
 MAX_NAME_LENGTH = 63
-HASH_LENGTH = 16  # 64 bits: no image can be crafted to land on the template of another
+HASH_LENGTH = 16  # 64 bits of the reference's SHA-256
 
 # What Solver's commands call in every sandbox: `bash --noprofile --norc`, `/usr/bin/env`, coreutils'
 # `timeout` around each command (sandbox/e2b.py), git in the repository scripts (sandbox/scripts).
