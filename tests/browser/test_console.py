@@ -8,6 +8,7 @@ import re
 import time
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from playwright.sync_api import expect
@@ -98,6 +99,28 @@ def test_a_solve_whose_tests_failed_never_reads_succeeded(served: Served, page: 
     page.locator("#runs tbody tr").first.get_by_role("link", name="steps").click()
     expect(page.locator("#run-head .outcome")).to_have_text("patch, tests failed")
     expect(page.locator("#run-head")).not_to_contain_text("succeeded")
+
+
+def test_the_form_can_turn_test_detection_off(served: Served, page: Any) -> None:
+    """The API's detect_tests: false (the CLI's --no-tests): the patch is then shown as not tested."""
+    fix = write_replay(served.tmp / "fix.yaml", *FIX[1:])
+    page.goto(f"{served.url}/ui/new")
+    detect = page.get_by_label("Detect a test command when none is given")
+    expect(detect).to_be_checked()  # the API's default
+    expect(page.locator("#test_command-help")).to_contain_text("when empty, one is detected from the repository")
+    page.get_by_label("Repository URL or path").fill(str(served.repo))
+    page.get_by_label("Title").fill("no tests this time")
+    page.get_by_label("Models, one per line").fill(fix)
+    detect.uncheck()
+    page.get_by_role("button", name="Start the solve").click()
+
+    page.wait_for_url(re.compile(r"/ui/solves/[0-9a-f-]{36}$"))
+    solve_id = page.url.rsplit("/", 1)[1]
+    from solver_core.cli.common import local_owner
+
+    assert served.container.solves.get(local_owner(), UUID(solve_id)).detect_tests is False  # not in GET's answer
+    expect(page.locator("#solve-head header .outcome")).to_have_text("patch, not tested", timeout=180_000)
+    assert served.client.call("GET", f"/solves/{solve_id}").json["runs"][0]["tests"] is None
 
 
 def test_the_list_follows_a_running_solve(served: Served, page: Any, shots: Path) -> None:

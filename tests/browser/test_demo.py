@@ -1,6 +1,6 @@
 """The issue's "done when": after `solver demo`, the server `solver serve` builds (same settings,
 same home) shows the demo's solve in the console with its runs, timeline, diff and trajectories.
-Its screenshots are the ones in docs/ (CONSOLE_SCREENSHOTS=docs/console pytest tests/browser)."""
+Its screenshots are the ones in docs/ (CONSOLE_SCREENSHOTS=docs/console pytest tests/browser/test_demo.py)."""
 
 from __future__ import annotations
 
