@@ -105,7 +105,7 @@ def test_the_form_can_turn_test_detection_off(served: Served, page: Any) -> None
     """The API's detect_tests: false (the CLI's --no-tests): the patch is then shown as not tested."""
     fix = write_replay(served.tmp / "fix.yaml", *FIX[1:])
     page.goto(f"{served.url}/ui/new")
-    detect = page.get_by_label("Detect a test command when none is given")
+    detect = page.get_by_label("Detect tests when no command is given")
     expect(detect).to_be_checked()  # the API's default
     expect(page.locator("#test_command-help")).to_contain_text("when empty, one is detected from the repository")
     page.get_by_label("Repository URL or path").fill(str(served.repo))
