@@ -4,8 +4,11 @@
         --model anthropic/claude-sonnet-4-5 --test-command "python -m pytest -q" [--auth sigv4|cognito|none]
 
 With `--auth sigv4` (the stack's default, IAM) requests are signed with the AWS credentials of the environment
-(botocore's chain: AWS_PROFILE, SSO, instance roles); `--auth cognito` sends `--token` as the bearer; `--auth none`
-suits `solver serve` on the loopback interface. The solve is started with an Idempotency-Key, so running the script
+(botocore's chain: AWS_PROFILE, SSO, instance roles); `--auth cognito` sends a token as the bearer, read from
+SOLVER_SMOKE_TOKEN or `--token-file` (never from the command line, where other users' `ps` would see it);
+`--auth none` suits `solver serve` on the loopback interface (with its token the same way, if it has one).
+After the solve, a one-instance batch of the same repository is started, read and cancelled.
+The solve is started with an Idempotency-Key, so running the script
 again reuses it. Each check prints one line; the exit code is the number of failed checks (0: all passed).
 See docs/deploy.md, "Verify the first deploy".
 """
@@ -14,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -144,7 +149,28 @@ def run(api: Api, request: dict[str, Any], wait_s: float) -> list[str]:
     smoke.expect("/solves/{id}/publish (no publish option: 409)", "POST", f"/solves/{solve_id}/publish", {409}, body={})
     smoke.expect("/solves/{unknown} (404)", "GET", f"/solves/{uuid.uuid4()}", {404})
     smoke.expect("/ui/solves/{id}", "GET", f"/ui/solves/{solve_id}", {200})
+    solved = smoke.api.call("GET", f"/solves/{solve_id}")
+    base = next((r.get("base_commit") for r in solved.json().get("runs", []) if r.get("base_commit")), None)
+    if smoke.check("the solve's base commit (for the batch)", bool(base), str(base)):
+        batch(smoke, request, str(base), key)
     return smoke.failures
+
+
+def batch(smoke: Smoke, request: dict[str, Any], base: str, key: str) -> None:
+    """POST /batches (a bad body, then one instance of the solve's repository), read it, cancel it."""
+    smoke.expect("/batches (invalid body: 422)", "POST", "/batches", {422}, body={"models": request["models"]})
+    instance = {
+        "instance_id": "smoke__check-1", "repo": "smoke/check", "repo_url": request["repo_url"], "base_commit": base,
+        "problem_statement": request["issue"]["body"], "test_command": request["test_command"],
+    }  # fmt: skip
+    body = {"instances": [instance], "models": request["models"], "max_concurrency": 1, "limits": request["limits"]}
+    started = smoke.expect("/batches", "POST", "/batches", {200, 202}, body=body, headers={"Idempotency-Key": key})
+    if started is None:
+        return
+    batch_id = started.json()["id"]
+    smoke.expect("/batches/{id}", "GET", f"/batches/{batch_id}", {200})
+    smoke.expect("/batches/{id}/cancel", "POST", f"/batches/{batch_id}/cancel", {200}, body={})
+    smoke.expect("/batches/{id}/preds", "GET", f"/batches/{batch_id}/preds", {200, 303})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-command", default="python -m pytest -q")
     parser.add_argument("--issue", default="The smoke test: make the failing test pass.")
     parser.add_argument("--auth", choices=["sigv4", "cognito", "none"], default="sigv4")
-    parser.add_argument("--token", help="the Cognito ID token (--auth cognito) or solver serve's bearer token")
+    parser.add_argument(
+        "--token-file", help="a file holding the Cognito ID token (--auth cognito) or solver serve's bearer token; "
+        "or set SOLVER_SMOKE_TOKEN"
+    )  # fmt: skip
     parser.add_argument("--region", help="for SigV4; default: the API URL's region")
     parser.add_argument("--wait", type=float, default=1800, help="seconds to wait for the solve to finish")
     parser.add_argument("--idempotency-key", default=f"smoke-{uuid.uuid4()}")
@@ -168,7 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         "test_command": args.test_command,
         "idempotency_key": args.idempotency_key,
     }
-    failures = run(Api(args.api_url, args.auth, args.token, args.region), request, args.wait)
+    token = os.environ.get("SOLVER_SMOKE_TOKEN") or None
+    if args.token_file:
+        token = Path(args.token_file).read_text().strip()
+    if args.auth == "cognito" and not token:
+        parser.error("--auth cognito needs the token in SOLVER_SMOKE_TOKEN or --token-file")
+    failures = run(Api(args.api_url, args.auth, token, args.region), request, args.wait)
     print(f"{len(failures)} check(s) failed" + (": " + ", ".join(failures) if failures else ""))
     return len(failures)
 

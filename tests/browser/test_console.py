@@ -8,6 +8,7 @@ import re
 import time
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from playwright.sync_api import expect
@@ -60,8 +61,9 @@ def test_start_from_the_form_and_watch_it_succeed_without_reloading(served: Serv
     head = page.locator("#solve-head header .status").first
     expect(head).to_have_text(re.compile("queued|running"))
     page.evaluate("window.stillTheSamePage = true")
-    expect(head).to_have_text("succeeded", timeout=180_000)
+    expect(head).to_have_text("finished", timeout=180_000)
     assert page.evaluate("window.stillTheSamePage") is True  # updated in place, never reloaded
+    expect(page.locator("#solve-head header .outcome")).to_have_text("patch, tests passed")
     expect(page.locator("#champion")).to_contain_text("run 0")
     expect(page.locator("#reason")).to_contain_text("tests passed")
     expect(page.locator("#events")).to_contain_text("solve finished")  # the live feed followed it
@@ -71,6 +73,56 @@ def test_start_from_the_form_and_watch_it_succeed_without_reloading(served: Serv
     page.screenshot(path=str(shots / "solve-live.png"), full_page=True)
 
 
+def test_a_solve_whose_tests_failed_never_reads_succeeded(served: Served, page: Any) -> None:
+    """Followed live from running to its end: the outcome is the badge, the state says "finished"."""
+    breaks = write_replay(served.tmp / "breaks.yaml", "sleep 2", "sed -i 's|//|%|' calc.py", SUBMIT)
+    solve_id = start(served, breaks, "tests fail after this")
+    page.goto(f"{served.url}/ui/solves/{solve_id}")
+    head = page.locator("#solve-head header")
+    expect(head.locator(".status")).to_have_text(re.compile("queued|running"))
+    expect(head.locator(".outcome")).to_have_count(0)  # no outcome while it runs
+    expect(head.locator(".outcome")).to_have_text("patch, tests failed", timeout=180_000)
+    expect(head.locator(".status")).to_have_text("finished")
+    row = page.locator("#runs tbody tr").first
+    expect(row.locator(".outcome")).to_have_text("patch, tests failed")
+    expect(row.locator(".status")).to_have_text("finished")
+    expect(row.locator("td", has_text="failed (1)")).to_have_count(1)
+    expect(page.locator("#run-counts")).to_have_text("1 failed")
+    expect(page.locator("#solve-head")).not_to_contain_text("succeeded")
+
+    page.goto(f"{served.url}/ui")
+    listed = page.locator(f'tr[data-solve="{solve_id}"]')
+    expect(listed.locator(".outcome")).to_have_text("patch, tests failed")
+    expect(listed.locator("td.runs")).to_have_text("1 failed")
+    expect(listed).not_to_contain_text("succeeded")
+    page.locator(f'tr[data-solve="{solve_id}"] a').click()
+    page.locator("#runs tbody tr").first.get_by_role("link", name="steps").click()
+    expect(page.locator("#run-head .outcome")).to_have_text("patch, tests failed")
+    expect(page.locator("#run-head")).not_to_contain_text("succeeded")
+
+
+def test_the_form_can_turn_test_detection_off(served: Served, page: Any) -> None:
+    """The API's detect_tests: false (the CLI's --no-tests): the patch is then shown as not tested."""
+    fix = write_replay(served.tmp / "fix.yaml", *FIX[1:])
+    page.goto(f"{served.url}/ui/new")
+    detect = page.get_by_label("Detect tests when no command is given")
+    expect(detect).to_be_checked()  # the API's default
+    expect(page.locator("#test_command-help")).to_contain_text("when empty, one is detected from the repository")
+    page.get_by_label("Repository URL or path").fill(str(served.repo))
+    page.get_by_label("Title").fill("no tests this time")
+    page.get_by_label("Models, one per line").fill(fix)
+    detect.uncheck()
+    page.get_by_role("button", name="Start the solve").click()
+
+    page.wait_for_url(re.compile(r"/ui/solves/[0-9a-f-]{36}$"))
+    solve_id = page.url.rsplit("/", 1)[1]
+    from solver_core.cli.common import local_owner
+
+    assert served.container.solves.get(local_owner(), UUID(solve_id)).detect_tests is False  # not in GET's answer
+    expect(page.locator("#solve-head header .outcome")).to_have_text("patch, not tested", timeout=180_000)
+    assert served.client.call("GET", f"/solves/{solve_id}").json["runs"][0]["tests"] is None
+
+
 def test_the_list_follows_a_running_solve(served: Served, page: Any, shots: Path) -> None:
     fix = write_replay(served.tmp / "fix.yaml", *FIX)
     page.goto(f"{served.url}/ui")
@@ -78,8 +130,9 @@ def test_the_list_follows_a_running_solve(served: Served, page: Any, shots: Path
     solve_id = start(served, fix, "listed while it runs")
     row = page.locator(f'tr[data-solve="{solve_id}"]')
     expect(row).to_contain_text("listed while it runs")  # appeared without a reload
-    expect(row.locator(".status")).to_have_text("succeeded", timeout=180_000)
-    expect(row.locator("td.num").first).to_have_text("1")  # one run passed
+    expect(row.locator(".status")).to_have_text("finished", timeout=180_000)
+    expect(row.locator(".outcome")).to_have_text("patch, tests passed")
+    expect(row.locator("td.runs")).to_have_text("1 passed")
     page.screenshot(path=str(shots / "solves-live.png"))
 
     page.select_option("#f-status", "failed")
@@ -223,7 +276,8 @@ def test_a_running_runs_trajectory_is_read_from_its_checkpoint_and_followed(serv
     page.evaluate("window.stillTheSamePage = true")
     expect(page.locator("#step-3 pre.out")).to_have_text("third\n", timeout=60_000)
     expect(page.locator("li.step")).to_have_count(5, timeout=60_000)
-    expect(page.locator("#run-head .status")).to_have_text("succeeded", timeout=60_000)
+    expect(page.locator("#run-head .status")).to_have_text("finished", timeout=60_000)
+    expect(page.locator("#run-head .outcome")).to_have_text("no patch")  # it only echoed
     assert page.evaluate("window.stillTheSamePage") is True
 
 
@@ -255,7 +309,7 @@ def test_the_pages_read_without_javascript(served: Served, browser: Any) -> None
         page = context.new_page()
         page.goto(f"{served.url}/ui")
         page.get_by_role("link", name="no script").click()
-        expect(page.locator("#solve-head header .status").first).to_have_text("succeeded")
+        expect(page.locator("#solve-head header .status").first).to_have_text("finished")
         expect(page.locator("#champion-diff tr.added")).to_contain_text("/ len(values)")
         page.get_by_role("link", name="Side by side").click()
         expect(page.locator("#champion-diff table.split td.added")).to_contain_text("/ len(values)")

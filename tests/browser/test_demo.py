@@ -1,6 +1,6 @@
 """The issue's "done when": after `solver demo`, the server `solver serve` builds (same settings,
 same home) shows the demo's solve in the console with its runs, timeline, diff and trajectories.
-Its screenshots are the ones in docs/ (CONSOLE_SCREENSHOTS=docs/console pytest tests/browser)."""
+Its screenshots are the ones in docs/ (CONSOLE_SCREENSHOTS=docs/console pytest tests/browser/test_demo.py)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,9 @@ def test_the_demos_solve_in_the_console(shots: Path, demo_server: str, page: Any
     row = page.locator("tr[data-solve]")
     expect(row).to_have_count(1)
     expect(row).to_contain_text("mean() drops the fractional part of the average")
-    expect(row.locator(".status")).to_have_text("succeeded")
+    expect(row.locator(".status")).to_have_text("finished")
+    expect(row.locator(".outcome")).to_have_text("patch, tests passed")
+    expect(row.locator("td.runs")).to_have_text("1 passed, 1 failed, 1 no patch")
     page.screenshot(path=str(shots / "solves.png"))
 
     row.get_by_role("link").click()

@@ -163,3 +163,15 @@ def test_a_large_preds_json_is_fetched_from_its_link_without_credentials() -> No
     assert first["authorization"] == "Bearer secret-token"
     assert second["path"].startswith("/object?")
     assert "authorization" not in second  # the presigned link is fetched as it is
+
+
+def test_options_only_a_local_batch_honours_are_refused_with_remote(served: Served, tmp_path: Path) -> None:
+    """A budget or an evaluation asked for with --remote would be silently dropped: it is an error."""
+    file = instances_file(tmp_path / "instances.jsonl", served, 1)
+    replay = write_replay(tmp_path / "idle.yaml", "ls")
+    done = solver(served, str(file), "--model", f"replay:{replay}", "--cost-limit-total", "1", "--evaluate")
+    assert done.exit_code == 2
+    said = " ".join(done.output.replace("│", " ").split())  # typer's error box, unwrapped
+    assert "--cost-limit-total, --evaluate only apply to a local batch" in said
+    with served.container.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(BatchRow)) == 0

@@ -83,14 +83,25 @@ def cookie() -> str:
     return f"{COOKIE}={session_value(TOKEN)}"
 
 
-def finished_solve(server: Server, tmp_path: Path, *commands: str, publish: bool = False) -> str:
+def finished_solve(
+    server: Server,
+    tmp_path: Path,
+    *commands: str,
+    publish: bool = False,
+    test_command: str = "true",
+    others: tuple[tuple[str, ...], ...] = (),
+) -> str:
+    """A solve of one replayed model running `commands` (and one more per entry of `others`), finished."""
     repo = make_repo(tmp_path / "repo", {"a.py": "x = 1\n"})
-    model = write_replay(tmp_path / "r.yaml", *commands, "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
+    models = [
+        write_replay(tmp_path / f"r{i}.yaml", *script, "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT")
+        for i, script in enumerate((commands, *others))
+    ]
     body: dict[str, Any] = {
         "repo_url": str(repo),
         "issue": {"title": f"title {HOSTILE}", "url": "https://github.com/o/r/issues/1"},
-        "models": [model],
-        "test_command": "true",
+        "models": models,
+        "test_command": test_command,
     }
     if publish:
         body["publish"] = {"comment": True}
@@ -246,3 +257,41 @@ def test_the_list_pages_and_filters_by_repository(server: Server, tmp_path: Path
     api = json.loads(server.call("GET", f"/solves?repo={repos[0]}&limit=200", headers={"Cookie": cookie()}).body)
     assert len(api["items"]) == 14
     assert {item["repo_url"] for item in api["items"]} == {str(repos[0])}
+
+
+def badges(html: str) -> list[tuple[str, str]]:
+    """The outcome and state badges of a page, in order: (class, text)."""
+    return re.findall(r'<span class="((?:outcome|status) [^"]*)"[^>]*>([^<]*)</span>', html)
+
+
+def test_a_run_whose_tests_failed_never_reads_succeeded(server: Server, tmp_path: Path) -> None:
+    """Its outcome is the badge and its state reads "finished", as in the CLI: on every page."""
+    solve_id = finished_solve(server, tmp_path, "echo 'x = 2' > a.py", test_command="false")
+    got = json.loads(server.call("GET", f"/solves/{solve_id}", headers={"Cookie": cookie()}).body)
+    assert (got["status"], got["outcome"], got["runs"][0]["outcome"]) == ("succeeded", "tests_failed", "tests_failed")
+    failed_then_finished = [
+        ("outcome outcome-tests_failed", "patch, tests failed"),
+        ("status status-finished secondary", "finished"),
+    ]
+    run_id = got["runs"][0]["id"]
+    for path, copies in (("/ui", 1), (f"/ui/solves/{solve_id}", 2), (f"/ui/solves/{solve_id}/runs/{run_id}", 1)):
+        page = server.call("GET", path, headers={"Cookie": cookie()})
+        assert badges(page.body) == failed_then_finished * copies, path  # the header, then the run table
+        assert ">succeeded<" not in page.body, path
+    listed = server.call("GET", "/ui", headers={"Cookie": cookie()}).body
+    assert '<td class="runs">1 failed</td>' in listed
+    assert '<option value="succeeded">finished</option>' in listed  # the filter says it too
+
+
+def test_the_runs_are_counted_by_what_they_came_to(server: Server, tmp_path: Path) -> None:
+    """A run without a patch is not counted as failed: passed, failed and no patch each say so."""
+    solve_id = finished_solve(
+        server, tmp_path, "echo 'x = 2' > a.py", test_command="grep -q 'x = 2' a.py",
+        others=(("echo 'x = 3' > a.py",), ("true",)),
+    )  # fmt: skip
+    runs = json.loads(server.call("GET", f"/solves/{solve_id}", headers={"Cookie": cookie()}).body)["runs"]
+    assert sorted(run["outcome"] for run in runs) == ["no_patch", "tests_failed", "tests_passed"]
+    listed = server.call("GET", "/ui", headers={"Cookie": cookie()}).body
+    assert '<td class="runs">1 passed, 1 failed, 1 no patch</td>' in listed
+    page = server.call("GET", f"/ui/solves/{solve_id}", headers={"Cookie": cookie()}).body
+    assert '<span id="run-counts">1 passed, 1 failed, 1 no patch</span>' in page

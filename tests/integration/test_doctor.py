@@ -79,6 +79,19 @@ def test_doctor_names_exactly_what_is_missing_on_a_bare_machine(tmp_path: Path) 
     assert errors == [f"{ANTHROPIC} key"]  # nothing else is reported missing
 
 
+def test_a_fresh_machine_without_any_key_is_warned_not_told_all_good(tmp_path: Path) -> None:
+    """No --model and an empty registry (a fresh home): doctor still says whether a real model could run."""
+    code, checks = doctor_json(scrubbed_env(tmp_path))
+    assert code == 0  # a warning: the demo needs no key
+    assert checks["model keys"]["level"] == "warning"
+    assert "no LLM provider key is set" in checks["model keys"]["detail"]
+    assert "ANTHROPIC_API_KEY" in checks["model keys"]["fix"]
+    done = solver(scrubbed_env(tmp_path), "doctor")
+    assert "all good" not in done.stderr + done.stdout
+    _, checks = doctor_json(scrubbed_env(tmp_path, OPENAI_API_KEY="sk-test-0000"))
+    assert checks["model keys"] == {"name": "model keys", "level": "ok", "detail": "set for openai", "fix": None}
+
+
 def test_with_the_key_and_bubblewrap_the_doctor_is_happy(tmp_path: Path) -> None:
     require_bwrap()  # skips without bubblewrap; fails under CI
     env = scrubbed_env(tmp_path, "bwrap", ANTHROPIC_API_KEY="sk-ant-test-0000")
@@ -165,6 +178,30 @@ def test_a_missing_key_fails_before_anything_is_created_in_one_line(tmp_path: Pa
     )
     assert not (tmp_path / "solver-home").exists()  # no database, no solve, no artifacts
     assert not (tmp_path / "sandboxes").exists()  # no sandbox
+
+
+def test_a_local_batch_without_its_key_fails_at_once_and_a_remote_one_is_not_asked_for_it(tmp_path: Path) -> None:
+    """A local batch runs the models here, so a missing key fails it in one line with nothing created;
+    with --remote the deployment's keys run them, so this machine's are not asked for."""
+    instances = tmp_path / "instances.jsonl"
+    instances.write_text(
+        json.dumps({"instance_id": "o__r-1", "repo": "o/r", "base_commit": "a" * 40, "problem_statement": "x"}) + "\n"
+    )
+    env = scrubbed_env(tmp_path)
+    output = tmp_path / "out"
+    done = solver(env, "batch", str(instances), "--model", ANTHROPIC, "--output", str(output))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"model {ANTHROPIC} has no API key: set ANTHROPIC_API_KEY; run `solver doctor` for more"
+    )
+    assert not output.exists()
+    assert not (tmp_path / "solver-home").exists()
+
+    remote = "http://127.0.0.1:9/stage"  # the discard port: nothing answers
+    env |= {"SOLVER_SERVE_TOKEN": "t" * 32}
+    done = solver(env, "batch", str(instances), "--model", ANTHROPIC, "--remote", remote, "--remote-auth", "token")
+    assert "has no API key" not in done.stderr
+    assert done.stderr.startswith("could not reach 127.0.0.1")  # it went on to reach the deployment
 
 
 def test_an_unreachable_repository_fails_before_anything_is_created(tmp_path: Path) -> None:

@@ -115,6 +115,26 @@ def test_a_missing_key_fails_the_run_with_a_short_model_not_configured_error(
     assert llm.requests == []  # it failed before the provider was called
 
 
+def test_in_a_deployment_a_missing_key_says_to_add_it_to_the_keys_secret(
+    llm: FakeLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In AWS the run function's keys come from the LLM keys secret: exporting a variable or running
+    `solver doctor` on a laptop would not help, so the error says where the key goes."""
+    monkeypatch.delenv("OPENAI_API_KEY")
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:solver/llm-AbCdEf"
+    deployed = runtime(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", llm_keys_secret_arn=arn)
+    try:
+        upgrade(deployed.engine)
+        run, _ = solve_once(deployed, tmp_path)
+    finally:
+        deployed.close()
+    assert run.error == (
+        f"ModelNotConfigured: model {MODEL} has no API key: set OPENAI_API_KEY; "
+        "add it to the JSON of the deployment's LlmKeysSecretArn secret (read when a function starts)"
+    )
+    assert llm.requests == []
+
+
 def test_a_refused_key_is_one_line_with_the_provider_code_and_the_detail_goes_to_the_log(
     container: Container, llm: FakeLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

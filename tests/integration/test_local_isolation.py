@@ -1,9 +1,12 @@
 """What bubblewrap adds to the local sandbox: a read-only host, a private /tmp, hidden home
-directories (whatever appears in them), toolchains that still work, and a network switch."""
+directories (whatever appears in them, every account's), no host sockets under /run, toolchains
+and DNS that still work, and a network switch."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -173,3 +176,102 @@ def test_processes_do_not_see_the_host(isolated: tuple[Sandbox, Path]) -> None:
     pids = box.run("ls /proc | grep -c '^[0-9]'", timeout=30).output.strip()
     assert int(pids) < 10  # a private PID namespace: only the command's own processes
     assert str(os.getpid()) not in box.run("ls /proc", timeout=30).output.split()
+
+
+@pytest.fixture
+def host_socket() -> Iterator[Path]:
+    """A Unix socket listening where the host's services keep theirs (docker's, dbus's, the
+    user's ssh-agent and gpg-agent): /run as root, the user's runtime directory under it otherwise."""
+    runtime = Path(os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}")
+    directory = next((d for d in (Path("/run"), runtime) if d.is_dir() and os.access(d, os.W_OK)), None)
+    if directory is None:
+        pytest.fail(f"neither /run nor {runtime} is writable: cannot listen where host services do", pytrace=False)
+    path = directory / f"solver-test-{uuid.uuid4().hex[:12]}.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    path.chmod(0o777)
+    server.listen(8)
+    try:
+        yield path
+    finally:
+        server.close()
+        path.unlink(missing_ok=True)
+
+
+CONNECT = "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print('connected')"
+
+
+def test_host_sockets_under_run_are_out_of_reach(isolated: tuple[Sandbox, Path], host_socket: Path) -> None:
+    """A read-only bind still lets a socket accept connections: /run's (and /var/run's) are hidden
+    as a whole, so docker's, dbus's and the user's agents are neither reachable nor visible."""
+    box, _ = isolated
+    with socket.socket(socket.AF_UNIX) as probe:  # the host's side: it does listen
+        probe.connect(str(host_socket))
+    aliases = [host_socket, Path("/var/run") / host_socket.relative_to("/run")]
+    for path in aliases:
+        tried = box.run(f"python3 -c \"{CONNECT}\" '{path}' 2>&1", timeout=30)
+        assert "connected" not in tried.output, path
+        assert box.run(f"test -e '{path}' && echo present || echo absent", timeout=30).output.strip() == "absent"
+    for docker in ("/run/docker.sock", "/var/run/docker.sock"):  # on CI, dockerd runs
+        assert box.run(f"test -e {docker} && echo present || echo absent", timeout=30).output.strip() == "absent"
+    sockets = box.run("find -L /run /var/run -type s 2>/dev/null", timeout=30)
+    assert sockets.output.strip() == ""
+
+
+SERVICE_ACCOUNTS = ("postgres", "www-data", "backup", "mysql", "redis", "gitlab-runner", "jenkins")
+
+
+def _service_homes() -> dict[str, Path]:
+    """Accounts whose home is outside /home and /root, with something in it to find: a marker we
+    write (as root) or what is there already."""
+    found = {}
+    for entry in pwd.getpwall():
+        home = Path(entry.pw_dir)
+        if entry.pw_name in SERVICE_ACCOUNTS and home.is_dir() and not _under_any(home, ("/home", "/root")):
+            found[entry.pw_name] = home
+    return found
+
+
+def _under_any(path: Path, roots: tuple[str, ...]) -> bool:
+    return any(path.is_relative_to(root) for root in roots)
+
+
+def test_every_accounts_home_is_hidden(isolated: tuple[Sandbox, Path]) -> None:
+    """postgres's /var/lib/postgresql (its data, its .pgpass, its history) is as hidden as a
+    user's home. CI installs postgresql (and runs as root): its home is checked there, with a marker."""
+    box, _ = isolated
+    homes = _service_homes()
+    if "postgres" not in homes and (os.environ.get("CI") or not homes):
+        if os.environ.get("CI"):
+            pytest.fail("CI installs postgresql: the postgres account and its home must exist", pytrace=False)
+        pytest.skip(f"none of the accounts {', '.join(SERVICE_ACCOUNTS)} has a home here")
+    checked = []
+    for name, home in homes.items():
+        marker = home / f".solver-test-{uuid.uuid4().hex[:12]}"
+        with contextlib.suppress(OSError):  # not ours to write (not root): what is there must be invisible
+            marker.write_text(MARKER)
+        try:
+            if not any(home.iterdir()):
+                continue
+            assert MARKER not in box.run(f"cat '{marker}' 2>&1", timeout=30).output, name
+            assert box.run(f"ls -A '{home}' 2>&1", timeout=30).output.strip() == "", name
+            checked.append(name)
+        finally:
+            marker.unlink(missing_ok=True)
+    assert "postgres" in checked if "postgres" in homes else checked, f"nothing to find in {homes}"
+
+
+def test_dns_still_resolves_inside(isolated: tuple[Sandbox, Path]) -> None:
+    """/run is hidden, but resolv.conf (under /run where systemd-resolved manages it) is read as
+    on the host, and names resolve, for setup and for agent commands."""
+    box, _ = isolated
+    host = Path("/etc/resolv.conf")
+    if host.exists():
+        assert box.run("cat /etc/resolv.conf", timeout=30).output == host.read_text()
+    lookup = "python3 -c \"import socket; print(socket.getaddrinfo('localhost', 80)[0][4][0])\""
+    resolved = box.run(lookup, timeout=30)
+    assert resolved.ok, resolved.output
+    assert resolved.output.strip() in {"127.0.0.1", "::1"}
+    action = box.execute({"command": "getent hosts localhost"}, cwd=box.home)
+    assert action["returncode"] == 0, action
+    assert "localhost" in action["output"]

@@ -87,7 +87,7 @@ def test_a_draft_pull_request_of_exactly_the_patch_and_a_comment(fake: FakeGitHu
     body = posted["body"]
     assert body.startswith(report.marker)
     assert f"Draft pull request: [#{pull.number}]({pull.url})" in body
-    assert "| 0 🏆 | `replay:/tmp/fix.yaml` | succeeded (Submitted) | passed | 3 | $0.0000 |" in body
+    assert "| 0 🏆 | `replay:/tmp/fix.yaml` | finished (Submitted) | passed | - | 3 | $0.0000 |" in body
     assert f"`GET {API_URL}/solves/{report.solve.id}` and `GET {API_URL}/solves/{report.solve.id}/patch`" in body
     assert "X-Amz-" not in body  # no presigned link, even with an API URL
     assert "Signature" not in body

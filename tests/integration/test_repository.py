@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,6 +89,27 @@ def test_the_patch_has_new_deleted_and_binary_files_but_not_setup_output(sandbox
     assert repository.patch_stats(patch) == repository.PatchStats(files=4, added=2, removed=2)
     staged = sandbox.run("git diff --cached --name-only", cwd=sandbox.workdir, timeout=30).output.split()
     assert staged == ["app.py"]
+
+
+def test_a_same_size_edit_in_the_second_of_the_checkout_is_in_the_patch(backend: SandboxBackend, repo: Path) -> None:
+    """Git trusts an unchanged size and mtime unless the index is as new as the file ("racily clean"):
+    the patch's private index keeps the checkout's timestamp, so a quick agent's edit is not missed."""
+    for _ in range(10):  # until the edit lands in the same second as the checkout's index
+        box = backend.create(SandboxSpec(metadata={"app": "solver"}, lifetime_s=600))
+        try:
+            base = prepare(box, repo)
+            edit = "printf \"print('v3')\\n\" > app.py && stat -c %Y app.py .git/index"
+            stamps = box.run(edit, cwd=box.workdir, timeout=30).output.split()
+            if len(set(stamps)) != 1:
+                continue
+            time.sleep(1.1)  # the patch's index is written a second later
+            patch = repository.diff(box, base).decode()
+            assert "+print('v3')" in patch
+            assert "-print('v2')" in patch
+            return
+        finally:
+            backend.kill(box.id)
+    pytest.fail("the edit never landed in the second of the checkout")
 
 
 def test_the_reproduction_script_is_left_out_of_the_patch_and_read_apart(sandbox: Sandbox, repo: Path) -> None:

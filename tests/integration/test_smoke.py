@@ -38,7 +38,7 @@ def smoke() -> ModuleType:
 def served(tmp_path: Path) -> Iterator[str]:
     settings = runtime_settings(tmp_path, f"sqlite:///{tmp_path / 'solver.db'}", sandbox_isolation="none")
     container = open_container(settings)
-    deps = ApiDeps.from_container(container, container.orchestrator)
+    deps = ApiDeps.from_container(container, container.orchestrator, batch_orchestrator=container.batch_orchestrator)
     server = make_server(lambda: deps, "127.0.0.1", 0, token=None, owner=local_owner())
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -60,7 +60,9 @@ def test_the_smoke_test_passes_against_solver_serve(
     failed = smoke().main([*args, "--auth", "none", "--wait", "120"])
     out = capsys.readouterr().out
     assert failed == 0, out
-    for route in ("GET /health", "POST /solves", "GET /solves/{id}/patch", "POST /solves/{id}/cancel", "GET /ui"):
+    routes = ("GET /health", "POST /solves", "GET /solves/{id}/patch", "POST /solves/{id}/cancel", "GET /ui",
+              "POST /batches", "GET /batches/{id}", "POST /batches/{id}/cancel", "GET /batches/{id}/preds")  # fmt: skip
+    for route in routes:
         assert f"ok   {route}" in out, out
     assert "succeeded" in out
 

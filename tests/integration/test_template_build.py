@@ -138,6 +138,16 @@ def test_one_failed_build_does_not_stop_the_others(service: FakeE2BService) -> N
     assert service.templates.is_ready(e2b_template_name(other))
 
 
+def test_builds_beyond_e2bs_limit_wait_for_a_running_one_to_end(service: FakeE2BService) -> None:
+    images = [f"ghcr.io/org/image-{n}:1" for n in range(3)]
+    service.templates.max_running = 1
+    result = solver(service, *(arg for image in images for arg in ("--from-image", image)), "--parallel", "3")
+    assert result.exit_code == 0, result.output
+    assert service.templates.refused > 0  # e2b said no; those builds waited and then ran
+    assert sorted(b.from_image or "" for b in service.templates.builds()) == images
+    assert all(b.status == "ready" for b in service.templates.builds())
+
+
 @pytest.mark.parametrize(
     ("deployment", "image", "asked"),
     [
@@ -164,3 +174,29 @@ def test_an_image_reference_as_template_is_refused_by_e2b(tmp_path: Path) -> Non
 
     with FakeE2BService(tmp_path / "e2b") as service, pytest.raises(SandboxException, match="invalid template"):
         Sandbox.create(template=SWEBENCH, timeout=60, **service.sdk_kwargs())
+
+
+@pytest.mark.parametrize(
+    ("configured", "fix"), [("solver:v2", "--name solver:v2"), (SWEBENCH, f"--from-image {SWEBENCH}")]
+)
+def test_doctor_names_a_missing_template_and_the_command_that_builds_it(
+    service: FakeE2BService, configured: str, fix: str
+) -> None:
+    from solver_core.readiness.checks import check_sandbox_backend
+    from solver_core.settings import Settings
+
+    settings = Settings(
+        sandbox="e2b",
+        sandbox_template=configured,
+        e2b_api_key=service.api_key,
+        e2b_api_url=service.api_url,
+        e2b_sandbox_url=service.sandbox_url,
+    )
+    name = e2b_template_name(configured)
+    checks = {c.name: c for c in check_sandbox_backend(settings)}
+    assert checks["e2b template"].level == "error"
+    assert checks["e2b template"].detail == f"{name} does not exist"
+    assert checks["e2b template"].fix == f"build it: solver template build {fix}"
+    service.templates.add_ready(name)
+    checks = {c.name: c for c in check_sandbox_backend(settings)}
+    assert (checks["e2b template"].level, checks["e2b template"].detail) == ("ok", name)

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -13,10 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from sqlalchemy import update
 
+from solver_core.api import build_app
 from solver_core.db.schema import RunRow, SolveRow, utcnow
 from solver_core.errors import TooManyRequests, ValidationFailed
 from solver_core.models import SolveRequest
@@ -29,6 +33,8 @@ from solver_core.wiring import Container
 from tests.fakes.git_server import GitHTTPServer
 from tests.fakes.github import FakeGitHub
 from tests.integration.test_publish_auth import rsa_pair
+from tests.support.api import ALICE, LambdaContextStub, api_world, rest_event, solve_body
+from tests.support.api_scenarios import finish_solve
 from tests.support.publishing import ISSUE_URL, REPO, TOKEN, calculator_on_github
 from tests.support.runtime import make_repo, runtime, start_solve, write_replay
 
@@ -257,3 +263,34 @@ def test_the_daily_cost_budget_refuses_new_solves_until_the_window_moves(tmp_pat
         )
     container.solves.start("alice", request, budget=budget)  # $2.50 in the window now
     container.close()
+
+
+def test_publishing_again_after_the_repository_left_the_allowlist_is_a_403(tmp_path: Path, database_url: str) -> None:
+    """POST /solves/{id}/publish checks the allowlist as POST /solves does: a refusal is the answer,
+    not a 202 followed by an error in `publication`."""
+    published: list[Any] = []
+    with api_world(database_url, tmp_path / "home") as world:
+        deps = dataclasses.replace(world.deps, publish=published.append)
+        app = build_app(deps=lambda: deps)
+
+        def post(path: str, body: dict[str, Any]) -> tuple[int, Any]:
+            answer = app.resolve(rest_event("POST", path, body=body, owner=ALICE), LambdaContextStub())  # type: ignore[arg-type]
+            return int(answer["statusCode"]), json.loads(answer["body"])
+
+        deps.allowlist.add(ALICE, "org")
+        body = solve_body(
+            repo_url="https://github.com/org/calc", issue={"title": "mean", "url": "https://github.com/org/calc/issues/12"},
+            publish={"comment": True},
+        )  # fmt: skip
+        status, created = post("/solves", body)
+        assert status == 202, created
+        finish_solve(world, UUID(created["id"]))
+        deps.allowlist.remove(ALICE, "org")
+        status, refused = post(f"/solves/{created['id']}/publish", {})
+        assert status == 403, refused
+        assert refused["error"]["code"] == "not_on_allowlist"
+        assert published == []
+        deps.allowlist.add(ALICE, "org/calc")
+        status, _ = post(f"/solves/{created['id']}/publish", {})
+        assert status == 202
+        assert [str(s) for s in published] == [created["id"]]

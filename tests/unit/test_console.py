@@ -16,7 +16,7 @@ from solver_core.artifacts.local import LocalArtifactStore
 from solver_core.console import diff, trajectory, views
 from solver_core.console.render import href, model_label
 from solver_core.models import EventView, IssueSpec, Limits, RunView, SolveView
-from solver_core.status import EventKind, RunStatus, SolveStatus
+from solver_core.status import EventKind, Outcome, RunStatus, SolveStatus
 
 pytestmark = pytest.mark.unit
 
@@ -142,3 +142,27 @@ def test_only_web_links_are_links_and_replays_are_named_by_file() -> None:
     assert href(None) == "#"
     assert model_label("replay:/a/b/fix.yaml") == "replay:fix.yaml"
     assert model_label("anthropic/claude") == "anthropic/claude"
+
+
+def test_runs_are_counted_once_by_what_they_came_to() -> None:
+    """Failed means its tests failed or the run failed; no patch, untested and cancelled are not failures."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    came_to = [
+        (RunStatus.SUCCEEDED, Outcome.TESTS_PASSED),
+        (RunStatus.SUCCEEDED, Outcome.TESTS_FAILED),
+        (RunStatus.FAILED, Outcome.NO_PATCH),
+        (RunStatus.SUCCEEDED, Outcome.NO_PATCH),
+        (RunStatus.SUCCEEDED, Outcome.UNTESTED),
+        (RunStatus.CANCELLED, Outcome.NO_PATCH),
+        (RunStatus.SOLVING, Outcome.PENDING),
+    ]
+    runs = [
+        run_view(i, status, t0).model_copy(update={"outcome": outcome}) for i, (status, outcome) in enumerate(came_to)
+    ]
+    counts = views.run_counts(runs)
+    assert (counts.passed, counts.failed, counts.untested, counts.no_patch, counts.cancelled, counts.running) == (
+        1, 2, 1, 1, 1, 1,
+    )  # fmt: skip
+    assert counts.summary == "1 passed, 2 failed, 1 untested, 1 no patch, 1 cancelled, 1 running"
+    assert views.run_counts(runs[:1] + runs[3:4]).summary == "1 passed, 1 no patch"
+    assert views.run_counts([]).summary == "no runs"

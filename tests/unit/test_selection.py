@@ -145,6 +145,48 @@ def test_junit_test_ids_and_outcomes() -> None:
     }
 
 
+# Reports as the other runners the issue names write them (shapes taken from their documentation).
+JEST_JUNIT = b"""<?xml version="1.0" encoding="UTF-8"?>
+<testsuites name="jest tests" tests="3" failures="1" errors="0" time="1.2">
+  <testsuite name="calc" errors="0" failures="1" skipped="1" timestamp="2026-12-04T05:00:00" time="0.5" tests="3">
+    <testcase classname="calc mean divides" name="calc mean divides" time="0.002"></testcase>
+    <testcase classname="calc mean rounds" name="calc mean rounds" time="0.001">
+      <failure>Error: expect(received).toBe(expected) // Object.is equality</failure>
+    </testcase>
+    <testcase classname="calc later" name="calc later" time="0"><skipped/></testcase>
+  </testsuite>
+</testsuites>"""
+GOTESTSUM = b"""<?xml version="1.0" encoding="UTF-8"?>
+<testsuites tests="3" failures="1" errors="0" time="0.010">
+  <testsuite tests="3" failures="1" time="0.005" name="example.com/calc" timestamp="2026-12-04T05:00:00Z">
+    <properties><property name="go.version" value="go1.22.0 linux/amd64"></property></properties>
+    <testcase classname="example.com/calc" name="TestMean" time="0.000"></testcase>
+    <testcase classname="example.com/calc" name="TestMean/empty" time="0.000">
+      <failure message="Failed" type="">calc_test.go:12: got 0, want error</failure>
+    </testcase>
+    <testcase classname="example.com/calc" name="TestLater" time="0.000"><skipped message="later"></skipped></testcase>
+  </testsuite>
+</testsuites>"""
+
+
+@pytest.mark.parametrize(
+    ("xml", "ids"),
+    [
+        (JEST_JUNIT, tuple(f"calc {t}::calc {t}" for t in ("mean divides", "mean rounds", "later"))),
+        (GOTESTSUM, ("example.com/calc::TestMean", "example.com/calc::TestMean/empty", "example.com/calc::TestLater")),
+    ],
+    ids=["jest-junit", "gotestsum"],
+)  # fmt: skip
+def test_jest_junit_and_gotestsum_reports_are_read_per_test(xml: bytes, ids: tuple[str, str, str]) -> None:
+    passing, failing, skipped = ids
+    assert case_outcomes(xml) == {passing: P, failing: F, skipped: S}
+    # Against a baseline where the failing test passed, the candidate broke exactly that one.
+    before = {passing: P, failing: P, skipped: S}
+    delta = compare(baseline(before), Candidate(run(0, passed=False), case_outcomes(xml)))
+    assert delta is not None
+    assert (delta.basis, delta.broken_tests, delta.fixed_tests) == ("per_test", [failing], [])
+
+
 def test_the_github_comment_says_why_and_escapes_test_ids_the_patched_code_wrote() -> None:
     """Test ids come from a JUnit report the patched code wrote: Markdown in them is shown as text."""
     hostile = "t::test_[click](https://evil.example)<img src=x>"
@@ -168,6 +210,50 @@ def test_the_github_comment_says_why_and_escapes_test_ids_the_patched_code_wrote
     assert "](https" not in body.replace(r"\](https", "")
     assert r"\<img src=x\>" in why
     assert "Baseline: tests failed on the base commit (exit 1, 1 passed, 1 failed)" in body
+
+
+def test_the_github_comment_shows_each_runs_signals_and_the_judges_verdict_escaped() -> None:
+    """As `solver solve` and GET /solves/{id} show them; the judge's answer is a model's text: escaped."""
+    from solver_core.models import JudgeVerdict, RunSignals, Selection, TestDelta
+
+    hostile = "pick <img src=x onerror=alert(1)> | [x](https://evil.example)"
+    won, lost, empty = run(0, passed=True), run(1, passed=False), run(2, passed=None, patch_stats=None)
+    delta = TestDelta(basis="per_test", fixed=2, broken=0, still_failing=1)
+    selection = Selection(
+        champion_run_id=won.id, reason="run 0 (m0) won: the judge picked it", baseline=None,
+        runs=[
+            RunSignals(run_id=won.id, index=0, model="m0", rank=1, tests="passed", baseline_delta=delta,
+                       modifies_tests=False, group_size=2, reproduce_passed=3, judge_vote=True, submitted=True,
+                       patch_lines=2, cost_usd=1.0),
+            RunSignals(run_id=lost.id, index=1, model="m1", rank=2, tests="failed", baseline_delta=None,
+                       modifies_tests=True, group_size=1, reproduce_passed=0, judge_vote=False, submitted=True,
+                       patch_lines=4, cost_usd=1.0),
+        ],
+        judge=JudgeVerdict(model="judge-model", candidates=[0, 1], choice=0, reasoning=hostile, cost_usd=0.01),
+    )  # fmt: skip
+    now = datetime.now(UTC)
+    solve = SolveView(
+        id=uuid.uuid4(), owner="o", status="succeeded", repo_url="https://github.com/o/r", ref=None,
+        issue={"title": "t", "body": "", "url": "https://github.com/o/r/issues/1"}, models=["m0", "m1", "m2"],
+        attempts_per_model=1, max_parallel=3, agent_config=None, limits={}, setup_command=None,
+        test_command="pytest -q", callback_url=None, external_ref=None, execution_ref=None,
+        champion_run_id=won.id, error=None, created_at=now, updated_at=now, started_at=now, finished_at=now,
+        runs=[won, lost, empty], selection=selection,
+    )  # fmt: skip
+    body = comment_body(SolveReport(solve=solve, champion=won, patch=b""), None)
+    rows = {line.split(" | ")[0]: line for line in body.splitlines() if line.startswith("| ") and "`m" in line}
+    assert (
+        "| finished (Submitted) | passed | #1, tests passed, fixed 2, broke 0, still failing 1 (per test), "
+        "same change as 1 other(s), reproduction scripts passed: 3, judge's pick, submitted, 2 lines | 3 |"
+    ) in rows["| 0 🏆"]
+    assert "#2, tests failed, modifies tests, reproduction scripts passed: 0, not the judge's pick" in rows["| 1"]
+    assert "| not run | - |" in rows["| 2"]  # no patch: nothing ranked it
+    judge = next(line for line in body.splitlines() if line.startswith("Judge: "))
+    assert judge.startswith("Judge: judge-model picked run 0 among runs 0, 1: pick \\<img src=x onerror=alert(1)\\>")
+    assert "\\| \\[x\\](https://evil.example)" in judge
+    assert "<img" not in body.replace(r"\<img", "")
+    assert "](https" not in body.replace(r"\](https", "")
+    assert "succeeded" not in body
 
 
 def test_the_judge_only_orders_candidates_the_other_signals_tie() -> None:

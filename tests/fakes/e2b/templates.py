@@ -66,6 +66,8 @@ class TemplateBuilds:
         self._template_ids: dict[str, str] = {}
         self._ready: set[tuple[str, str]] = set()
         self._failures: dict[str, str] = {}
+        self.max_running: int | None = None  # builds at once, beyond which e2b answers 429
+        self.refused = 0
 
     # --- what tests set up and inspect -------------------------------------------------------
 
@@ -113,6 +115,11 @@ class TemplateBuilds:
             return
         name, tag = parsed
         with self._lock:
+            running = sum(1 for b in self._builds.values() if b.status in ("waiting", "building"))
+            if self.max_running is not None and running >= self.max_running:
+                self.refused += 1
+                out.send_json(429, _error(429, "too many concurrent builds"), {"Retry-After": "0"})
+                return
             template_id = self._template_ids.setdefault(name, uuid.uuid4().hex[:20])
             build = Build(template_id, str(uuid.uuid4()), name, tag, body.get("cpuCount"), body.get("memoryMB"))
             self._builds[build.build_id] = build

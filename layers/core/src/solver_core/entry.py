@@ -12,8 +12,11 @@ FAST_COMMANDS = frozenset({"solve", "batch"})
 
 
 def requested_models(argv: Sequence[str]) -> list[str] | None:
-    """The `--model` values of a `solve` or `batch` command line; None for other commands and help."""
+    """The `--model` values of a `solve` or `batch` command line; None for other commands, help, and
+    `--remote` (the models run in the deployment, with its keys, not this machine's)."""
     if len(argv) < 2 or argv[1] not in FAST_COMMANDS or any(a in {"--help", "-h"} for a in argv):
+        return None
+    if any(a == "--remote" or a.startswith("--remote=") for a in argv[2:]):
         return None
     models, args = [], list(argv[2:])
     for i, arg in enumerate(args):

@@ -380,7 +380,7 @@ class RunKind(StrEnum):
 
 
 class ScriptResult(View):
-    """One reproduction script run by a check (docs/architecture.md, "Reproduction scripts")."""
+    """One reproduction script run by a check (docs/architecture.md, "Choosing the champion", reproduction scripts)."""
 
     author_run_id: UUID = Field(description="the attempt that wrote the script")
     author_index: int

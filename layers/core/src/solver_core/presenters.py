@@ -42,6 +42,9 @@ class RunOut(Out):
     tokens: int
     patch_stats: PatchStats | None
     tests: TestResult | None
+    base_commit: str | None = Field(
+        default=None, description="the commit its repository was checked out at: the patch's base"
+    )
     outcome: Outcome = Field(description="what the run produced, apart from its lifecycle status")
     modifies_tests: bool | None = Field(
         default=None,

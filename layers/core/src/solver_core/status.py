@@ -53,6 +53,12 @@ class Outcome(StrEnum):
                 "untested": "patch, not tested", "no_patch": "no patch", "pending": "pending"}[self.value]  # fmt: skip
 
 
+def state_label(status: RunStatus | SolveStatus) -> str:
+    """The lifecycle state as shown to people (CLI and console): `succeeded` reads as a verdict on the
+    patch, which it is not (a run that finished may have failed its tests: that is its outcome)."""
+    return "finished" if status.value == "succeeded" else status.value
+
+
 class EventKind(StrEnum):
     STATUS = "status"
     STEP = "step"

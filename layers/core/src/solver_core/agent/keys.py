@@ -18,6 +18,8 @@ from solver_core.errors import ModelNotConfigured
 from solver_core.rules import REPLAY_PREFIX
 
 DOCTOR_FIX = "run `solver doctor` for more"
+# Where a deployment's run function gets its keys: the hint for a key missing there.
+DEPLOYED_FIX = "add it to the JSON of the deployment's LlmKeysSecretArn secret (read when a function starts)"
 
 
 @cache
@@ -71,11 +73,12 @@ def key_problem(
     return (provider, missing) if missing and provider not in table["ambient"] else None
 
 
-def preflight_models(models: Sequence[str], *, thorough: bool = True) -> None:
-    """Raise ModelNotConfigured, naming the model and the variable to set, when a key is missing."""
+def preflight_models(models: Sequence[str], *, thorough: bool = True, hint: str = DOCTOR_FIX) -> None:
+    """Raise ModelNotConfigured, naming the model and the variable to set, when a key is missing
+    (`hint`: what to do then, which differs in a deployment)."""
     missing = [(model, found) for model in dict.fromkeys(models) if (found := key_problem(model, thorough=thorough))]
     if not missing:
         return
     model, (_provider, variables) = missing[0]
     more = f" (and {len(missing) - 1} more model(s))" if len(missing) > 1 else ""
-    raise ModelNotConfigured(f"model {model} has no API key{more}: set {' and '.join(variables)}", hint=DOCTOR_FIX)
+    raise ModelNotConfigured(f"model {model} has no API key{more}: set {' and '.join(variables)}", hint=hint)

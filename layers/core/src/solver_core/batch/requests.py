@@ -30,7 +30,8 @@ class BatchOptions:
     cost_limit_total: float | None = None
     redo: bool = False
     owner: str = "local:user"
-    reproduce: bool = False  # ask each attempt for a reproduction script (docs/architecture.md, "Reproduction scripts")
+    # Ask each attempt for a reproduction script (docs/architecture.md, "Choosing the champion").
+    reproduce: bool = False
 
 
 def instance_models(models: list[str], instance_id: str) -> list[str]:

@@ -104,7 +104,7 @@ COMMANDS: dict[str, Entry] = {
     "template": Entry(
         "template",
         "app",
-        "The e2b sandbox template.",
+        "The e2b sandbox templates: Solver's own, or one built from each image.",
     ),
 }
 

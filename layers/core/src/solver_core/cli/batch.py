@@ -10,6 +10,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -116,6 +117,11 @@ def batch(  # noqa: PLR0917 - a typer command takes its options as parameters
         console.print(f"[red]invalid limits:[/]\n{escape(validation_message(exc))}")
         raise typer.Exit(2) from exc
     if remote is not None:
+        local_only = {
+            "--cost-limit-total": cost_limit_total is not None, "--evaluate": evaluate, "--redo": redo,
+            "--processes": processes, "--chunk-steps": chunk_steps is not None, "--sandbox": sandbox != "local",
+        }  # fmt: skip
+        refuse_local_only([flag for flag, given in local_only.items() if given])
         remote_options = remote_batch.RemoteOptions(
             models=model, attempts=attempts, max_concurrency=max_concurrency or workers, max_parallel=max_parallel,
             limits=limits.model_dump(mode="json"), name=name, poll_s=poll_s, reproduce=reproduce,
@@ -350,25 +356,42 @@ def _interrupt(runner: BatchRunner) -> None:
 
 
 def _live(runner: BatchRunner, worker: threading.Thread) -> None:
-    started = time.monotonic()
+    started = (time.monotonic(), datetime.now(UTC))
     with Live(_table(runner, started), console=console, refresh_per_second=2, transient=True) as live:
         while worker.is_alive():
             worker.join(POLL_S)
             live.update(_table(runner, started))
 
 
-def _table(runner: BatchRunner, started: float) -> Table:
+def refuse_local_only(flags: list[str]) -> None:
+    """With --remote, options that only a local batch honours are an error, never silently dropped."""
+    if flags:
+        raise typer.BadParameter(
+            f"{', '.join(flags)} only apply to a local batch; with --remote the deployment runs the instances "
+            "with its own settings (its sandbox, budgets and limits)",
+            param_hint="--remote",
+        )
+
+
+def eta_minutes(elapsed_s: float, finished: int, remaining: int) -> float | None:
+    """Minutes left at this command's pace: the wall time per instance finished so far by this
+    command (its workers run side by side, so that already counts them) times those left."""
+    if finished <= 0 or remaining <= 0:
+        return None
+    return elapsed_s / finished * remaining / 60
+
+
+def _table(runner: BatchRunner, started: tuple[float, datetime]) -> Table:
     state = runner.state
     records = [state.record(i.instance_id) for i in runner.instances]
     done = [r for r in records if r.outcome.final]
     running = [r for r in records if r.outcome is Outcome.RUNNING]
     failed = [r for r in records if r.outcome in {Outcome.INFRA_ERROR, Outcome.ERROR}]
-    finished_now = [r for r in done if r.finished_at and r.duration_s]
+    # Instances finished by this command, not by an earlier one that this one resumes.
+    finished_now = [r for r in done if r.finished_at and r.finished_at >= started[1]]
     remaining = len(records) - len(done) - len(failed)
-    eta = ""
-    if finished_now and remaining:
-        per = (time.monotonic() - started) / max(len(finished_now), 1)
-        eta = f", ETA {per * remaining / max(runner.options.workers, 1) / 60:.1f} min"
+    minutes = eta_minutes(time.monotonic() - started[0], len(finished_now), remaining)
+    eta = f", ETA {minutes:.1f} min" if minutes is not None else ""
     title = (
         f"batch {escape(state.name)}: {len(done)}/{len(records)} done, {len(running)} running, "
         f"{len(failed)} failed, ${runner.spent():.4f}{eta}"
@@ -388,7 +411,7 @@ def _table(runner: BatchRunner, started: float) -> Table:
 
 def _print_summary(runner: BatchRunner, evaluated: bool) -> None:
     state = runner.state
-    console.print(_table(runner, time.monotonic()))
+    console.print(_table(runner, (time.monotonic(), datetime.now(UTC))))  # no ETA: it is over
     counts = ", ".join(f"{k} {v}" for k, v in state.counts.items() if v)
     console.print(f"{counts}; cost ${state.cost_usd:.4f}")
     out = runner.options.output

@@ -17,12 +17,12 @@ from rich.table import Table
 
 from solver_core.cli.liveness import stalled_note
 from solver_core.cli.output import console
-from solver_core.cli.render import state_label, tests_cell
+from solver_core.cli.render import tests_cell
 from solver_core.errors import SolverError
 from solver_core.models import EventView, SolveView
 from solver_core.presenters import solve_out
 from solver_core.settings import Settings, local_cli_settings, local_owner
-from solver_core.status import SOLVE_TERMINAL, EventKind, Outcome, SolveStatus
+from solver_core.status import SOLVE_TERMINAL, EventKind, Outcome, SolveStatus, state_label
 from solver_core.wiring import build_artifact_store
 from solver_core.workflow import process_ref
 

@@ -15,7 +15,7 @@ from solver_core.cli.output import console
 from solver_core.models import EventView, RunView, SolveView
 from solver_core.rules import REPLAY_PREFIX
 from solver_core.selection import summary
-from solver_core.status import EventKind, Outcome, RunStatus, SolveStatus
+from solver_core.status import EventKind, Outcome, state_label
 
 if TYPE_CHECKING:
     from solver_core.wiring import Container
@@ -38,12 +38,6 @@ def model_label(model: str) -> str:
     if model.startswith(REPLAY_PREFIX):
         return f"{PurePath(model.removeprefix(REPLAY_PREFIX)).stem} (replay)"
     return model
-
-
-def state_label(status: RunStatus | SolveStatus) -> str:
-    """The lifecycle state; `succeeded` reads as a verdict on the patch, which it is not (a run that
-    finished may have failed its tests: that is its outcome, shown beside it)."""
-    return "finished" if status.value == "succeeded" else status.value
 
 
 def title(solve: SolveView) -> str:

@@ -16,7 +16,7 @@ from solver_core.settings import Settings
 if TYPE_CHECKING:
     from solver_core.sandbox.template import ImageBuild
 
-app = typer.Typer(no_args_is_help=True, help="The e2b sandbox template.")
+app = typer.Typer(no_args_is_help=True, help="The e2b sandbox templates: Solver's own, or one built from each image.")
 
 
 @app.command("build")
@@ -168,6 +168,8 @@ def _build_images(
         )
     except SolverError as exc:
         _fail(exc.message)
+    except KeyboardInterrupt:
+        _fail("stopped following the builds; those already started go on at e2b", code=130)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         _fail(f"{len(failed)} of {len(todo)} template build(s) failed", code=1)

@@ -11,6 +11,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from solver_core import __version__
+from solver_core.status import state_label
 
 # No inline script or style may run: scripts and stylesheets come from /ui/static only, so text
 # from an agent or a repository that slipped into markup could still not execute.
@@ -43,6 +44,7 @@ def environment() -> Environment:
     env.filters["seconds"] = seconds
     env.filters["href"] = href
     env.filters["model_label"] = model_label
+    env.filters["state_label"] = state_label
     env.globals["asset_version"] = asset_version()
     env.globals["version"] = __version__
     return env

@@ -18,13 +18,14 @@ from solver_core.api.errors import Unauthorized
 from solver_core.api.request import owner_of
 from solver_core.api.resolver import SolverResolver
 from solver_core.api.routes.common import DepsGetter, new_router
+from solver_core.api.routes.read import RESPONSE_ENVELOPE_BYTES
 from solver_core.artifacts import keys
 from solver_core.console import diff, trajectory, views
 from solver_core.console.render import HTML, SECURITY_HEADERS, page, static_file
 from solver_core.errors import ArtifactNotFound, BadRequest, NotFound, ValidationFailed
 from solver_core.models import EventView, RunView, SolveView
 from solver_core.services.events import MAX_EVENTS_PAGE
-from solver_core.status import RUN_TERMINAL, SolveStatus
+from solver_core.status import RUN_TERMINAL, SolveStatus, state_label
 
 PAGE_SIZE = 25
 MAX_EVENTS = 20_000  # the timeline reads at most this many events of one solve
@@ -82,7 +83,7 @@ def router(deps: DepsGetter) -> Router:
                 paged=cursor is not None,
                 status=wanted.value if wanted else "",
                 repo=repo or "",
-                statuses=[s.value for s in SolveStatus],
+                statuses=[(s.value, state_label(s)) for s in SolveStatus],
                 repos=d.solves.repositories(owner),
                 live=any(r["live"] for r in rows) or cursor is None,
             )
@@ -165,7 +166,14 @@ def add_file_routes(ui: Router, deps: DepsGetter) -> None:
         owner = owner_of(ui.current_event)
         d = deps()
         run = find_run(d.solves.get(owner, solve_id), run_id)
-        loaded = trajectory.load(d.artifacts, solve_id, run_id, run.artifacts.get("trajectory"))
+        key = run.artifacts.get("trajectory")
+        # As GET /solves/{id}/patch: what would not fit in a Lambda response is a 303 to a presigned link.
+        link = d.artifacts.download_url(key) if key is not None and d.artifacts.exists(key) else None
+        budget = d.limits.max_response_bytes - RESPONSE_ENVELOPE_BYTES
+        if link is not None and key is not None and d.artifacts.size(key) > budget // 2:  # indented, escaped: grows
+            moved = {**SECURITY_HEADERS, "Location": link}
+            return Response(303, "text/plain; charset=utf-8", f"{link}\n", headers=moved)
+        loaded = trajectory.load(d.artifacts, solve_id, run_id, key)
         headers = {
             **SECURITY_HEADERS,
             "Content-Disposition": f'attachment; filename="trajectory-{solve_id}-{run.index}.json"',

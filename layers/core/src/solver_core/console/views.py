@@ -3,13 +3,14 @@ why, and the timeline of each run's phases (from the status events)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
 from solver_core.models import EventView, RunView, SolveView
 from solver_core.selection import summary
-from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, RunStatus
+from solver_core.status import RUN_TERMINAL, SOLVE_TERMINAL, EventKind, Outcome, RunStatus
 
 PHASES: dict[str, str] = {
     RunStatus.QUEUED.value: "queued",
@@ -24,15 +25,49 @@ TIMELINE_WIDTH = 1000  # the SVG's user units; the browser scales it
 
 @dataclass(frozen=True)
 class RunCounts:
-    passed: int
-    failed: int
-    running: int
+    """Each run counted once, by what it came to: a run whose tests failed or that failed is
+    `failed`; one that finished without a patch, untested or cancelled is counted as such."""
+
+    running: int = 0
+    passed: int = 0
+    failed: int = 0
+    untested: int = 0
+    no_patch: int = 0
+    cancelled: int = 0
+
+    @property
+    def summary(self) -> str:
+        """`1 passed, 1 failed, 1 no patch`: only the kinds there are, in this order."""
+        parts = [
+            f"{count} {label}"
+            for count, label in (
+                (self.passed, "passed"),
+                (self.failed, "failed"),
+                (self.untested, "untested"),
+                (self.no_patch, "no patch"),
+                (self.cancelled, "cancelled"),
+                (self.running, "running"),
+            )
+            if count
+        ]
+        return ", ".join(parts) or "no runs"
+
+
+def run_kind(run: RunView) -> str:
+    """The RunCounts field a run counts in."""
+    if run.status not in RUN_TERMINAL:
+        return "running"
+    if run.outcome is Outcome.TESTS_PASSED:
+        return "passed"
+    if run.outcome is Outcome.TESTS_FAILED or run.status is RunStatus.FAILED:
+        return "failed"
+    if run.status is RunStatus.CANCELLED:
+        return "cancelled"
+    return "untested" if run.outcome is Outcome.UNTESTED else "no_patch"
 
 
 def run_counts(runs: list[RunView]) -> RunCounts:
-    passed = sum(1 for r in runs if r.tests is not None and r.tests.passed)
-    running = sum(1 for r in runs if r.status not in RUN_TERMINAL)
-    return RunCounts(passed=passed, failed=len(runs) - passed - running, running=running)
+    return RunCounts(**Counter(run_kind(run) for run in runs))
 
 
 def total_cost(solve: SolveView) -> float:

@@ -118,7 +118,7 @@ class SolveRow(Timestamps, Base):
     sandbox_image: Mapped[str | None] = mapped_column(String(512))  # overrides the deployment's image
     selector_model: Mapped[str | None] = mapped_column(String(255))  # the judge of tied candidates
     selection_cost_usd: Mapped[float] = mapped_column(default=0.0, server_default="0")  # the judge's calls
-    # Reproduction scripts (docs/architecture.md, "Reproduction scripts").
+    # Reproduction scripts (docs/architecture.md, "Choosing the champion", reproduction scripts).
     reproduce: Mapped[bool] = mapped_column(default=False, server_default=false())
     reproduce_path: Mapped[str | None] = mapped_column(String(255))
     reproduce_command: Mapped[str | None] = mapped_column(Text)
@@ -210,7 +210,8 @@ class RunRow(Timestamps, Base):
     # The detached commands of the step in progress (workflow/commands.py), for its next invocation.
     commands: Mapped[dict[str, Any] | None]
     detected_test_command: Mapped[str | None] = mapped_column(Text)  # found in the repository by prepare
-    # "attempt" (an agent's) or "baseline" (the tests on the base commit; models.RunKind).
+    # "attempt" (an agent's), "baseline" (the tests on the base commit) or "check" (reproduction
+    # scripts against a candidate); models.RunKind.
     kind: Mapped[str] = mapped_column(String(20), default="attempt", server_default="attempt")
     reproduce_key: Mapped[str | None] = mapped_column(String(1024))  # an attempt's reproduction script
     target_run_id: Mapped[UUID | None] = mapped_column(Uuid)  # a check run's candidate (null: the base commit)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 
 from solver_core.gitdiff.parse import FilePatch
-from solver_core.models import PublishedPull, RunView
+from solver_core.models import PublishedPull, RunSignals, RunView
 from solver_core.publish.report import SolveReport
-from solver_core.selection.summary import baseline_line, reproduction_line
+from solver_core.selection.summary import baseline_line, judge_line, reproduction_line, signals_line
+from solver_core.status import state_label
 
 MAX_COMMENT_CHARS = 65_000  # GitHub refuses bodies over 65,536 characters
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>|~])")
@@ -33,17 +34,21 @@ def _tests(run: RunView) -> str:
     return "passed" if run.tests.passed else f"failed (exit {run.tests.exit_code})"
 
 
-def _row(report: SolveReport, run: RunView) -> str:
+def _row(report: SolveReport, run: RunView, signals: RunSignals | None) -> str:
     crown = " 🏆" if report.champion is not None and run.id == report.champion.id else ""
-    status = run.status.value + (f" ({run.exit_status})" if run.exit_status else "")
+    # `succeeded` reads "finished", as in the CLI and the console: a run that finished may have failed its tests.
+    status = state_label(run.status) + (f" ({run.exit_status})" if run.exit_status else "")
     model = code(run.model).replace("|", "\\|")  # GFM splits table cells on pipes even inside code
-    cells = [f"{run.index}{crown}", model, cell(status), _tests(run), str(run.steps), f"${run.cost_usd:.4f}"]
+    ranked = cell(signals_line(signals)) if signals is not None else "-"  # the selection's, as `solver solve` shows
+    cells = [f"{run.index}{crown}", model, cell(status), _tests(run), ranked, str(run.steps), f"${run.cost_usd:.4f}"]
     return "| " + " | ".join(cells) + " |"
 
 
 def runs_table(report: SolveReport) -> str:
-    head = "| run | model | status | tests | steps | cost |\n|---|---|---|---|---|---|"
-    return "\n".join([head, *(_row(report, run) for run in report.solve.runs)])
+    head = "| run | model | state | tests | signals | steps | cost |\n|---|---|---|---|---|---|---|"
+    selection = report.solve.selection
+    signals = {s.run_id: s for s in selection.runs} if selection is not None else {}
+    return "\n".join([head, *(_row(report, run, signals.get(run.id)) for run in report.solve.runs)])
 
 
 def where_to_fetch(report: SolveReport) -> str:
@@ -110,6 +115,8 @@ def _headline(report: SolveReport, pull: PublishedPull | None) -> str:
                 lines += ["", f"Baseline: {cell(baseline_line(selection.baseline))}."]
             if selection.reproduction is not None:
                 lines += ["", f"Reproduction scripts: {cell(reproduction_line(selection.reproduction))}."]
+            if selection.judge is not None:  # the selector model's answer: escaped like the rest
+                lines += ["", f"Judge: {cell(judge_line(selection.judge))}."]
             lines += ["", f"Why: {cell(selection.reason)}."]
     if pull is not None:
         lines.append(f"Draft pull request: [#{pull.number}]({pull.url})")

@@ -124,8 +124,27 @@ def check_sandbox_backend(settings: Settings) -> list[Check]:
     if settings.sandbox == "e2b":
         if settings.e2b_api_key is None and not settings.e2b_api_key_secret_arn:
             return [problem("e2b key", "SOLVER_E2B_API_KEY is not set", "export SOLVER_E2B_API_KEY=e2b_…")]
-        return [ok("e2b key", "set"), _backend_check(settings, "e2b API", "check the key and the network")]
+        checks = [ok("e2b key", "set"), _backend_check(settings, "e2b API", "check the key and the network")]
+        if settings.sandbox_template and settings.e2b_api_key is not None and checks[-1].level is Level.OK:
+            checks.append(_template_check(settings, settings.sandbox_template, settings.e2b_api_key.get_secret_value()))
+        return checks
     return []
+
+
+def _template_check(settings: Settings, configured: str, key: str) -> Check:
+    """SOLVER_SANDBOX_TEMPLATE (a template, or an image: its template) exists at e2b."""
+    from solver_core.errors import SolverError
+    from solver_core.sandbox import template
+
+    name = template.e2b_template_name(configured)
+    try:
+        absent = template.missing([name], api_key=key, api_url=settings.e2b_api_url)
+    except SolverError as exc:
+        return problem("e2b template", f"{name} could not be checked: {exc.message}", "check the key and the network")
+    if absent:
+        how = f"--name {name}" if name == configured else f"--from-image {configured}"
+        return problem("e2b template", f"{name} does not exist", f"build it: solver template build {how}")
+    return ok("e2b template", name)
 
 
 def _backend_check(settings: Settings, name: str, fix: str) -> Check:

@@ -4,8 +4,10 @@ created. `solver solve`, `solver serve` and `solver batch` call `preflight`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 
+from solver_core.agent.keys import provider_table
 from solver_core.errors import PreflightFailed
 from solver_core.readiness.checks import (
     Check,
@@ -18,7 +20,9 @@ from solver_core.readiness.checks import (
     check_repository,
     check_sandbox_backend,
     database_exists,
+    ok,
     probe_engine,
+    problem,
 )
 from solver_core.readiness.models import DOCTOR_FIX, model_checks, preflight_models
 from solver_core.settings import Settings
@@ -34,7 +38,24 @@ def doctor(settings: Settings, models: Sequence[str] = ()) -> list[Check]:
     for model in models or registry:
         found = model_checks(model, registry_price=lambda m: m in priced)
         checks += found if models else [_advisory(c) for c in found]
+    if not models and not registry:
+        checks.append(check_any_provider_key(os.environ))
     return checks
+
+
+def check_any_provider_key(env: Mapping[str, str]) -> Check:
+    """With no model asked for or registered: whether any LLM provider's key is set at all, so a
+    fresh machine is not told "all good" while `solver solve` could use no real model."""
+    table = provider_table()["keys"]
+    providers = sorted(p for p, alternatives in table.items() if any(all(env.get(k) for k in a) for a in alternatives))
+    if providers:
+        return ok("model keys", f"set for {', '.join(providers[:6])}{' …' if len(providers) > 6 else ''}")
+    return problem(
+        "model keys",
+        "no LLM provider key is set: `solver solve` can run replays (as `make demo` does) but no real model",
+        "export the key of the provider you use, e.g. ANTHROPIC_API_KEY=…, then `solver doctor --model M`",
+        fatal=False,
+    )
 
 
 def _advisory(check: Check) -> Check:

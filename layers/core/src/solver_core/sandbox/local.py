@@ -1,16 +1,18 @@
 """The local sandbox: a scratch directory on this machine, isolated with bubblewrap when it exists.
 
 Under bwrap the host is read-only, the sandbox directory is the only writable place, /tmp is
-private, the home directories are hidden as a whole, and everything dies with its parent.
+private, every account's home directory is hidden as a whole, /run (the host's sockets) is an
+empty tmpfs but for the resolv.conf DNS needs, and everything dies with its parent.
 Without bwrap commands run as plain subprocesses, with a visible warning. Either way commands get a
 scrubbed environment: PATH, HOME and LANG plus what the caller passes — no AWS or LLM variables.
 
 Home directories are an allow-list, not a list of credential folders: every command mounts an
-empty tmpfs over /home, /root and the user's home (so a `~/.ssh` created after the sandbox started
-is as invisible as shell histories, `.env` files or browser profiles), then binds back, read-only,
-only the toolchain: the PATH entries and Python interpreter prefixes that live in a home, and the
-paths of `SOLVER_SANDBOX_READ_PATHS`. Secrets given to one command (a clone's auth header) travel
-in bwrap's environment, never in its argv (which any local user can read in /proc).
+empty tmpfs over /home, /root, the user's home and every other account's (so a `~/.ssh` created
+after the sandbox started is as invisible as shell histories, `.env` files or browser profiles),
+then binds back, read-only, only the toolchain: the PATH entries and Python interpreter prefixes
+that live in a home, and the paths of `SOLVER_SANDBOX_READ_PATHS`. Secrets given to one command
+(a clone's auth header) travel in bwrap's environment, never in its argv (which any local user can
+read in /proc).
 
 A sandbox's state lives on disk (`<root>/<id>/state`), so another process can reconnect to it,
 list it by metadata or kill it, like the cloud providers' control planes allow.
@@ -60,12 +62,78 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
-def home_roots() -> tuple[Path, ...]:
-    """The directories hidden as a whole: /home, /root, and this user's home wherever it is."""
-    roots = {Path("/home"), Path("/root"), Path.home()}
-    with contextlib.suppress(KeyError):
-        roots.add(Path(pwd.getpwuid(os.getuid()).pw_dir))
-    return tuple(sorted(r for r in roots if r != Path("/") and r.is_dir()))
+# The sandbox needs these (or they are no home at all: /nonexistent, /var/empty), so an account whose
+# home is one of them, inside one or above one (`/`, `/var`) keeps it visible. /tmp and /run get a
+# tmpfs of their own: a home under them is hidden already.
+KEPT_DIRS = tuple(
+    Path(p)
+    for p in (
+        "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/etc", "/dev", "/proc", "/sys",
+        "/boot", "/nix", "/nonexistent", "/var/empty", "/tmp", "/run", "/var/run",  # noqa: S108 - names, not files
+    )
+)  # fmt: skip
+RUNTIME_DIRS = (Path("/run"), Path("/var/run"))  # the same directory where /var/run is a link
+RESOLV_CONF = Path("/etc/resolv.conf")
+SHM = "/dev/shm"  # noqa: S108 - bwrap's --dev gives every sandbox a private one
+MAX_LINKS = 40
+
+
+def home_roots(accounts: Iterable[pwd.struct_passwd] | None = None) -> tuple[Path, ...]:
+    """The directories hidden as a whole: /home, /root, this user's home, and the home of every
+    account in the password database (`pwd.getpwall()` when `accounts` is None) wherever it is:
+    postgres's /var/lib/postgresql, www-data's /var/www. Only directories of their own count, never
+    a system directory that doubles as a home (daemon's /usr/sbin, sys's /dev, a `/`)."""
+    entries = pwd.getpwall() if accounts is None else list(accounts)
+    if accounts is None:
+        with contextlib.suppress(KeyError):
+            entries.append(pwd.getpwuid(os.getuid()))  # NSS without enumeration (LDAP) lists no one
+    candidates = [Path("/home"), Path("/root"), Path.home(), *(Path(e.pw_dir) for e in entries)]
+    homes = {Path(os.path.normpath(c)) for c in candidates if c.is_absolute()}
+    found = sorted(h for h in homes if h.is_dir() and not _kept(h) and not _kept(h.resolve()))
+    return tuple(h for h in found if not _under(h.parent, found))  # one tmpfs covers a nested home
+
+
+def _kept(path: Path) -> bool:
+    return any(path.is_relative_to(kept) or kept.is_relative_to(path) for kept in KEPT_DIRS)
+
+
+def runtime_dirs() -> tuple[Path, ...]:
+    """/run, and /var/run where it is a directory of its own rather than a link to /run."""
+    return tuple(dict.fromkeys(d.resolve() for d in RUNTIME_DIRS if d.is_dir()))
+
+
+def runtime_mounts(resolv_conf: Path = RESOLV_CONF, runtime: tuple[Path, ...] | None = None) -> list[str]:
+    """bwrap arguments that hide the runtime directories (the host's sockets: docker's, dbus's, the
+    user's ssh/gpg agents in /run/user/UID; a read-only bind leaves a socket connectable) and bring
+    back what commands need there: the resolv.conf that /etc/resolv.conf leads to (systemd-resolved,
+    resolvconf and NetworkManager keep it under /run), the links on its way, and /run/shm (a link to
+    the sandbox's own /dev/shm). Only a regular file is ever bound back, read-only."""
+    roots = runtime_dirs() if runtime is None else runtime
+    argv: list[str] = []
+    for root in roots:
+        argv += ["--tmpfs", str(root)]
+        shm = root / "shm"
+        if shm.is_symlink() and os.readlink(shm) == SHM:
+            argv += ["--symlink", SHM, str(shm)]
+    return argv + _resolv_conf_mounts(resolv_conf, roots)
+
+
+def _resolv_conf_mounts(resolv_conf: Path, roots: tuple[Path, ...]) -> list[str]:
+    argv: list[str] = []
+    hop = resolv_conf
+    for _ in range(MAX_LINKS):
+        hop = hop.parent.resolve() / hop.name  # /var/run/x is /run/x where /var/run links to /run
+        inside = _under(hop, roots)
+        if hop.is_symlink():
+            target = os.readlink(hop)
+            if inside:
+                argv += ["--symlink", target, str(hop)]
+            hop = hop.parent / target  # resolved like the kernel does, at the next turn
+            continue
+        if inside and hop.is_file():  # is_file: never a socket, a directory or a device
+            argv += ["--ro-bind", str(hop), str(hop)]
+        break
+    return argv
 
 
 def _under(path: Path, roots: Iterable[Path]) -> bool:
@@ -332,6 +400,7 @@ class LocalSandbox(SandboxEnvironment):
         if not network:
             argv += ["--unshare-net"]
         argv += ["--tmpfs", "/tmp"]  # noqa: S108 - a private /tmp, mounted before the sandbox (often under /tmp)
+        argv += runtime_mounts()  # before the homes and the toolchain, which may bind back into /run
         argv += self._hide_homes()
         argv += ["--bind", str(self._dir / "home"), self.home]  # last: the sandbox may live in a hidden place
         return [*argv, "--chdir", cwd, "--", *command]
@@ -343,8 +412,8 @@ class LocalSandbox(SandboxEnvironment):
         for root in roots:
             argv += ["--tmpfs", str(root)]
         for hidden in self._backend.hidden_paths:
-            if _under(hidden, roots):
-                continue  # already hidden with its home
+            if _under(hidden, (*roots, *runtime_dirs())):
+                continue  # already hidden with its home or /run
             if hidden.is_dir():
                 argv += ["--tmpfs", str(hidden)]
             elif hidden.exists():
@@ -354,7 +423,8 @@ class LocalSandbox(SandboxEnvironment):
         return argv
 
     def _toolchain(self) -> tuple[tuple[Path, ...], str]:
-        return toolchain(os.environ.get("PATH", DEFAULT_PATH), self._backend.read_paths, home_roots())
+        hidden = (*home_roots(), *runtime_dirs())  # a PATH entry there (NixOS's /run/current-system) comes back
+        return toolchain(os.environ.get("PATH", DEFAULT_PATH), self._backend.read_paths, hidden)
 
     def write_file(self, path: str, data: bytes) -> None:
         self.ensure_alive()

@@ -24,7 +24,7 @@ from e2b import exceptions as e2b_errors
 from e2b.template.main import TemplateBuilder
 from e2b.template.types import BuildInfo, TemplateBuildStatus
 
-from solver_core.errors import SandboxUnavailable, SolverError, TemplateBuildFailed
+from solver_core.errors import SandboxCapacityExceeded, SandboxUnavailable, SolverError, TemplateBuildFailed
 from solver_core.messages import one_line
 
 DEFAULT_NAME = "solver"
@@ -39,7 +39,7 @@ _TEMPLATE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*(?::[a-z0-9][a-z0-9._-]*)?")
 _UNSAFE_RUN = re.compile(r"[^a-z0-9_-]+")
 _DIGEST = re.compile(r"@([a-z0-9]+):([0-9a-f]{12})[0-9a-f]*$")
 MAX_NAME_LENGTH = 63
-HASH_LENGTH = 10
+HASH_LENGTH = 16  # 64 bits of the reference's SHA-256
 
 # What Solver's commands call in every sandbox: `bash --noprofile --norc`, `/usr/bin/env`, coreutils'
 # `timeout` around each command (sandbox/e2b.py), git in the repository scripts (sandbox/scripts).
@@ -61,7 +61,7 @@ def e2b_template_name(image: str) -> str:
     A valid e2b template name (`name` or `name:tag`, lowercase letters, digits, `-` and `_`) is kept
     as it is. Any other reference (a registry host, `/`, `.`, uppercase, a digest) becomes: the
     reference lowercased, without a `:latest` tag, a digest cut to 12 hex digits, each run of other
-    characters replaced by `-`, its end (from a word's start) kept when too long, then `-` and 10
+    characters replaced by `-`, its end (from a word's start) kept when too long, then `-` and 16
     hex digits of the SHA-256 of the whole reference (so two images never share a template); at
     most 63 characters."""
     if _TEMPLATE_NAME.fullmatch(image):
@@ -119,6 +119,11 @@ def _mapped(name: str) -> Iterator[None]:
         raise
     except e2b_errors.AuthenticationException as exc:
         raise SandboxUnavailable(f"e2b rejected the API key: {exc}", hint="check SOLVER_E2B_API_KEY") from exc
+    except e2b_errors.RateLimitException as exc:
+        raise SandboxCapacityExceeded(
+            f"e2b template {name}: e2b refused more builds for now: {one_line(str(exc))}",
+            hint="build fewer at once (--parallel)",
+        ) from exc
     except (e2b_errors.BuildException, e2b_errors.TemplateException, e2b_errors.InvalidArgumentException) as exc:
         raise TemplateBuildFailed(f"e2b template {name}: {one_line(str(exc) or type(exc).__name__)}") from exc
     except (e2b_errors.SandboxException, e2b_errors.ServiceBusyException, httpx.TransportError) as exc:
@@ -208,7 +213,8 @@ def build_images(
 ) -> list[BuildOutcome]:
     """Build a template from each image, at most `parallel` at once (e2b builds them; this only
     starts them and follows their status). A build that fails, or is not ready within `timeout_s`,
-    is a `failed` outcome and the others go on; a rejected key or an unreachable service raises
+    is a `failed` outcome and the others go on; a build e2b refuses for its rate limit waits until
+    one of those running ends (fails when none runs); a rejected key or an unreachable service raises
     (`SandboxUnavailable`). e2b's SDK cannot cancel a build: one left behind by a timeout, an error or
     Ctrl-C ends on e2b's side."""
     connection = _connection(api_key, api_url)
@@ -234,6 +240,12 @@ def build_images(
                         memory_mb=memory_mb,
                         **connection,
                     )
+            except SandboxCapacityExceeded as exc:  # e2b's limit of builds at once: after one ends
+                if not running:
+                    finish(BuildOutcome(item.image, item.name, "failed", exc.message))
+                    continue
+                waiting.insert(0, item)
+                break
             except TemplateBuildFailed as exc:  # this build; a rejected key or an outage stops them all
                 finish(BuildOutcome(item.image, item.name, "failed", exc.message))
                 continue

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from solver_core.agent.checkpoint import AgentState, Checkpointer, Counters, trajectory, trajectory_bytes
 from solver_core.agent.config import AgentSetup, agent_setup
-from solver_core.agent.keys import preflight_models
+from solver_core.agent.keys import DEPLOYED_FIX, DOCTOR_FIX, preflight_models
 from solver_core.agent.models import build_model, header_values, merged_kwargs, redacted_kwargs
 from solver_core.agent.redact import Redactor
 from solver_core.agent.runner import Driver, SolverAgent, StepReport, StopReason
@@ -95,7 +95,9 @@ class AgentStep:
             self.deps.runs.move(run_id, RunStatus.SOLVING)
         if ctx.run.kind is not RunKind.ATTEMPT:  # the baseline and the checks: no agent, VerifyPatch follows
             return True
-        preflight_models([ctx.model.name])  # a missing key fails here, in one line, not in litellm
+        # A missing key fails here, in one line, not in litellm; in a deployment the keys come from a secret.
+        deployed = self.deps.settings.llm_keys_secret_arn is not None
+        preflight_models([ctx.model.name], hint=DEPLOYED_FIX if deployed else DOCTOR_FIX)
         try:
             driver, diffs = self._driver(ctx, budget)
         except Exception as exc:

@@ -129,7 +129,7 @@ class RunSteps:
         return settings.clone_timeout_s + 2 * settings.setup_timeout_s + settings.verify_timeout_s
 
     def _metadata(self, ctx: RunContext, purpose: str) -> dict[str, str]:
-        """What the sweeper finds a run's sandboxes by (`purpose`: agent or verify)."""
+        """What the sweeper finds a run's sandboxes by (`purpose`: agent, baseline or verify)."""
         return {
             "app": "solver",
             "stack": self.deps.settings.stack_name,
@@ -550,7 +550,7 @@ def issue_text(ctx: RunContext) -> str:
 
 
 def reproduce_instructions(path: str, command: str | None) -> str:
-    """What an attempt is asked to write besides its fix (docs/architecture.md, "Reproduction scripts")."""
+    """What an attempt is asked to write besides its fix (docs/architecture.md, "Choosing the champion")."""
     runs = reproduce_command_of(path, command)
     return (
         f"Besides fixing the issue, write a reproduction script at `{path}` (relative to the repository "

@@ -19,7 +19,9 @@ fail() {
   exit 3
 }
 
-cp .git/index "$index" 2>/dev/null
+# -p keeps the index's mtime: git rechecks the content of files as new as the index ("racily clean");
+# a fresh mtime would make an edit of the same size, in the second of the checkout, look unchanged.
+cp -p .git/index "$index" 2>/dev/null
 export GIT_INDEX_FILE="$index"
 "${git[@]}" add -A || fail "git add failed"
 # $SOLVER_EXCLUDE (optional): one path left as it is on the base commit (the reproduction script,
