@@ -179,6 +179,55 @@ def test_an_unresolving_patch_is_reported_per_test(world: World) -> None:
     assert sorted(status["PASS_TO_PASS"]["failure"]) == sorted(P2P)
 
 
+# A test runner that is not pytest: it runs the named checks itself and writes JUnit XML where Solver
+# asks any runner to ($SOLVER_JUNIT_XML), testcases named as go test names them (package, TestName).
+RUNNER = """import os, sys
+from xml.sax.saxutils import quoteattr
+sys.path.insert(0, ".")
+from calc import add, mean
+CHECKS = {"TestMean": lambda: mean([1, 2]) == 1.5, "TestAdd": lambda: add(-1, 1) == 0}
+cases = []
+for name in sys.argv[1:]:
+    ok = CHECKS[name]()
+    cases.append("<testcase classname='calc' name=%s>%s</testcase>" % (quoteattr(name), "" if ok else "<failure/>"))
+    print(name, "ok" if ok else "FAIL")
+with open(os.environ["SOLVER_JUNIT_XML"], "w") as report:
+    report.write("<testsuite name='calc'>" + "".join(cases) + "</testsuite>")
+"""
+
+
+def test_another_runners_junit_xml_is_read_per_test(world: World, tmp_path: Path) -> None:
+    upstream = tmp_path / "runner-upstream"
+    subprocess.run(["git", "clone", "-q", str(world.repo), str(upstream)], check=True, env=os.environ | GIT_ENV)
+    commit_files(upstream, {"checks/run.py": RUNNER}, "the checks")
+    test_patch = git(upstream, "diff", world.base, "HEAD") + "\n"
+    fields = {
+        "test_patch": test_patch,
+        "FAIL_TO_PASS": json.dumps(["TestMean"]),
+        "PASS_TO_PASS": json.dumps(["TestAdd"]),
+        "eval_command": "python3 checks/run.py {tests}",
+    }
+    world.replay("org__calc-1", FIX, SUBMIT)
+    world.replay("org__calc-2", FIX, "sed -i 's|a + b|a - b|' calc.py", SUBMIT)  # fixes mean, breaks add
+    world.replay("org__calc-3", FIX, SUBMIT)  # its eval_command writes no report and prints nothing
+    instances = world.write(
+        "instances.jsonl",
+        [world.instance(i, **fields) for i in ("org__calc-1", "org__calc-2")]
+        + [world.instance("org__calc-3", **fields | {"eval_command": "true {tests}"})],
+    )
+    done = world.batch(instances, "--evaluate")
+    assert done.returncode == 0, done.stderr
+    report = world.json("report.json")
+    assert report["resolved_ids"] == ["org__calc-1"]
+    assert report["unresolved_ids"] == ["org__calc-2", "org__calc-3"]  # a test that never ran did not pass
+    resolved = report["instances"]["org__calc-1"]["tests_status"]
+    assert resolved["FAIL_TO_PASS"] == {"success": ["TestMean"], "failure": []}
+    assert resolved["PASS_TO_PASS"] == {"success": ["TestAdd"], "failure": []}
+    unresolved = report["instances"]["org__calc-2"]["tests_status"]
+    assert unresolved["FAIL_TO_PASS"] == {"success": ["TestMean"], "failure": []}
+    assert unresolved["PASS_TO_PASS"] == {"success": [], "failure": ["TestAdd"]}
+
+
 def test_invalid_lines_are_reported_with_their_numbers_before_anything_runs(world: World) -> None:
     world.replay("org__calc-1", FIX, SUBMIT)
     missing = {k: v for k, v in world.instance("org__calc-2").items() if k != "base_commit"}

@@ -78,6 +78,22 @@ def test_results_come_from_junit_xml_then_the_short_summary() -> None:
     assert status.failure == ["tests/test_a.py::test_y", "tests/test_a.py::test_s", "other.py::test_w", "never.py::ran"]
 
 
+def test_other_runners_testcases_match_by_name_or_classname() -> None:
+    """gotestsum names a testcase (package, TestName); jest (suite, "title"): the listed ids are the
+    names, or `classname::name`. A name two testcases share passes only if both pass."""
+    xml = b"""<testsuites><testsuite>
+      <testcase classname="example.com/calc" name="TestAdd"/>
+      <testcase classname="example.com/calc" name="TestMean"><failure/></testcase>
+      <testcase classname="example.com/stats" name="TestShared"/>
+      <testcase classname="example.com/calc" name="TestShared"><failure/></testcase>
+      <testcase classname="calc" name="adds numbers"/>
+    </testsuite></testsuites>"""
+    tests = ["TestAdd", "TestMean", "TestShared", "example.com/stats::TestShared", "calc::adds numbers", "TestGone"]
+    status = grade(tests, junit_results(xml), {})
+    assert status.success == ["TestAdd", "example.com/stats::TestShared", "calc::adds numbers"]
+    assert status.failure == ["TestMean", "TestShared", "TestGone"]
+
+
 def test_a_hostile_junit_file_is_refused() -> None:
     bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><testsuite>&b;</testsuite>'
     with pytest.raises(Exception, match=r"(?i)entit"):

@@ -3,7 +3,9 @@ sandbox, after the champion was chosen (docs/architecture.md, "Batches").
 
 In the sandbox: the base commit and setup, the champion patch, then `test_patch`, then
 `eval_command` with FAIL_TO_PASS + PASS_TO_PASS. Results are read per test id from the JUnit XML
-pytest writes (`PYTEST_ADDOPTS=--junitxml=…`), else from `-rA`'s summary lines. The hidden tests
+the runner writes (pytest through `PYTEST_ADDOPTS=--junitxml=…`, jest-junit through
+`JEST_JUNIT_OUTPUT_FILE`, any other to `$SOLVER_JUNIT_XML`, as for verification), else from pytest's
+`-rA` summary lines. The hidden tests
 reach no agent: they enter only this sandbox, which is created after choosing and killed after.
 """
 
@@ -34,7 +36,7 @@ from solver_core.batch.requests import IMAGE_BACKENDS
 from solver_core.errors import ArtifactNotFound, SolverError
 from solver_core.sandbox import repository
 from solver_core.sandbox.base import SandboxSpec
-from solver_core.selection.junit import ParseError, junit_key, junit_results
+from solver_core.selection.junit import MAX_REPORT_BYTES, ParseError, junit_key, junit_results
 
 if TYPE_CHECKING:
     from solver_core.wiring import Container
@@ -56,10 +58,25 @@ def summary_results(output: str) -> dict[str, bool]:
     return results
 
 
+def _by_id(junit: dict[tuple[str, str], bool]) -> dict[str, list[bool]]:
+    """Each testcase under the ids another runner's test list may use: its name alone (`TestAdd`,
+    gotestsum), `classname::name` and `classname.name`."""
+    ids: dict[str, list[bool]] = {}
+    for (classname, name), passed in junit.items():
+        for test_id in {name, f"{classname}::{name}", f"{classname}.{name}"}:
+            ids.setdefault(test_id, []).append(passed)
+    return ids
+
+
 def grade(tests: list[str], junit: dict[tuple[str, str], bool], summary: dict[str, bool]) -> TestsStatus:
+    """Each listed test by its JUnit testcase (pytest's node id, else the names other runners use; a
+    name that several testcases share passes only if all of them pass), else by pytest's summary."""
     status = TestsStatus()
+    ids = _by_id(junit)
     for test in tests:
         passed = junit.get(junit_key(test))
+        if passed is None and test in ids:
+            passed = all(ids[test])
         if passed is None:
             passed = summary.get(test, False)  # a test that never ran did not pass
         (status.success if passed else status.failure).append(test)
@@ -140,10 +157,10 @@ class Evaluator:
             result = sandbox.run(
                 instance.eval_command.replace("{tests}", tests),
                 cwd=sandbox.workdir,
-                env={"PYTEST_ADDOPTS": f"--junitxml={junit_file}"},
+                env=repository.junit_env(junit_file),
                 timeout=settings.verify_timeout_s,
             )
-            junit = self._junit(sandbox.read_file, junit_file)
+            junit = self._junit(lambda path: sandbox.read_file(path, limit=MAX_REPORT_BYTES), junit_file)
             summary = summary_results(result.output)
         finally:
             sandboxes.kill(sandbox.id)
@@ -163,9 +180,12 @@ class Evaluator:
 
     @staticmethod
     def _junit(read: Callable[[str], bytes], path: str) -> dict[tuple[str, str], bool]:
+        """The report's results; none when the runner wrote none (a backend says so with a SolverError
+        or an OSError), or one that is unreadable or too large: then pytest's summary lines decide."""
         try:
-            return junit_results(read(path))
-        except (SolverError, ParseError, ValueError):
+            data = read(path)
+            return junit_results(data) if len(data) <= MAX_REPORT_BYTES else {}
+        except (SolverError, OSError, ParseError, ValueError):
             return {}
 
     def write_report(self, instances: list[Instance], state: BatchState, patches: dict[str, str]) -> Report:

@@ -55,7 +55,15 @@ class Instance(BaseModel):
     setup_command: str | None = None
     test_command: str | None = None
     image: str | None = None
-    eval_command: str = DEFAULT_EVAL_COMMAND
+    eval_command: str = Field(
+        default=DEFAULT_EVAL_COMMAND,
+        description=(
+            "--evaluate's command, `{tests}` replaced by FAIL_TO_PASS + PASS_TO_PASS; results are read per test "
+            "from the JUnit XML the runner writes: pytest's through PYTEST_ADDOPTS, jest-junit's through "
+            'JEST_JUNIT_OUTPUT_FILE, any other to $SOLVER_JUNIT_XML (`gotestsum --junitfile "$SOLVER_JUNIT_XML" '
+            "-- {tests}`)"
+        ),
+    )
 
     @field_validator("instance_id")
     @classmethod
