@@ -322,6 +322,30 @@ def test_an_unreachable_repository_is_run_again_never_an_empty_prediction(world:
     assert "+    return sum(values) / len(values)" in world.json("preds.json")[ids[1]]["model_patch"]
 
 
+def test_solve_options_reach_each_instance(world: World, tmp_path: Path) -> None:
+    """--selector-model with a replay folder names one judge file per instance (a missing one fails
+    that instance, clearly); --no-tests detects no test command."""
+    world.replay("org__calc-1", FIX, SUBMIT)
+    judges = tmp_path / "judges"
+    judges.mkdir()
+    instances = world.write("one.jsonl", [world.instance("org__calc-1", test_command=None)])
+    options = ("--selector-model", f"replay:{judges}", "--no-tests", "--verify-in", "same_sandbox")
+    first = world.batch(instances, *options)
+    assert first.returncode == 1, first.stderr
+    record = world.json("batch.json")["instances"]["org__calc-1"]
+    assert record["outcome"] == "error"
+    assert "org__calc-1.yaml" in record["error"]
+
+    (judges / "org__calc-1.yaml").write_text(yaml.safe_dump({"actions": []}))
+    second = world.batch(instances, *options)
+    assert second.returncode == 0, second.stderr
+    run = json.loads((world.output / "org__calc-1" / "runs.json").read_text())["runs"][0]
+    assert run["tests_passed"] is None  # the repository's pytest suite was not detected, nor run
+    with_tests = world.batch(instances, "--redo")
+    assert with_tests.returncode == 0, with_tests.stderr
+    assert json.loads((world.output / "org__calc-1" / "runs.json").read_text())["runs"][0]["tests_passed"] is True
+
+
 def test_the_total_cost_limit_stops_starting_new_instances(world: World) -> None:
     for number in (1, 2, 3):
         world.replay(f"org__calc-{number}", {"command": FIX, "cost": 0.4}, {"command": SUBMIT, "cost": 0.4})

@@ -138,6 +138,34 @@ def test_a_batch_makes_one_solve_per_instance_and_starts_its_execution(api: Api)
     assert batch["counts"]["done"] == 0
 
 
+def test_solve_options_apply_to_every_instances_solve(api: Api) -> None:
+    """The judge, where to verify, no test detection and the reproduction script, as in POST /solves."""
+    options = {
+        "selector_model": "anthropic/claude-haiku-4-5",
+        "verify_in": "same_sandbox",
+        "detect_tests": False,
+        "reproduce": True,
+        "reproduce_path": "scripts/repro.sh",
+        "reproduce_command": "bash scripts/repro.sh",
+    }
+    status, created, _ = api.call("POST", "/batches", body=batch_body(**options))
+    assert status == 202, created
+    solves = api.deps.batches.solves(ALICE, UUID(created["id"]))
+    assert len(solves) == 3
+    for solve in solves:
+        stored = solve.model_dump(mode="json")
+        assert {name: stored[name] for name in options} == options
+        status, shown, _ = api.call("GET", f"/solves/{solve.id}")
+        assert status == 200
+        assert shown["verify_in"] == "same_sandbox"
+        assert shown["reproduce_command"] == "bash scripts/repro.sh"
+
+    status, error, _ = api.call("POST", "/batches", body=batch_body(verify_in="nowhere", reproduce_path="../x"))
+    assert status == 422, error
+    assert {d["field"] for d in error["error"]["details"]} >= {"verify_in", "reproduce_path"}
+    assert api.count(BatchRow) == 1
+
+
 def test_the_sweeper_never_starts_a_batchs_queued_solves(api: Api) -> None:
     """The sweeper starts queued solves whose start failed; a batch's wait for its Distributed Map."""
     api.call("POST", "/batches", body=batch_body())

@@ -132,3 +132,45 @@ def test_reproduce_reaches_every_instances_solve_and_the_remote_batch() -> None:
         assert build_request(instance, options, policy).reproduce is reproduce
         remote = RemoteOptions(["m"], 1, 1, 1, {}, None, reproduce=reproduce)
         assert request_body([instance], remote).get("reproduce", False) is reproduce
+
+
+def test_solve_options_reach_every_instances_solve_and_the_remote_batch(tmp_path: Path) -> None:
+    """The `solver solve` options that make sense per instance: the judge (a replay folder names one
+    file per instance, as for the models), where to verify, no test detection, the reproduction script."""
+    from solver_core.batch.instances import Instance
+    from solver_core.batch.requests import BatchOptions, build_request, instance_selector
+    from solver_core.cli.remote_batch import RemoteOptions, request_body
+    from solver_core.errors import ReplayNotFound
+    from solver_core.models import DEFAULT_REPRODUCE_PATH, VerifyIn
+    from solver_core.rules import RequestPolicy
+
+    instance = Instance.model_validate(BASE | {"instance_id": "o__r-1", "test_command": "make check"})
+    policy = RequestPolicy(allow_replay_models=True)
+    chosen = {
+        "reproduce": True,
+        "reproduce_path": "scripts/repro.sh",
+        "reproduce_command": "bash scripts/repro.sh",
+        "verify_in": VerifyIn.SAME_SANDBOX,
+        "detect_tests": False,
+    }
+    (tmp_path / "o__r-1.yaml").write_text("actions: []\n")
+    options = BatchOptions(models=["m"], output=Path(), name="n", selector_model=f"replay:{tmp_path}", **chosen)
+    selector = instance_selector(options, "o__r-1")
+    assert selector == f"replay:{tmp_path / 'o__r-1.yaml'}"
+    request = build_request(instance, options, policy, selector_model=selector)
+    assert request.selector_model == selector
+    assert {name: getattr(request, name) for name in chosen} == chosen
+    assert request.test_command == "make check"  # without detection, an instance's own tests still run
+    with pytest.raises(ReplayNotFound, match=r"o__r-2\.yaml"):
+        instance_selector(options, "o__r-2")
+
+    defaults = build_request(instance, BatchOptions(models=["m"], output=Path(), name="n"), policy)
+    assert (defaults.selector_model, defaults.verify_in, defaults.detect_tests) == (None, VerifyIn.FRESH_SANDBOX, True)
+    assert (defaults.reproduce_path, defaults.reproduce_command) == (DEFAULT_REPRODUCE_PATH, None)
+
+    remote = RemoteOptions(["m"], 1, 1, 1, {}, None, selector_model="anthropic/claude-haiku-4-5", **chosen)
+    body = request_body([instance], remote)
+    assert body["selector_model"] == "anthropic/claude-haiku-4-5"
+    assert {name: body[name] for name in chosen} == chosen | {"verify_in": "same_sandbox"}
+    plain = request_body([instance], RemoteOptions(["m"], 1, 1, 1, {}, None))
+    assert not {"selector_model", "verify_in", "detect_tests", "reproduce_path", "reproduce_command"} & set(plain)

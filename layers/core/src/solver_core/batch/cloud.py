@@ -12,7 +12,7 @@ from uuid import UUID
 from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
 from solver_core import rules
-from solver_core.models import Input, Limits, View
+from solver_core.models import DEFAULT_REPRODUCE_PATH, Command, Input, Limits, VerifyIn, View
 from solver_core.status import SolveStatus
 
 MAX_INLINE_INSTANCES = 500
@@ -54,6 +54,29 @@ class BatchRequest(Input):
     max_parallel: int = Field(default=3, ge=1, le=32, description="runs of one instance at once")
     limits: Limits = Field(default_factory=Limits)
     reproduce: bool = Field(default=False, description="ask each attempt for a reproduction script (see POST /solves)")
+    reproduce_path: Annotated[str, AfterValidator(rules.check_repo_file)] = Field(
+        default=DEFAULT_REPRODUCE_PATH,
+        max_length=255,
+        description="where the script goes, relative to the repository root; it is taken out of the patch",
+    )
+    reproduce_command: Command | None = Field(
+        default=None, description="how the script runs, from the repository root; default `python <reproduce_path>`"
+    )
+    selector_model: Annotated[str, AfterValidator(_model_name)] | None = Field(
+        default=None,
+        description="a model that picks among each instance's candidates still tied on every test signal and on "
+        "consensus (see POST /solves); `replay:PATH` where allowed",
+    )
+    verify_in: VerifyIn = Field(
+        default=VerifyIn.FRESH_SANDBOX,
+        description="fresh_sandbox (default): the tests run in a new sandbox with only the patch applied; "
+        "same_sandbox: faster, in the sandbox the agent used, which trusts the agent",
+    )
+    detect_tests: bool = Field(
+        default=True,
+        description="for instances without test_command, detect the repository's test command; false runs no "
+        "tests for them",
+    )
     name: str | None = Field(
         default=None, min_length=1, max_length=256, description="preds.json's model_name_or_path; the models joined"
     )

@@ -11,7 +11,7 @@ from solver_core import rules
 from solver_core.batch.instances import Instance, swebench_image
 from solver_core.batch.outputs import Outcome
 from solver_core.errors import ReplayNotFound
-from solver_core.models import Limits, SolveRequest, SolveView
+from solver_core.models import DEFAULT_REPRODUCE_PATH, Limits, SolveRequest, SolveView, VerifyIn
 from solver_core.status import RunStatus, SolveStatus
 
 IMAGE_BACKENDS = frozenset({"docker", "e2b"})
@@ -32,6 +32,11 @@ class BatchOptions:
     owner: str = "local:user"
     # Ask each attempt for a reproduction script (docs/architecture.md, "Choosing the champion").
     reproduce: bool = False
+    reproduce_path: str = DEFAULT_REPRODUCE_PATH
+    reproduce_command: str | None = None
+    selector_model: str | None = None  # the judge; a `replay:` folder replays `<instance_id>.yaml` as the models do
+    verify_in: VerifyIn = VerifyIn.FRESH_SANDBOX
+    detect_tests: bool = True  # False: no test command detected (an instance's own test_command still runs)
 
 
 def instance_models(models: list[str], instance_id: str) -> list[str]:
@@ -49,11 +54,22 @@ def instance_models(models: list[str], instance_id: str) -> list[str]:
     return resolved
 
 
+def instance_selector(options: BatchOptions, instance_id: str) -> str | None:
+    """The judge for this instance (a `replay:` folder names one file per instance, as for the models)."""
+    return instance_models([options.selector_model], instance_id)[0] if options.selector_model else None
+
+
 def build_request(
-    instance: Instance, options: BatchOptions, policy: rules.RequestPolicy, *, models: list[str] | None = None
+    instance: Instance,
+    options: BatchOptions,
+    policy: rules.RequestPolicy,
+    *,
+    models: list[str] | None = None,
+    selector_model: str | None = None,
 ) -> SolveRequest:
-    """The instance's solve. The hidden tests (test_patch, FAIL_TO_PASS, PASS_TO_PASS) are not part
-    of it: the agent never sees them and they never choose the champion."""
+    """The instance's solve (`models` and `selector_model`: as `instance_models` resolved them for it).
+    The hidden tests (test_patch, FAIL_TO_PASS, PASS_TO_PASS) are not part of it: the agent never sees
+    them and they never choose the champion."""
     source = instance.source
     if not source.startswith(("https://", "http://")) and Path(source).exists():
         source = str(Path(source).resolve())
@@ -71,6 +87,11 @@ def build_request(
         "external_ref": {"instance_id": instance.instance_id, "batch": options.name[:256]},
         "sandbox_image": image,
         "reproduce": options.reproduce,
+        "reproduce_path": options.reproduce_path,
+        "reproduce_command": options.reproduce_command,
+        "selector_model": selector_model or options.selector_model,
+        "verify_in": options.verify_in.value,
+        "detect_tests": options.detect_tests,
     }
     return SolveRequest.model_validate(data, context=policy)
 

@@ -28,7 +28,14 @@ from solver_core.batch.outputs import (
     write_atomic,
     write_json,
 )
-from solver_core.batch.requests import BatchOptions, build_request, classify, instance_models, solve_cost
+from solver_core.batch.requests import (
+    BatchOptions,
+    build_request,
+    classify,
+    instance_models,
+    instance_selector,
+    solve_cost,
+)
 from solver_core.errors import ArtifactNotFound, ExecutionEnded, ReplayNotFound, SolverError
 from solver_core.models import RunView, SolveView
 from solver_core.status import RUN_TERMINAL, RunStatus, SolveStatus
@@ -182,7 +189,8 @@ class BatchRunner:
         if solve is None:
             try:
                 models = instance_models(self.options.models, iid)
-                request = build_request(instance, self.options, self.policy, models=models)
+                selector = instance_selector(self.options, iid)
+                request = build_request(instance, self.options, self.policy, models=models, selector_model=selector)
             except (ReplayNotFound, ValidationError) as exc:
                 self._finish(instance, Outcome.ERROR, str(exc), None)
                 return

@@ -39,7 +39,7 @@ from solver_core.cli.render import validation_message
 from solver_core.cli.serve import RemoteAuth, remote_signer
 from solver_core.cli.session import run_agent_in_child
 from solver_core.errors import ConfigurationError, SolverError
-from solver_core.models import Limits
+from solver_core.models import DEFAULT_REPRODUCE_PATH, Limits, VerifyIn
 from solver_core.rules import RequestPolicy
 from solver_core.settings import Settings, local_cli_settings
 
@@ -87,6 +87,30 @@ def batch(  # noqa: PLR0917 - a typer command takes its options as parameters
         bool,
         typer.Option("--reproduce", help="Ask each attempt for a reproduction script; rank by the scripts passed."),
     ] = False,
+    reproduce_path: Annotated[
+        str, typer.Option(help="Where the script goes, relative to the repository root.")
+    ] = DEFAULT_REPRODUCE_PATH,
+    reproduce_command: Annotated[
+        str | None, typer.Option(help="How the script runs from the repository root (default: python PATH).")
+    ] = None,
+    selector_model: Annotated[
+        str | None,
+        typer.Option(
+            help="A model that picks among candidates tied on the tests and consensus (replay:PATH too; "
+            "a folder replays <id>.yaml per instance)."
+        ),
+    ] = None,
+    verify_in: Annotated[
+        VerifyIn,
+        typer.Option(
+            help="fresh_sandbox: the tests run in a new sandbox with only the patch applied; "
+            "same_sandbox: faster, in the agent's sandbox, and trusts the agent."
+        ),
+    ] = VerifyIn.FRESH_SANDBOX,
+    no_tests: Annotated[
+        bool,
+        typer.Option("--no-tests", help="Detect no test command; run no tests (but an instance's test_command)."),
+    ] = False,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Run the valid instances anyway.")] = False,
     evaluate: Annotated[
         bool, typer.Option("--evaluate", help="Run each champion against the hidden tests; write report.json.")
@@ -125,6 +149,8 @@ def batch(  # noqa: PLR0917 - a typer command takes its options as parameters
         remote_options = remote_batch.RemoteOptions(
             models=model, attempts=attempts, max_concurrency=max_concurrency or workers, max_parallel=max_parallel,
             limits=limits.model_dump(mode="json"), name=name, poll_s=poll_s, reproduce=reproduce,
+            reproduce_path=reproduce_path, reproduce_command=reproduce_command, selector_model=selector_model,
+            verify_in=verify_in, detect_tests=not no_tests,
         )  # fmt: skip
         instances = select(read_remote(instances_file, skip_invalid), pattern=filter_, window=slice_)
         run_remote(remote, remote_auth, region, instances, remote_options, output, cancel=cancel, as_json=as_json)
@@ -144,12 +170,17 @@ def batch(  # noqa: PLR0917 - a typer command takes its options as parameters
         redo=redo,
         owner=local_owner(),
         reproduce=reproduce,
+        reproduce_path=reproduce_path,
+        reproduce_command=reproduce_command,
+        selector_model=selector_model,
+        verify_in=verify_in,
+        detect_tests=not no_tests,
     )
     chosen = select(read_valid(instances_file, options, RequestPolicy.from_settings(settings), skip_invalid),
                     pattern=filter_, window=slice_)  # fmt: skip
     if not chosen:
         console.print("[yellow]no instances to run (check --filter and --slice)[/]")
-    ensure_ready(settings, model)  # a missing key stops here, before any instance starts
+    ensure_ready(settings, [*model, *filter(None, [selector_model])])  # a missing key stops here, before any start
     if sandbox == "e2b" and chosen:
         require_templates(settings, chosen, instances_file)
     container = open_container(settings)

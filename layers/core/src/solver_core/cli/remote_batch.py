@@ -25,6 +25,7 @@ from solver_core.batch.outputs import write_atomic, write_json
 from solver_core.cli.common import console
 from solver_core.console.remote import Signer
 from solver_core.errors import SolverError
+from solver_core.models import DEFAULT_REPRODUCE_PATH, VerifyIn
 
 TIMEOUT_S = 60
 KEY_PREFIX = "solver-batch-"
@@ -106,9 +107,16 @@ class RemoteOptions:
     name: str | None
     poll_s: float = 5.0
     reproduce: bool = False
+    reproduce_path: str = DEFAULT_REPRODUCE_PATH
+    reproduce_command: str | None = None
+    selector_model: str | None = None
+    verify_in: VerifyIn = VerifyIn.FRESH_SANDBOX
+    detect_tests: bool = True
 
 
 def request_body(instances: list[Instance], options: RemoteOptions) -> dict[str, Any]:
+    """POST /batches' body; options left at their defaults are left out (the same body, and so the
+    same Idempotency-Key, as before they existed)."""
     return {
         "instances": [i.model_dump(mode="json", by_alias=True, exclude_defaults=True) for i in instances],
         "models": options.models,
@@ -118,6 +126,11 @@ def request_body(instances: list[Instance], options: RemoteOptions) -> dict[str,
         "limits": options.limits,
         **({"name": options.name} if options.name else {}),
         **({"reproduce": True} if options.reproduce else {}),
+        **({"reproduce_path": options.reproduce_path} if options.reproduce_path != DEFAULT_REPRODUCE_PATH else {}),
+        **({"reproduce_command": options.reproduce_command} if options.reproduce_command else {}),
+        **({"selector_model": options.selector_model} if options.selector_model else {}),
+        **({"verify_in": options.verify_in.value} if options.verify_in is not VerifyIn.FRESH_SANDBOX else {}),
+        **({} if options.detect_tests else {"detect_tests": False}),
     }
 
 

@@ -32,7 +32,7 @@ from solver_core.batch.cloud import (
     input_prefix,
 )
 from solver_core.batch.instances import Instance, Loaded, parse_items, parse_jsonl
-from solver_core.batch.requests import BatchOptions, build_request, instance_models
+from solver_core.batch.requests import BatchOptions, build_request, instance_models, instance_selector
 from solver_core.errors import ArtifactError, ArtifactNotFound, SolverError, ValidationFailed
 from solver_core.models import SolveRequest
 from solver_core.services.solves import CostBudget
@@ -174,13 +174,19 @@ def solve_requests(d: ApiDeps, owner: str, request: BatchRequest) -> list[tuple[
         limits=request.limits,
         sandbox=d.settings.sandbox,
         reproduce=request.reproduce,
+        reproduce_path=request.reproduce_path,
+        reproduce_command=request.reproduce_command,
+        selector_model=request.selector_model,
+        verify_in=request.verify_in,
+        detect_tests=request.detect_tests,
     )
     details = [_problem(field, str(p), p.instance_id) for p in loaded.problems]
     solves: list[tuple[Instance, SolveRequest]] = []
     for where, instance in loaded.instances:
         try:
             models = instance_models(options.models, instance.instance_id)
-            solve_request = build_request(instance, options, d.policy, models=models)
+            selector = instance_selector(options, instance.instance_id)
+            solve_request = build_request(instance, options, d.policy, models=models, selector_model=selector)
             registry.check_image(d.policy, owner, solve_request.sandbox_image)
             solves.append((instance, solve_request))
         except ValidationError as exc:
