@@ -149,7 +149,8 @@ def test_a_batch_writes_predictions_trajectories_and_an_evaluation_report(world:
     assert report["submitted_ids"] == ["org__calc-1", "org__calc-2"]
     assert report["resolved_ids"] == ["org__calc-1"]
     assert report["empty_patch_ids"] == ["org__calc-2"]
-    assert report["error_ids"] == ["org__calc-3"]
+    assert report["incomplete_ids"] == ["org__calc-3"]  # no prediction: incomplete, as in the harness
+    assert report["error_ids"] == []
     status = report["instances"]["org__calc-1"]["tests_status"]
     assert status["FAIL_TO_PASS"] == {"success": [F2P], "failure": []}
     assert sorted(status["PASS_TO_PASS"]["success"]) == sorted(P2P)

@@ -116,3 +116,58 @@ def test_a_missing_repository_or_ref_is_definitive(output: str) -> None:
     error = clone_error(output)
     assert type(error) is RepositoryError
     assert not error.retryable
+
+
+# Every key of swebench 5's `make_run_report` (without a docker client), schema version 2.
+HARNESS_REPORT_KEYS = {
+    "total_instances", "submitted_instances", "completed_instances", "resolved_instances", "unresolved_instances",
+    "infra_failure_instances", "ambiguous_failure_instances", "empty_patch_instances", "error_instances",
+    "completed_ids", "incomplete_ids", "empty_patch_ids", "submitted_ids", "resolved_ids", "unresolved_ids",
+    "infra_failure_ids", "ambiguous_failure_ids", "failure_reasons", "error_ids", "schema_version",
+}  # fmt: skip
+
+
+def test_report_json_follows_the_harness_rules() -> None:
+    """Instances without a prediction (infrastructure failures, refused, not started) are incomplete,
+    never errors; errors are submitted patches whose evaluation gave no verdict."""
+    from solver_core.batch.evaluate import build_report
+    from solver_core.batch.outputs import InstanceRecord, InstanceReport, TestsStatus
+
+    outcomes = {
+        "resolved": Outcome.PATCH, "unresolved": Outcome.PATCH, "does-not-apply": Outcome.PATCH,
+        "sandbox-down": Outcome.PATCH, "empty": Outcome.NO_PATCH, "infra": Outcome.INFRA_ERROR,
+        "refused": Outcome.ERROR, "over-budget": Outcome.NOT_STARTED, "interrupted": Outcome.RUNNING,
+    }  # fmt: skip
+    records = {iid: InstanceRecord(instance_id=iid, outcome=outcome) for iid, outcome in outcomes.items()}
+    passed = {"FAIL_TO_PASS": TestsStatus(success=["t"]), "PASS_TO_PASS": TestsStatus()}
+    failed = {"FAIL_TO_PASS": TestsStatus(failure=["t"]), "PASS_TO_PASS": TestsStatus()}
+    reports = {
+        "resolved": InstanceReport(
+            patch_exists=True, patch_successfully_applied=True, resolved=True, tests_status=passed
+        ),
+        "unresolved": InstanceReport(patch_exists=True, patch_successfully_applied=True, tests_status=failed),
+        "does-not-apply": InstanceReport(patch_exists=True, error="the champion patch does not apply: corrupt"),
+        "sandbox-down": InstanceReport(patch_exists=True, error="SandboxUnavailable: no engine", infra_failure=True),
+        "empty": InstanceReport(),
+    }
+    patches = {iid: "diff --git a/x b/x\n" for iid in ("resolved", "unresolved", "does-not-apply", "sandbox-down")}
+    report = build_report(records, reports, patches | {"empty": ""}).model_dump(mode="json")
+
+    assert set(report) - {"instances"} == HARNESS_REPORT_KEYS
+    assert report["total_instances"] == 9
+    assert report["submitted_ids"] == ["does-not-apply", "empty", "resolved", "sandbox-down", "unresolved"]
+    assert report["incomplete_ids"] == ["infra", "interrupted", "over-budget", "refused"]
+    assert report["empty_patch_ids"] == ["empty"]
+    assert report["completed_ids"] == ["resolved", "unresolved"]
+    assert report["resolved_ids"] == ["resolved"]
+    assert report["unresolved_ids"] == ["unresolved"]
+    assert report["error_ids"] == ["does-not-apply", "sandbox-down"]
+    assert set(report["error_ids"]) <= set(report["submitted_ids"])
+    assert report["infra_failure_ids"] == ["sandbox-down"]
+    assert report["failure_reasons"] == {"sandbox-down": "SandboxUnavailable: no engine"}
+    assert report["ambiguous_failure_ids"] == []
+    for key in HARNESS_REPORT_KEYS - {"schema_version", "failure_reasons"}:
+        if key.endswith("_instances") and key != "total_instances":
+            assert report[key] == len(report[key.replace("_instances", "_ids")]), key
+    assert report["schema_version"] == 2
+    assert report["instances"]["resolved"]["tests_status"]["FAIL_TO_PASS"] == {"success": ["t"], "failure": []}

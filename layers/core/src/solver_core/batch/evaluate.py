@@ -26,7 +26,6 @@ from solver_core.batch.outputs import (
     BatchState,
     InstanceRecord,
     InstanceReport,
-    Outcome,
     Report,
     TestsStatus,
     read_state,
@@ -103,7 +102,8 @@ class Evaluator:
                 report = self._run(instance, patch, self.container.runs.solve(record.solve_id).owner)
             except SolverError as exc:
                 log.warning("evaluating %s failed: %s", instance.instance_id, exc)
-                report = InstanceReport(patch_exists=True, error=f"{type(exc).__name__}: {exc.message}")
+                error = f"{type(exc).__name__}: {exc.message}"
+                report = InstanceReport(patch_exists=True, error=error, infra_failure=exc.retryable)
         write_json(self.path(instance.instance_id), report)
         return report
 
@@ -196,37 +196,52 @@ class Evaluator:
             if path.exists():
                 reports[instance.instance_id] = InstanceReport.model_validate_json(path.read_bytes())
         records = {i.instance_id: state.record(i.instance_id) for i in instances}
-        submitted = sorted(iid for iid, r in records.items() if r.outcome.final)
-        empty = sorted(iid for iid in submitted if not patches.get(iid, "").strip())
-        completed = sorted(
-            iid
-            for iid in submitted
-            if iid in reports and reports[iid].patch_successfully_applied and not reports[iid].error
-        )
-        resolved = sorted(iid for iid in completed if reports[iid].resolved)
-        unresolved = sorted(iid for iid in completed if not reports[iid].resolved)
-        failed = {iid for iid, r in records.items() if r.outcome in {Outcome.INFRA_ERROR, Outcome.ERROR}}
-        errors = {iid for iid in submitted if iid not in empty and iid not in completed} | failed
-        report = Report(
-            total_instances=len(instances),
-            submitted_instances=len(submitted),
-            completed_instances=len(completed),
-            resolved_instances=len(resolved),
-            unresolved_instances=len(unresolved),
-            empty_patch_instances=len(empty),
-            error_instances=len(errors),
-            completed_ids=completed,
-            incomplete_ids=sorted(set(records) - set(submitted)),
-            empty_patch_ids=empty,
-            submitted_ids=submitted,
-            resolved_ids=resolved,
-            unresolved_ids=unresolved,
-            error_ids=sorted(errors),
-            instances={iid: reports[iid] for iid in sorted(reports)},
-        )
+        report = build_report(records, reports, patches)
         with self._lock:
             write_json(self.output / "report.json", report)
         return report
+
+
+def build_report(
+    records: dict[str, InstanceRecord], reports: dict[str, InstanceReport], patches: dict[str, str]
+) -> Report:
+    """The harness's rules (swebench's `make_run_report`): an instance with a final outcome is
+    submitted (it is in preds.json), others are incomplete; a submitted empty patch is
+    `empty_patch`; a patch evaluated to a verdict is completed, resolved or not; any other submitted
+    patch is an error."""
+    submitted = sorted(iid for iid, r in records.items() if r.outcome.final)
+    empty = sorted(iid for iid in submitted if not patches.get(iid, "").strip())
+    completed = sorted(
+        iid
+        for iid in submitted
+        if iid in reports and reports[iid].patch_successfully_applied and not reports[iid].error
+    )
+    resolved = sorted(iid for iid in completed if reports[iid].resolved)
+    unresolved = sorted(iid for iid in completed if not reports[iid].resolved)
+    errors = sorted(set(submitted) - set(empty) - set(completed))
+    infra = sorted(iid for iid in errors if iid in reports and reports[iid].infra_failure)
+    return Report(
+        total_instances=len(records),
+        submitted_instances=len(submitted),
+        completed_instances=len(completed),
+        resolved_instances=len(resolved),
+        unresolved_instances=len(unresolved),
+        infra_failure_instances=len(infra),
+        ambiguous_failure_instances=0,
+        empty_patch_instances=len(empty),
+        error_instances=len(errors),
+        completed_ids=completed,
+        incomplete_ids=sorted(set(records) - set(submitted)),
+        empty_patch_ids=empty,
+        submitted_ids=submitted,
+        resolved_ids=resolved,
+        unresolved_ids=unresolved,
+        infra_failure_ids=infra,
+        ambiguous_failure_ids=[],
+        failure_reasons={iid: reports[iid].error or "" for iid in infra},
+        error_ids=errors,
+        instances={iid: reports[iid] for iid in sorted(reports)},
+    )
 
 
 def pending_evaluations(output: Path, instances: list[Instance]) -> list[Instance]:

@@ -101,16 +101,24 @@ class InstanceReport(Model):
     resolved: bool = False
     tests_status: dict[str, TestsStatus] = Field(default_factory=dict)
     error: str | None = None
+    infra_failure: bool = False  # the evaluation failed for infrastructure reasons (sandbox, clone)
 
 
 class Report(Model):
-    """`report.json`: the harness's summary fields, the matching id lists, and per-instance reports."""
+    """`report.json`: the harness's summary fields (swebench 5's `make_run_report`, schema version 2),
+    the matching id lists, and per-instance reports. As in the harness, `error_ids` are submitted
+    instances with a patch whose evaluation gave no verdict; an instance without a prediction is
+    `incomplete`. `infra_failure_ids` (a subset of `error_ids`) are those whose evaluation failed for
+    infrastructure reasons, with `failure_reasons`; Solver does not classify test logs, so
+    `ambiguous_failure_ids` stays empty."""
 
     total_instances: int
     submitted_instances: int
     completed_instances: int
     resolved_instances: int
     unresolved_instances: int
+    infra_failure_instances: int
+    ambiguous_failure_instances: int
     empty_patch_instances: int
     error_instances: int
     completed_ids: list[str]
@@ -119,6 +127,9 @@ class Report(Model):
     submitted_ids: list[str]
     resolved_ids: list[str]
     unresolved_ids: list[str]
+    infra_failure_ids: list[str]
+    ambiguous_failure_ids: list[str]
+    failure_reasons: dict[str, str]
     error_ids: list[str]
     schema_version: int = 2
     instances: dict[str, InstanceReport] = Field(default_factory=dict)
